@@ -1,0 +1,409 @@
+"""`referrals`: the operators' command line. Errors are one line on stderr, never a traceback.
+
+Nothing here imports Prefect unless a command runs a flow: `import prefect` alone costs 1-2 s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from referrals.cli.output import emit_json, local_date, table
+
+app = typer.Typer(
+    help="Referral-workflow engine: launch and follow referrals to partner organisations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+client_app = typer.Typer(help="Clients (known by a pseudonymous code).", no_args_is_help=True)
+consent_app = typer.Typer(help="Consents per partner and purpose.", no_args_is_help=True)
+app.add_typer(client_app, name="client")
+app.add_typer(consent_app, name="consent")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this ISO 8601 instant.")]
+
+
+def _runtime() -> Any:
+    from referrals.models.runtime import Runtime
+
+    return Runtime()
+
+
+@app.command()
+def init(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Add demo users, clients and referrals.")
+    ] = False,
+) -> None:
+    """Migrate the database to head and load the province's config (safe to re-run)."""
+    from referrals.cli.setup import initialise
+
+    initialise(_runtime(), demo=demo)
+
+
+@app.command()
+def partners(as_json: JsonOpt = False) -> None:
+    """The partner directory: organisations, services, areas served, contacts."""
+    from referrals.models.directory_view import directory
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        data = directory(s)
+    if as_json:
+        return emit_json(data)
+    for p in data:
+        print(f"{p['slug']}  {p['name']}")
+        for svc in p["services"]:
+            print(f"    {svc['pathway']:<22} {svc['name']}  [{', '.join(svc['areas'])}]")
+        for c in p["contacts"]:
+            mark = "" if c["active"] else "  (inactive)"
+            print(
+                f"    #{c['rank']} {c['name']}, {c['role']}: {c['phone'] or '-'} {c['email'] or '-'}{mark}"
+            )
+
+
+@app.command()
+def pathways(as_json: JsonOpt = False) -> None:
+    """The pathway templates (latest versions) with their steps and due rules."""
+    from referrals.models.directory_view import pathway_templates
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        data = pathway_templates(s)
+    if as_json:
+        return emit_json(data)
+    for p in data:
+        print(f"{p['key']} v{p['version']}  {p['name']}")
+        for st in p["steps"]:
+            print(f"    {st['key']:<22} {st['actor']:<12} {st['due']}")
+
+
+@client_app.command("add")
+def client_add(
+    name: Annotated[str, typer.Option("--name", help="Full name (stored encrypted).")],
+    district: Annotated[str, typer.Option("--district", help="Area key, e.g. nha-trang.")],
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    id_number: Annotated[str | None, typer.Option("--id-number", help="CMND/CCCD number.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a client; prints the pseudonymous code used everywhere else."""
+    from referrals.models.clients import ClientIn, add_client
+    from referrals.models.db import transaction
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
+    with transaction(rt.engine) as s:
+        c = add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=parse_now(None))
+    if as_json:
+        return emit_json({"code": c.code, "district": c.area_key})
+    print(c.code)
+
+
+class Method(StrEnum):
+    written = "written"
+    verbal = "verbal"
+
+
+@consent_app.command("grant")
+def consent_grant(
+    client: str,
+    partner: Annotated[str, typer.Option("--partner")],
+    purpose: Annotated[str, typer.Option("--purpose", help="A pathway key.")],
+    method: Annotated[Method, typer.Option("--method")] = Method.written,
+    now: NowOpt = None,
+) -> None:
+    """Record that the client agrees to be referred to PARTNER for PURPOSE."""
+    from referrals.models.clients import grant_consent
+    from referrals.models.db import transaction
+    from referrals.models.people import ConsentMethod
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        _, created = grant_consent(
+            s,
+            client_code=client,
+            partner=partner,
+            purpose=purpose,
+            method=ConsentMethod(method.value),
+            by=rt.user(s),
+            now=parse_now(now),
+        )
+    print("consent recorded" if created else "consent was already recorded")
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    client: str,
+    partner: Annotated[str, typer.Option("--partner")],
+    purpose: Annotated[str | None, typer.Option("--purpose")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Withdraw the client's consent to PARTNER (one purpose, or all)."""
+    from referrals.models.clients import withdraw_consent
+    from referrals.models.db import transaction
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        n = withdraw_consent(
+            s,
+            client_code=client,
+            partner=partner,
+            purpose=purpose,
+            by=rt.user(s),
+            now=parse_now(now),
+        )
+    print(f"{n} consent(s) withdrawn")
+
+
+class Via(StrEnum):
+    auto = "auto"
+    direct = "direct"
+    prefect = "prefect"
+
+
+@app.command()
+def launch(
+    client: str,
+    pathway: Annotated[str, typer.Option("--pathway")],
+    partner: Annotated[str, typer.Option("--partner")],
+    urgent: Annotated[bool, typer.Option("--urgent")] = False,
+    now: NowOpt = None,
+    via: Annotated[
+        Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
+    ] = Via.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """Launch a referral of CLIENT to PARTNER along PATHWAY; prints the referral code."""
+    from referrals.models.codes import new_code
+    from referrals.models.launching import LaunchRequest
+    from referrals.models.runtime import parse_now
+
+    request = LaunchRequest(client_code=client, pathway=pathway, partner=partner, urgent=urgent)
+    code, when = new_code("R"), parse_now(now)
+    use_prefect = via == Via.prefect or (via == Via.auto and os.environ.get("PREFECT_API_URL"))
+    if use_prefect:
+        from referrals.flows.launch import run_launch
+
+        run_launch(code=code, request=request, now=when)
+    else:
+        from referrals.models.db import transaction
+        from referrals.models.launching import launch_one
+
+        rt = _runtime()
+        with transaction(rt.engine) as s:
+            launch_one(s, code=code, request=request, coordinator=rt.user(s), ctx=rt.ctx, now=when)
+    if as_json:
+        return emit_json({"code": code, "via": "prefect" if use_prefect else "direct"})
+    print(code)
+
+
+@app.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Launch many referrals from a CSV file: all rows or none."""
+    from referrals.cli.progress import progress_bar
+    from referrals.models.db import transaction
+    from referrals.models.importing import import_referrals
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    with progress_bar() as progress, transaction(rt.engine) as s:
+        report = import_referrals(
+            s,
+            data=file.read_bytes(),
+            coordinator=rt.user(s),
+            ctx=rt.ctx,
+            now=parse_now(now),
+            progress=progress,
+        )
+    summary = {
+        "referrals": report.referrals,
+        "launched": len(report.referrals),
+        "clients_created": report.clients_created,
+        "clients_found": report.clients_found,
+        "consents_recorded": report.consents_recorded,
+    }
+    if as_json:
+        return emit_json(summary)
+    print(
+        f"{summary['launched']} referrals launched; {report.clients_created} new clients, "
+        f"{report.clients_found} found; {report.consents_recorded} consents recorded"
+    )
+
+
+@app.command("list")
+def list_cmd(
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only referrals waiting past a deadline.")
+    ] = False,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    partner: Annotated[str | None, typer.Option("--partner")] = None,
+    district: Annotated[str | None, typer.Option("--district")] = None,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Referrals, oldest first (most late first with --overdue)."""
+    from referrals.models.queries import list_referrals
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        rows = list_referrals(
+            s,
+            tz=rt.settings.tz,
+            now=parse_now(now),
+            overdue=overdue,
+            status=status,
+            partner=partner,
+            district=district,
+        )
+    if as_json:
+        return emit_json(rows)
+    table(
+        [
+            (
+                r["code"],
+                r["status"],
+                r["pathway"],
+                r["partner"],
+                r["district"],
+                r["client"],
+                r["active_step"],
+                local_date(r["next_due_at"]) + ("  LATE" if r["overdue"] else ""),
+            )
+            for r in rows
+        ],
+        ("code", "status", "pathway", "partner", "district", "client", "waiting on", "due"),
+    )
+
+
+@app.command()
+def show(code: str, now: NowOpt = None, as_json: JsonOpt = False) -> None:
+    """One referral: steps with due dates in local time, the timeline, the messages."""
+    from referrals.models.queries import show_referral
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        r = show_referral(s, code=code, tz=rt.settings.tz, now=parse_now(now))
+    if as_json:
+        return emit_json(r)
+    print(
+        f"{r['code']}  {r['pathway']} -> {r['partner']}  [{r['status']}]  client {r['client']}, "
+        f"{r['district']}, launched {local_date(r['launched_at'])} by {r['coordinator']}"
+    )
+    print("\nsteps:")
+    table(
+        [
+            (
+                s["key"],
+                s["actor"],
+                s["status"],
+                local_date(s["due_at"]),
+                local_date(s["completed_at"]),
+            )
+            for s in r["steps"]
+        ],
+        ("step", "by", "status", "due", "completed"),
+    )
+    print("\ntimeline:")
+    table(
+        [(local_date(e["at"]), e["kind"], e["actor"], _brief(e["data"])) for e in r["events"]],
+        ("when", "what", "who", "details"),
+    )
+    print("\nmessages:")
+    table(
+        [(m["channel"], m["to"], m["template"], m["status"], m["attempts"]) for m in r["messages"]],
+        ("channel", "to", "message", "status", "attempts"),
+    )
+
+
+def _brief(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("from", "to"))
+
+
+class ActionChoice(StrEnum):
+    accept = "accept"
+    decline = "decline"
+    done = "done"
+    fail = "fail"
+    hold = "hold"
+    resume = "resume"
+    cancel = "cancel"
+
+
+@app.command()
+def advance(
+    code: str,
+    action: Annotated[ActionChoice, typer.Option("--action")],
+    step: Annotated[
+        str | None, typer.Option("--step", help="The step to mark done (default: the active one).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="For decline/fail/cancel/hold: a reason code.")
+    ] = None,
+    now: NowOpt = None,
+) -> None:
+    """Move a referral on: accept, decline, done, fail, hold, resume, cancel."""
+    from referrals.models.advancing import advance as advance_referral
+    from referrals.models.db import transaction
+    from referrals.models.lifecycle import Action
+    from referrals.models.people import actor_name
+    from referrals.models.runtime import parse_now
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        r = advance_referral(
+            s,
+            code=code,
+            action=Action(action.value),
+            actor=actor_name(rt.user(s)),
+            ctx=rt.ctx,
+            now=parse_now(now),
+            step_key=step,
+            reason=reason,
+        )
+    print(f"{r.code} is {r.status}")
+
+
+def rt_session(rt: Any) -> Any:
+    from sqlmodel import Session
+
+    return Session(rt.engine)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning every expected failure into one line on stderr."""
+    from referrals.cli.errors import one_line
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="referrals", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()} (see `referrals --help`)\n")
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("REFERRALS_DEBUG"):
+            raise
+        sys.stderr.write(f"error: {one_line(exc)}\n")
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

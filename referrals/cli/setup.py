@@ -1,0 +1,41 @@
+"""`referrals init`: migrate, load the province's YAML, make sure an admin exists, demo data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from referrals.migrations import upgrade
+from referrals.models.db import transaction
+from referrals.models.loading import load_province_data
+from referrals.models.people import Role, User
+from referrals.models.runtime import Runtime
+
+
+def initialise(rt: Runtime, *, demo: bool) -> None:
+    rt.engine  # noqa: B018  (creates the data folder of a SQLite file)
+    upgrade(rt.settings.database_url)
+    with transaction(rt.engine) as s:
+        counts = load_province_data(s, province=rt.province)
+        if s.scalars(select(User).where(User.username == rt.settings.user)).first() is None:
+            s.add(
+                User(
+                    username=rt.settings.user, full_name="Quản trị hệ thống", role=Role.admin.value
+                )
+            )
+    print(f"database ready: {_safe_url(rt.settings.database_url)}")
+    print(
+        f"province {rt.province.province.name}: {counts['areas']} areas, {counts['partners']} partners, "
+        f"{counts['contacts']} contacts, {counts['pathway_versions']} new pathway versions"
+    )
+    if demo:
+        from referrals.cli.demo import load_demo
+
+        print(load_demo(rt, now=dt.datetime.now(dt.UTC)))
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,302 @@
+"""The province's data (areas, partner directory, pathways) as YAML, validated by pydantic.
+
+Errors name the file, the line of the offending entry and the field, so an office clerk can fix
+the file without reading Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=60)]
+Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+T = TypeVar("T", bound=BaseModel)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(Exception):
+    """A province file is missing or wrong; the message says where."""
+
+
+def e164(value: str, region: str = "VN") -> str:
+    """Normalise a Vietnamese or international phone number to E.164, or raise ValueError."""
+    import phonenumbers  # ~0.1 s: only paid when a number is checked
+
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{value!r} is not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError(f"{value!r} is not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _email(value: str) -> str:
+    if not EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value.lower()
+
+
+Phone = Annotated[str, AfterValidator(e164)]
+Email = Annotated[str, AfterValidator(_email)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DueRule(Strict):
+    """How long a step may take once active: working days, calendar days or hours."""
+
+    working_days: int | None = Field(default=None, ge=1, le=365)
+    days: int | None = Field(default=None, ge=1, le=365)
+    hours: int | None = Field(default=None, ge=1, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DueRule:
+        if sum(v is not None for v in (self.working_days, self.days, self.hours)) != 1:
+            raise ValueError("give exactly one of working_days, days, hours")
+        return self
+
+    def describe(self) -> str:
+        for unit in ("working_days", "days", "hours"):
+            if (n := getattr(self, unit)) is not None:
+                return f"{n} {unit.replace('_', ' ')}"
+        raise AssertionError("unreachable")
+
+
+class StepTemplate(Strict):
+    key: Key
+    actor: Literal["partner", "coordinator"]
+    name: Text
+    name_en: Text
+    due: DueRule
+    urgent_due: DueRule | None = None
+
+
+class Pathway(Strict):
+    """A versioned template: the steps a referral of this kind goes through."""
+
+    key: Key
+    name: Text
+    name_en: Text
+    steps: list[StepTemplate] = Field(min_length=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[StepTemplate]) -> list[StepTemplate]:
+        if steps[0].key != "acknowledge" or steps[0].actor != "partner":
+            raise ValueError("the first step must be `acknowledge` by the partner")
+        keys = [s.key for s in steps]
+        if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+            raise ValueError(f"step keys repeat: {', '.join(dupes)}")
+        return steps
+
+    @property
+    def digest(self) -> str:
+        """Content hash: a changed template becomes a new version, running referrals keep theirs."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Contact(Strict):
+    name: Text
+    role: Text
+    phone: Phone | None = None
+    email: Email | None = None
+    language: Literal["vi", "en"] = "vi"
+    rank: int = Field(default=1, ge=1, le=9, description="escalation rank: 1 is asked first")
+    sms_unaccented: bool = False
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Contact:
+        if not (self.phone or self.email):
+            raise ValueError("a contact needs a phone or an e-mail")
+        return self
+
+
+class Service(Strict):
+    pathway: Key
+    name: Text = Field(description="partner-facing name: must not reveal the client's situation")
+    name_en: Text
+    areas: list[Slug] = Field(min_length=1)
+
+
+class Partner(Strict):
+    slug: Slug
+    name: Text
+    name_en: Text
+    kind: Literal["legal", "health", "police", "education", "social_work", "peer_group"]
+    services: list[Service] = []
+    contacts: list[Contact] = Field(min_length=1)
+
+
+class Area(Strict):
+    key: Slug
+    name: Text
+    name_en: Text
+    level: Literal["province", "district", "ward", "commune"]
+    parent: Slug | None = None
+
+
+class DayOff(Strict):
+    date: dt.date
+    name: Text
+
+
+class ProvinceFile(Strict):
+    key: Slug
+    name: Text
+    name_en: Text
+    country: Literal["VN"] = "VN"
+    working_day_ends: dt.time = dt.time(17, 0)
+    days_off: list[DayOff] = []
+    days_worked: list[DayOff] = Field(default=[], description="weekend days declared working days")
+    areas: list[Area] = Field(min_length=1)
+
+    @field_validator("areas")
+    @classmethod
+    def _unique_areas(cls, areas: list[Area]) -> list[Area]:
+        return _unique(areas, "key")
+
+
+class PartnersFile(Strict):
+    partners: list[Partner] = Field(min_length=1)
+
+    @field_validator("partners")
+    @classmethod
+    def _unique_partners(cls, partners: list[Partner]) -> list[Partner]:
+        return _unique(partners, "slug")
+
+
+class PathwaysFile(Strict):
+    pathways: list[Pathway] = Field(min_length=1)
+
+    @field_validator("pathways")
+    @classmethod
+    def _unique_pathways(cls, pathways: list[Pathway]) -> list[Pathway]:
+        return _unique(pathways, "key")
+
+
+def _unique(items: list[T], field: str) -> list[T]:
+    seen = [getattr(i, field) for i in items]
+    if dupes := sorted({k for k in seen if seen.count(k) > 1}):
+        raise ValueError(f"{field} repeats: {', '.join(dupes)}")
+    return items
+
+
+@dataclass(frozen=True)
+class Province:
+    """Everything in one config folder, cross-checked."""
+
+    province: ProvinceFile
+    partners: list[Partner]
+    pathways: list[Pathway]
+
+    def pathway(self, key: str) -> Pathway:
+        for p in self.pathways:
+            if p.key == key:
+                return p
+        raise KeyError(key)
+
+
+FILES = {
+    "province.yaml": ProvinceFile,
+    "partners.yaml": PartnersFile,
+    "pathways.yaml": PathwaysFile,
+}
+
+
+def load_province(config_dir: Path) -> Province:
+    """Read and validate province.yaml, partners.yaml and pathways.yaml; raise ConfigError."""
+    parsed: dict[str, Any] = {}
+    nodes: dict[str, yaml.Node] = {}
+    problems: list[str] = []
+    for name, model in FILES.items():
+        path = config_dir / name
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            nodes[name] = yaml.compose(text, Loader=yaml.SafeLoader)
+            parsed[name] = model.model_validate(yaml.safe_load(text) or {})
+        except FileNotFoundError:
+            problems.append(f"{path}: file not found")
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            problems.append(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})")
+        except ValidationError as exc:
+            problems += [_locate(path, nodes[name], err) for err in exc.errors()]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    province = Province(
+        province=parsed["province.yaml"],
+        partners=parsed["partners.yaml"].partners,
+        pathways=parsed["pathways.yaml"].pathways,
+    )
+    _cross_check(province, config_dir / "partners.yaml", nodes["partners.yaml"])
+    return province
+
+
+def _cross_check(province: Province, path: Path, node: yaml.Node) -> None:
+    areas = {a.key for a in province.province.areas}
+    pathways = {p.key for p in province.pathways}
+    problems = []
+    for i, partner in enumerate(province.partners):
+        for j, service in enumerate(partner.services):
+            loc: tuple[Any, ...] = ("partners", i, "services", j)
+            if service.pathway not in pathways:
+                err = {"loc": (*loc, "pathway"), "msg": f"no pathway {service.pathway!r}"}
+                problems.append(_locate(path, node, err))
+            for k, area in enumerate(service.areas):
+                if area not in areas:
+                    err = {"loc": (*loc, "areas", k), "msg": f"no area {area!r} in province.yaml"}
+                    problems.append(_locate(path, node, err))
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _locate(path: Path, root: yaml.Node | None, error: Any) -> str:
+    """`file:line: entry field: message`, following pydantic's `loc` through the YAML nodes."""
+    loc = [p for p in error["loc"] if not (isinstance(p, str) and "[" in p)]
+    node, entry_line, label = root, None, ""
+    for depth, part in enumerate(loc):
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+        if depth == 1 and isinstance(part, int):
+            entry_line = node.start_mark.line + 1
+            ident = _child(node, "slug") or _child(node, "key")
+            label = f"{loc[0]}[{part}]" + (f" {ident.value!r}" if ident is not None else "")
+    line = node.start_mark.line + 1 if node is not None else 1
+    field = ".".join(str(p) for p in loc[2:]) if label else ".".join(str(p) for p in loc)
+    where = f" (entry {label} at line {entry_line})" if label else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{path}:{line}{where} {field or 'entry'}: {message}"
+
+
+def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if k.value == part), None)
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None

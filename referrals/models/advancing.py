@@ -1,0 +1,177 @@
+"""Moving a referral on: a person's action becomes transitions, a next step and events, atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session
+
+from referrals.config.province import DueRule
+from referrals.models.context import Context
+from referrals.models.errors import Conflict, DomainError, IllegalTransition
+from referrals.models.lifecycle import (
+    CLOSED,
+    DEFAULT_CANCEL_REASON,
+    REASON_REQUIRED,
+    Action,
+    Outcome,
+    Reason,
+    ReferralStatus,
+    StepStatus,
+    referral_move,
+    step_move,
+)
+from referrals.models.queries import get_referral
+from referrals.models.workflow import Event, Notification, Referral, Step
+
+
+def parse_reason(value: str | None) -> Reason | None:
+    if value is None:
+        return None
+    try:
+        return Reason(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        raise DomainError(
+            f"unknown reason {value!r} (one of: {', '.join(r.value for r in Reason)})"
+        ) from None
+
+
+class _Mover:
+    """Applies moves to one loaded referral and records an event for each."""
+
+    def __init__(
+        self, session: Session, referral: Referral, actor: str, now: dt.datetime, ctx: Context
+    ) -> None:
+        self.session, self.referral, self.actor, self.now, self.ctx = (
+            session,
+            referral,
+            actor,
+            now,
+            ctx,
+        )
+        self.steps = list(
+            session.scalars(select(Step).where(Step.referral_id == referral.id).order_by(Step.seq))
+        )
+
+    def event(self, kind: str, on: Step | None = None, **data: Any) -> None:
+        self.session.add(
+            Event(
+                referral_id=self.referral.id,
+                step_id=on.id if on else None,
+                kind=kind,
+                at=self.now,
+                actor=self.actor,
+                data=data,
+            )
+        )
+
+    def move(self, trigger: str, **data: Any) -> None:
+        current = ReferralStatus(self.referral.status)
+        held = ReferralStatus(self.referral.held_from) if self.referral.held_from else None
+        new = referral_move(trigger, current, held)
+        self.referral.status = new.value
+        self.referral.held_from = current.value if new == ReferralStatus.on_hold else None
+        if new in CLOSED:
+            self.referral.closed_at = self.now
+        self.event(f"referral.{new.value}", **{"from": current.value, "to": new.value}, **data)
+
+    def step(self, step: Step, trigger: str, **data: Any) -> None:
+        new = step_move(trigger, StepStatus(step.status))
+        step.status = new.value
+        if trigger == "activate":
+            step.activated_at = self.now
+            step.due_at = self.ctx.calendar.due(self.now, DueRule.model_validate(step.due_rule))
+            data["due_at"] = step.due_at.isoformat()
+        elif trigger in ("done", "fail"):
+            step.completed_at, step.completed_by = self.now, self.actor
+        self.event(f"step.{new.value}", step, step=step.key, **data)
+
+    @property
+    def active(self) -> Step | None:
+        return next((s for s in self.steps if s.status == StepStatus.active), None)
+
+    def close_steps(self, *, failed: bool) -> None:
+        for s in self.steps:
+            if s.status == StepStatus.active and failed:
+                self.step(s, "fail")
+            elif s.status in (StepStatus.active, StepStatus.pending):
+                self.step(s, "skip")
+        # Messages not yet sent about a closed referral would only confuse the partner.
+        self.session.execute(
+            update(Notification)
+            .where(Notification.referral_id == self.referral.id, Notification.status == "pending")
+            .values(status="cancelled", last_error="referral closed before delivery")
+        )
+
+
+def advance(
+    session: Session,
+    *,
+    code: str,
+    action: Action,
+    actor: str,
+    ctx: Context,
+    now: dt.datetime,
+    step_key: str | None = None,
+    reason: str | None = None,
+    expected_version: int | None = None,
+) -> Referral:
+    """Apply one action; raise a DomainError (and write nothing) if it is not allowed now."""
+    referral = get_referral(session, code, for_update=True)
+    if expected_version is not None and referral.version != expected_version:
+        raise Conflict(
+            f"referral {code} changed (version {referral.version}, you had {expected_version})"
+        )
+    why = parse_reason(reason)
+    if action in REASON_REQUIRED and why is None:
+        raise DomainError(f"{action} needs --reason (one of: {', '.join(r.value for r in Reason)})")
+    m = _Mover(session, referral, actor, now, ctx)
+    if action in (Action.accept, Action.done):
+        _complete_step(m, action, step_key)
+    elif action in (Action.decline, Action.fail, Action.cancel):
+        m.move(action.value, reason=(why or DEFAULT_CANCEL_REASON).value)
+        referral.outcome = Outcome.not_successful.value
+        referral.outcome_reason = (why or DEFAULT_CANCEL_REASON).value
+        m.close_steps(failed=action != Action.cancel)
+    elif action == Action.hold:
+        m.move("hold", **({"reason": why.value} if why else {}))
+    elif action == Action.resume:
+        m.move("resume")
+        if (active := m.active) is not None:  # the clock restarts for the step that was waiting
+            active.due_at = ctx.calendar.due(now, DueRule.model_validate(active.due_rule))
+            m.event("step.due_reset", active, step=active.key, due_at=active.due_at.isoformat())
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(
+            f"referral {code} was changed by someone else; reload and try again"
+        ) from None
+    return referral
+
+
+def _complete_step(m: _Mover, action: Action, step_key: str | None) -> None:
+    status = ReferralStatus(m.referral.status)
+    active = m.active
+    if status == ReferralStatus.on_hold:
+        raise IllegalTransition(f"referral {m.referral.code} is on hold; resume it first")
+    if active is None or status in CLOSED:
+        raise IllegalTransition(f"referral {m.referral.code} is {status}; no step is waiting")
+    if step_key is not None and step_key != active.key:
+        raise IllegalTransition(f"step {step_key!r} is not the active step (active: {active.key})")
+    first = active.seq == 0
+    if action == Action.accept and not first:
+        raise IllegalTransition(f"cannot accept a referral that is {status}")
+    m.step(active, "done")
+    if first:
+        m.move("accept")
+    nxt = next((s for s in m.steps if s.seq > active.seq and s.status == StepStatus.pending), None)
+    if nxt is None:
+        m.referral.outcome = Outcome.successful.value
+        m.move("complete")
+        return
+    if not first and ReferralStatus(m.referral.status) == ReferralStatus.accepted:
+        m.move("start")
+    m.step(nxt, "activate")

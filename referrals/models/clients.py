@@ -1,0 +1,202 @@
+"""Clients (pseudonymous; PII sealed by the vault) and their consents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.config.province import e164
+from referrals.models.codes import new_code
+from referrals.models.context import Context
+from referrals.models.directory import Area, Organization
+from referrals.models.errors import DomainError, NotFound
+from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
+from referrals.models.workflow import Event, PathwayVersion
+
+ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")  # CMND (9 digits) or CCCD / căn cước (12 digits)
+
+
+class ClientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=120)
+    phone: str | None = None
+    id_number: str | None = None
+    district: str = Field(min_length=1, max_length=60)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return unicodedata.normalize("NFC", " ".join(value.split()))
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return e164(value) if value else None
+
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        digits = value.replace(" ", "")
+        if not ID_NUMBER.match(digits):
+            raise ValueError("an ID number has 9 (CMND) or 12 (CCCD) digits")
+        return digits
+
+
+def seal_client(
+    data: ClientIn, *, ctx: Context, created_by: User | None, now: dt.datetime
+) -> dict[str, object]:
+    """The row for a new client: a fresh code, ciphertexts and keyed lookup hashes."""
+    v = ctx.vault
+    return {
+        "code": new_code("C"),
+        "area_key": data.district,
+        "name_enc": v.encrypt(data.name, "client.name"),
+        "phone_enc": v.encrypt(data.phone, "client.phone"),
+        "id_number_enc": v.encrypt(data.id_number, "client.id_number"),
+        "phone_lookup": v.lookup(data.phone, "phone"),
+        "id_number_lookup": v.lookup(data.id_number, "id_number"),
+        "created_at": now,
+        "created_by": created_by.id if created_by else None,
+    }
+
+
+def require_area(session: Session, key: str) -> Area:
+    area = session.get(Area, key)
+    if area is None:
+        known = ", ".join(session.scalars(select(Area.key).order_by(Area.key)))
+        raise NotFound(f"unknown district {key!r} (known: {known})")
+    return area
+
+
+def add_client(
+    session: Session, *, data: ClientIn, ctx: Context, created_by: User | None, now: dt.datetime
+) -> Client:
+    require_area(session, data.district)
+    client = Client(**seal_client(data, ctx=ctx, created_by=created_by, now=now))  # type: ignore[arg-type]
+    session.add(client)
+    session.flush()
+    session.add(
+        Event(
+            client_id=client.id,
+            kind="client.added",
+            at=now,
+            actor=actor_name(created_by),
+            data={"client": client.code, "district": data.district},
+        )
+    )
+    return client
+
+
+def get_client(session: Session, code: str) -> Client:
+    client = session.scalars(select(Client).where(Client.code == code)).first()
+    if client is None:
+        raise NotFound(f"unknown client {code!r}")
+    return client
+
+
+def _partner(session: Session, slug: str) -> Organization:
+    org = session.scalars(select(Organization).where(Organization.slug == slug)).first()
+    if org is None:
+        raise NotFound(f"unknown partner {slug!r} (see `referrals partners`)")
+    return org
+
+
+def _purpose(session: Session, key: str) -> str:
+    if session.scalars(select(PathwayVersion.key).where(PathwayVersion.key == key)).first() is None:
+        known = ", ".join(sorted(set(session.scalars(select(PathwayVersion.key)))))
+        raise NotFound(f"unknown purpose {key!r}: a pathway key ({known})")
+    return key
+
+
+def grant_consent(
+    session: Session,
+    *,
+    client_code: str,
+    partner: str,
+    purpose: str,
+    method: ConsentMethod,
+    by: User | None,
+    now: dt.datetime,
+) -> tuple[Consent, bool]:
+    """Record consent; granting what is already granted changes nothing. Returns (consent, created)."""
+    client, org, purpose = (
+        get_client(session, client_code),
+        _partner(session, partner),
+        _purpose(session, purpose),
+    )
+    current = _active_consents(session, client, org, purpose)
+    if current:
+        return current[0], False
+    consent = Consent(
+        client_id=client.id,
+        organization_id=org.id,
+        purpose=purpose,
+        method=method.value,
+        granted_at=now,
+        granted_by=by.id if by else None,
+    )  # type: ignore[arg-type]
+    session.add(consent)
+    session.add(
+        Event(
+            client_id=client.id,
+            kind="consent.granted",
+            at=now,
+            actor=actor_name(by),
+            data={"partner": org.slug, "purpose": purpose, "method": method.value},
+        )
+    )
+    session.flush()
+    return consent, True
+
+
+def withdraw_consent(
+    session: Session,
+    *,
+    client_code: str,
+    partner: str,
+    purpose: str | None,
+    by: User | None,
+    now: dt.datetime,
+) -> int:
+    """Withdraw the client's consents to `partner` (for one purpose, or all); return how many."""
+    client, org = get_client(session, client_code), _partner(session, partner)
+    consents = _active_consents(
+        session, client, org, _purpose(session, purpose) if purpose else None
+    )
+    if not consents:
+        what = f" for {purpose}" if purpose else ""
+        raise DomainError(f"client {client.code} has no active consent with {org.slug}{what}")
+    for consent in consents:
+        consent.withdrawn_at, consent.withdrawn_by = now, by.id if by else None
+        session.add(
+            Event(
+                client_id=client.id,
+                kind="consent.withdrawn",
+                at=now,
+                actor=actor_name(by),
+                data={"partner": org.slug, "purpose": consent.purpose},
+            )
+        )
+    session.flush()
+    return len(consents)
+
+
+def _active_consents(
+    session: Session, client: Client, org: Organization, purpose: str | None
+) -> list[Consent]:
+    query = select(Consent).where(
+        Consent.client_id == client.id,
+        Consent.organization_id == org.id,
+        Consent.withdrawn_at.is_(None),
+    )
+    if purpose:
+        query = query.where(Consent.purpose == purpose)
+    return list(session.scalars(query))

@@ -1,0 +1,60 @@
+"""The partner directory, shaped after Open Referral HSDS: areas, organisations, services, contacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+from referrals.models.types import UTCDateTime, utcnow
+
+
+class Area(SQLModel, table=True):
+    """A place at a configurable level (district before the 2025 reform, ward/commune after)."""
+
+    key: str = Field(primary_key=True, max_length=60)
+    name: str
+    name_en: str
+    level: str = Field(max_length=20)
+    parent_key: str | None = Field(default=None, foreign_key="area.key")
+
+
+class Organization(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=60)
+    name: str
+    name_en: str
+    kind: str = Field(max_length=20)
+    active: bool = True
+
+
+class Service(SQLModel, table=True):
+    """What an organisation offers for one pathway; `name` is the partner-facing, discreet name."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    pathway_key: str = Field(index=True, max_length=60)
+    name: str
+    name_en: str
+    active: bool = True
+
+
+class ServiceArea(SQLModel, table=True):
+    service_id: int = Field(foreign_key="service.id", primary_key=True)
+    area_key: str = Field(foreign_key="area.key", primary_key=True)
+
+
+class Contact(SQLModel, table=True):
+    """A partner's staff member who receives prompts; `rank` orders escalation (1 first)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    name: str
+    role: str
+    phone: str | None = Field(default=None, max_length=20)
+    email: str | None = Field(default=None, max_length=254)
+    language: str = Field(default="vi", max_length=5)
+    rank: int = 1
+    sms_unaccented: bool = False
+    active: bool = True
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,84 @@
+"""Read models of the directory and the pathway templates, for `partners` and `pathways`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.config.province import DueRule
+from referrals.models.directory import Contact, Organization, Service, ServiceArea
+from referrals.models.workflow import PathwayVersion
+
+
+def directory(session: Session) -> list[dict[str, Any]]:
+    orgs = list(
+        session.scalars(select(Organization).where(Organization.active).order_by(Organization.slug))
+    )
+    services = list(
+        session.scalars(select(Service).where(Service.active).order_by(Service.pathway_key))
+    )
+    areas: dict[int, list[str]] = {}
+    for link in session.scalars(select(ServiceArea).order_by(ServiceArea.area_key)):
+        areas.setdefault(link.service_id, []).append(link.area_key)
+    contacts = list(session.scalars(select(Contact).order_by(Contact.rank, Contact.id)))
+    return [
+        {
+            "slug": o.slug,
+            "name": o.name,
+            "name_en": o.name_en,
+            "kind": o.kind,
+            "services": [
+                {
+                    "pathway": s.pathway_key,
+                    "name": s.name,
+                    "name_en": s.name_en,
+                    "areas": areas.get(s.id, []),
+                }
+                for s in services
+                if s.organization_id == o.id
+            ],
+            "contacts": [
+                {
+                    "name": c.name,
+                    "role": c.role,
+                    "phone": c.phone,
+                    "email": c.email,
+                    "language": c.language,
+                    "rank": c.rank,
+                    "active": c.active,
+                }
+                for c in contacts
+                if c.organization_id == o.id
+            ],
+        }
+        for o in orgs
+    ]
+
+
+def pathway_templates(session: Session) -> list[dict[str, Any]]:
+    latest: dict[str, PathwayVersion] = {}
+    for pv in session.scalars(select(PathwayVersion).order_by(PathwayVersion.version)):
+        latest[pv.key] = pv
+    return [
+        {
+            "key": pv.key,
+            "version": pv.version,
+            "name": pv.name,
+            "name_en": pv.name_en,
+            "steps": [
+                {
+                    "key": s["key"],
+                    "actor": s["actor"],
+                    "name": s["name"],
+                    "name_en": s["name_en"],
+                    "due": DueRule.model_validate(s["due"]).describe(),
+                    "due_rule": s["due"],
+                    "urgent_due": s.get("urgent_due"),
+                }
+                for s in pv.definition["steps"]
+            ],
+        }
+        for pv in sorted(latest.values(), key=lambda p: p.key)
+    ]

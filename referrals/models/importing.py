@@ -1,0 +1,326 @@
+"""Bulk launch from CSV: every row finds or creates its client, records consent and launches.
+
+All or nothing per file: every row is checked first, problems are reported with their CSV line
+numbers, and one bad row writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ConfigDict, ValidationError, field_validator
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from referrals.models.clients import ClientIn, seal_client
+from referrals.models.context import Context
+from referrals.models.directory import Area, Organization
+from referrals.models.errors import DomainError
+from referrals.models.launching import CHUNK, LaunchRefused, LaunchRequest, launch_referrals
+from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
+from referrals.models.workflow import Event
+
+HEADER = (
+    "name",
+    "phone",
+    "id_number",
+    "district",
+    "pathway",
+    "partner",
+    "consent",
+    "launched_at",
+    "urgent",
+)
+REQUIRED = frozenset({"name", "district", "pathway", "partner", "consent"})
+TRUE = {"1", "true", "yes", "y", "x", "có", "co"}
+FALSE = {"", "0", "false", "no", "n", "không", "khong"}
+
+Progress = Callable[[str, int, int], None]
+
+
+class ImportRow(ClientIn):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    pathway: str
+    partner: str
+    consent: ConsentMethod
+    launched_at: dt.datetime | None = None
+    urgent: bool = False
+
+    @field_validator("launched_at", mode="before")
+    @classmethod
+    def _when(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        for fmt in ("%d/%m/%Y", "%d/%m/%Y %H:%M"):
+            try:
+                return dt.datetime.strptime(text, fmt)
+            except ValueError:
+                pass
+        try:
+            return dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("launched_at is ISO 8601 (2026-11-23T09:00) or dd/mm/yyyy") from None
+
+    @field_validator("urgent", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> bool:
+        text = str(value or "").strip().lower()
+        if text in TRUE | FALSE:
+            return text in TRUE
+        raise ValueError("urgent is yes/no (or 1/0, có/không)")
+
+    @field_validator("consent", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> Any:
+        return str(value or "").strip().lower()
+
+
+class ImportRefused(DomainError):
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        line, message = problems[0]
+        more = f" (and {len(problems) - 1} more rows)" if len(problems) > 1 else ""
+        super().__init__(f"line {line}: {message}{more}; nothing was imported")
+
+
+@dataclass
+class ImportReport:
+    referrals: list[str] = field(default_factory=list)
+    clients_created: int = 0
+    clients_found: int = 0
+    consents_recorded: int = 0
+
+
+def parse_csv(data: bytes) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs; UTF-8 with or without BOM, as Excel's 'CSV UTF-8' writes it."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DomainError(
+            f"the file is not UTF-8 (byte {exc.start}); save it as 'CSV UTF-8'"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing, unknown = REQUIRED - set(header), set(header) - set(HEADER)
+    if missing or unknown:
+        raise DomainError(
+            f"line 1: the header must be {','.join(HEADER)}"
+            + (f"; missing {', '.join(sorted(missing))}" if missing else "")
+            + (f"; unknown {', '.join(sorted(unknown))}" if unknown else "")
+        )
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        if None in row:
+            raise DomainError(f"line {reader.line_num}: more cells than header columns")
+        if any((v or "").strip() for v in row.values()):
+            rows.append((reader.line_num, {k: v or "" for k, v in row.items()}))
+    if not rows:
+        raise DomainError("the file has no rows to import")
+    return rows
+
+
+def validate_rows(
+    rows: list[tuple[int, dict[str, str]]], tz: ZoneInfo
+) -> tuple[list[ImportRow], list[tuple[int, str]]]:
+    valid, problems = [], []
+    for line, raw in rows:
+        try:
+            row = ImportRow.model_validate(
+                {k: v for k, v in raw.items() if v.strip() or k in REQUIRED}
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "row"
+            problems.append((line, f"{where}: {str(err['msg']).removeprefix('Value error, ')}"))
+            continue
+        if row.launched_at and row.launched_at.tzinfo is None:
+            row.launched_at = row.launched_at.replace(tzinfo=tz)
+        valid.append(row)
+    return valid, problems
+
+
+def import_referrals(
+    session: Session,
+    *,
+    data: bytes,
+    coordinator: User,
+    ctx: Context,
+    now: dt.datetime,
+    progress: Progress | None = None,
+) -> ImportReport:
+    step = progress or (lambda stage, done, total: None)
+    parsed = parse_csv(data)
+    lines = [line for line, _ in parsed]
+    rows, problems = validate_rows(parsed, ctx.tz)
+    step("checked", len(parsed), len(parsed))
+    if problems:
+        raise ImportRefused(problems)
+    areas = set(session.scalars(select(Area.key)))
+    orgs = {o.slug: o.id for o in session.scalars(select(Organization))}
+    problems = [
+        (
+            line,
+            f"unknown district {row.district!r}"
+            if row.district not in areas
+            else f"unknown partner {row.partner!r}",
+        )
+        for line, row in zip(lines, rows, strict=True)
+        if row.district not in areas or row.partner not in orgs
+    ]
+    if problems:
+        raise ImportRefused(problems)
+
+    report = ImportReport()
+    clients = _find_or_create_clients(session, rows, coordinator, ctx, now, report)
+    step("clients", len(rows), len(rows))
+    report.consents_recorded = _record_consents(session, rows, clients, orgs, coordinator, now)
+    requests = [
+        LaunchRequest(
+            client_code=clients[i].code,
+            pathway=r.pathway,
+            partner=r.partner,
+            urgent=r.urgent,
+            launched_at=r.launched_at,
+        )
+        for i, r in enumerate(rows)
+    ]
+    try:
+        report.referrals = launch_referrals(
+            session, requests=requests, coordinator=coordinator, ctx=ctx, now=now
+        )
+    except LaunchRefused as exc:
+        raise ImportRefused([(lines[i], message) for i, message in exc.problems]) from None
+    step("launched", len(rows), len(rows))
+    return report
+
+
+@dataclass
+class _ClientRef:
+    id: int
+    code: str
+
+
+def _find_or_create_clients(
+    session: Session,
+    rows: list[ImportRow],
+    by: User,
+    ctx: Context,
+    now: dt.datetime,
+    report: ImportReport,
+) -> list[_ClientRef]:
+    """Match by ID number, then phone (keyed hashes); rows of one new person share one client."""
+    v = ctx.vault
+    ids = [v.lookup(r.id_number, "id_number") for r in rows]
+    phones = [v.lookup(r.phone, "phone") for r in rows]
+    known: dict[str, _ClientRef] = {}
+    for column, values in ((Client.id_number_lookup, ids), (Client.phone_lookup, phones)):
+        wanted = sorted({x for x in values if x})
+        for i in range(0, len(wanted), CHUNK):
+            query = select(Client.id, Client.code, column).where(column.in_(wanted[i : i + CHUNK]))
+            for cid, code, key in session.execute(query):
+                known.setdefault(key, _ClientRef(cid, code))
+    result: list[_ClientRef | None] = []
+    new_rows: list[dict[str, Any]] = []
+    new_index: dict[int, int] = {}  # row -> position in new_rows
+    pending: dict[str, int] = {}  # lookup hash -> position in new_rows
+    for i, row in enumerate(rows):
+        found = next((known[k] for k in (ids[i], phones[i]) if k and k in known), None)
+        if found is not None:
+            result.append(found)
+            report.clients_found += 1
+            continue
+        shared = next((pending[k] for k in (ids[i], phones[i]) if k and k in pending), None)
+        if shared is None:
+            shared = len(new_rows)
+            new_rows.append(seal_client(row, ctx=ctx, created_by=by, now=row.launched_at or now))
+            pending.update({k: shared for k in (ids[i], phones[i]) if k})
+        new_index[i] = shared
+        result.append(None)
+    if new_rows:
+        created = session.execute(
+            insert(Client).returning(Client.id, Client.code, sort_by_parameter_order=True), new_rows
+        ).all()
+        report.clients_created = len(created)
+        session.execute(
+            insert(Event),
+            [
+                {
+                    "client_id": cid,
+                    "referral_id": None,
+                    "step_id": None,
+                    "kind": "client.added",
+                    "at": r["created_at"],
+                    "actor": actor_name(by),
+                    "data": {"client": code, "via": "import"},
+                }
+                for (cid, code), r in zip(created, new_rows, strict=True)
+            ],
+        )
+        for i, pos in new_index.items():
+            result[i] = _ClientRef(*created[pos])
+    return [r for r in result if r is not None]
+
+
+def _record_consents(
+    session: Session,
+    rows: list[ImportRow],
+    clients: list[_ClientRef],
+    orgs: dict[str, int],
+    by: User,
+    now: dt.datetime,
+) -> int:
+    client_ids = sorted({c.id for c in clients})
+    active: set[tuple[int, int, str]] = set()
+    for i in range(0, len(client_ids), CHUNK):
+        query = select(Consent.client_id, Consent.organization_id, Consent.purpose).where(
+            Consent.client_id.in_(client_ids[i : i + CHUNK]), Consent.withdrawn_at.is_(None)
+        )
+        active.update(tuple(r) for r in session.execute(query))  # type: ignore[misc]
+    consents, events = [], []
+    for row, client in zip(rows, clients, strict=True):
+        key = (client.id, orgs[row.partner], row.pathway)
+        if key in active:
+            continue
+        active.add(key)
+        at = row.launched_at or now
+        consents.append(
+            {
+                "client_id": client.id,
+                "organization_id": key[1],
+                "purpose": row.pathway,
+                "method": row.consent.value,
+                "granted_at": at,
+                "granted_by": by.id,
+                "withdrawn_at": None,
+                "withdrawn_by": None,
+            }
+        )
+        events.append(
+            {
+                "client_id": client.id,
+                "referral_id": None,
+                "step_id": None,
+                "kind": "consent.granted",
+                "at": at,
+                "actor": actor_name(by),
+                "data": {
+                    "partner": row.partner,
+                    "purpose": row.pathway,
+                    "method": row.consent.value,
+                    "via": "import",
+                },
+            }
+        )
+    if consents:
+        session.execute(insert(Consent), consents)
+        session.execute(insert(Event), events)
+    return len(consents)

@@ -1,0 +1,353 @@
+"""Launching referrals: one set-based path for one referral (CLI, flow) and for thousands (import).
+
+Everything is checked before anything is written; the referral, its steps, the first deadline,
+the events and the outbox rows for the partner's contacts are then inserted in the caller's
+transaction, so a launch is whole or absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from referrals.config.province import DueRule
+from referrals.models.codes import new_code
+from referrals.models.context import Context
+from referrals.models.directory import Contact, Organization, Service, ServiceArea
+from referrals.models.errors import DomainError
+from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
+from referrals.models.people import Client, Consent, User, actor_name
+from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+
+CHUNK = 5000  # bound on bind parameters per IN (...) query
+
+
+class LaunchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_code: str = Field(min_length=1, max_length=20)
+    pathway: str = Field(min_length=1, max_length=60)
+    partner: str = Field(min_length=1, max_length=60)
+    urgent: bool = False
+    launched_at: dt.datetime | None = None
+
+
+class LaunchRefused(DomainError):
+    """One or more requests were refused; `problems` holds (request index, message)."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        first = problems[0][1]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(first + more)
+
+
+@dataclass
+class _Directory:
+    pathways: dict[str, PathwayVersion]
+    orgs: dict[str, Organization]
+    services: dict[tuple[int, str], Service]
+    service_areas: set[tuple[int, str]]
+    first_contacts: dict[int, list[Contact]]
+
+    @classmethod
+    def load(cls, session: Session) -> _Directory:
+        pathways: dict[str, PathwayVersion] = {}
+        for pv in session.scalars(select(PathwayVersion).order_by(PathwayVersion.version)):
+            pathways[pv.key] = pv
+        orgs = {o.slug: o for o in session.scalars(select(Organization))}
+        services = {
+            (s.organization_id, s.pathway_key): s
+            for s in session.scalars(select(Service).where(Service.active))
+        }
+        areas = {(sa.service_id, sa.area_key) for sa in session.scalars(select(ServiceArea))}
+        contacts: dict[int, list[Contact]] = {}
+        active = select(Contact).where(Contact.active).order_by(Contact.rank, Contact.id)
+        for c in session.scalars(active):
+            group = contacts.setdefault(c.organization_id, [])
+            if not group or group[0].rank == c.rank:  # the lowest active rank is asked first
+                group.append(c)
+        return cls(pathways, orgs, services, areas, contacts)
+
+    def partners_serving(self, pathway: str, area: str) -> list[str]:
+        by_id = {o.id: o.slug for o in self.orgs.values() if o.active}
+        return sorted(
+            by_id[s.organization_id]
+            for (org_id, key), s in self.services.items()
+            if key == pathway and org_id in by_id and (s.id, area) in self.service_areas
+        )
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(values), CHUNK):
+        yield values[i : i + CHUNK]
+
+
+def launch_referrals(
+    session: Session,
+    *,
+    requests: Sequence[LaunchRequest],
+    coordinator: User,
+    ctx: Context,
+    now: dt.datetime,
+    codes: Sequence[str] | None = None,
+) -> list[str]:
+    """Launch every request or none; return the new referral codes in request order."""
+    directory = _Directory.load(session)
+    client_codes = sorted({r.client_code for r in requests})
+    clients: dict[str, Client] = {}
+    for part in _chunks(client_codes):
+        clients.update(
+            (c.code, c) for c in session.scalars(select(Client).where(Client.code.in_(part)))
+        )
+    client_ids = [c.id for c in clients.values()]
+    consents: dict[tuple[int, int, str], Consent] = {}
+    open_refs: dict[tuple[int, str], str] = {}
+    for part in _chunks(client_ids):
+        for c in session.scalars(
+            select(Consent).where(Consent.client_id.in_(part)).order_by(Consent.granted_at)
+        ):
+            consents[(c.client_id, c.organization_id, c.purpose)] = c
+        rows = session.execute(
+            select(Referral.client_id, Referral.pathway_key, Referral.code).where(
+                Referral.client_id.in_(part), Referral.status.in_(sorted(OPEN))
+            )
+        )
+        open_refs.update(((cid, key), code) for cid, key, code in rows)
+
+    problems: list[tuple[int, str]] = []
+    plans: list[
+        tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]
+    ] = []
+    for i, req in enumerate(requests):
+        try:
+            plan = _check(req, clients, directory, consents, open_refs, ctx, now)
+        except DomainError as exc:
+            problems.append((i, str(exc)))
+            continue
+        client, org, service, pathway, at = plan
+        open_refs[(client.id, pathway.key)] = "(earlier in this batch)"  # type: ignore[index]
+        plans.append((req, client, org, service, pathway, at))
+    if problems:
+        raise LaunchRefused(problems)
+    codes = list(codes) if codes else [new_code("R") for _ in plans]
+    _write(session, plans, codes, coordinator, directory, ctx)
+    return codes
+
+
+def _check(
+    req: LaunchRequest,
+    clients: dict[str, Client],
+    directory: _Directory,
+    consents: dict[tuple[int, int, str], Consent],
+    open_refs: dict[tuple[int, str], str],
+    ctx: Context,
+    now: dt.datetime,
+) -> tuple[Client, Organization, Service, PathwayVersion, dt.datetime]:
+    pathway = directory.pathways.get(req.pathway)
+    if pathway is None:
+        raise DomainError(
+            f"unknown pathway {req.pathway!r} (known: {', '.join(sorted(directory.pathways))})"
+        )
+    org = directory.orgs.get(req.partner)
+    if org is None or not org.active:
+        raise DomainError(f"unknown partner {req.partner!r} (see `referrals partners`)")
+    client = clients.get(req.client_code)
+    if client is None:
+        raise DomainError(f"unknown client {req.client_code!r}")
+    at = req.launched_at or now
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ctx.tz)
+    if at > now + dt.timedelta(minutes=5):
+        raise DomainError(f"launch time {at.isoformat()} is in the future")
+    service = directory.services.get((org.id, pathway.key))  # type: ignore[arg-type]
+    if service is None:
+        raise DomainError(f"partner {org.slug} does not offer {pathway.key}")
+    if (service.id, client.area_key) not in directory.service_areas:
+        others = directory.partners_serving(pathway.key, client.area_key)
+        hint = f"; partners that do: {', '.join(others)}" if others else ""
+        raise DomainError(
+            f"partner {org.slug} does not serve {client.area_key} for {pathway.key}{hint}"
+        )
+    consent = consents.get((client.id, org.id, pathway.key))  # type: ignore[arg-type]
+    if consent is None or consent.granted_at > at:
+        raise DomainError(
+            f"no consent from client {client.code} for {pathway.key} with {org.slug}; record it with "
+            f"`referrals consent grant {client.code} --partner {org.slug} --purpose {pathway.key}`"
+        )
+    if consent.withdrawn_at is not None and consent.withdrawn_at <= at:
+        day = consent.withdrawn_at.astimezone(ctx.tz).strftime("%d/%m/%Y")
+        raise DomainError(
+            f"client {client.code} withdrew consent for {pathway.key} with {org.slug} on {day}"
+        )
+    if (existing := open_refs.get((client.id, pathway.key))) is not None:  # type: ignore[arg-type]
+        raise DomainError(
+            f"client {client.code} already has an open {pathway.key} referral {existing}"
+        )
+    if not directory.first_contacts.get(org.id):  # type: ignore[arg-type]
+        raise DomainError(f"partner {org.slug} has no active contact to ask")
+    return client, org, service, pathway, at
+
+
+def _write(
+    session: Session,
+    plans: list[tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]],
+    codes: Sequence[str],
+    coordinator: User,
+    directory: _Directory,
+    ctx: Context,
+) -> None:
+    if not plans:
+        return
+    status = referral_move("submit", ReferralStatus.draft)
+    actor = actor_name(coordinator)
+    referral_rows = [
+        {
+            "code": code,
+            "client_id": client.id,
+            "pathway_key": pathway.key,
+            "pathway_version": pathway.version,
+            "organization_id": org.id,
+            "service_id": service.id,
+            "area_key": client.area_key,
+            "coordinator_id": coordinator.id,
+            "status": status.value,
+            "priority": "urgent" if req.urgent else "routine",
+            "launched_at": at,
+            "version": 1,
+        }
+        for code, (req, client, org, service, pathway, at) in zip(codes, plans, strict=True)
+    ]
+    ids = session.scalars(
+        insert(Referral).returning(Referral.id, sort_by_parameter_order=True), referral_rows
+    ).all()
+
+    step_rows, first_due = [], []
+    for ref_id, (req, _c, _o, _s, pathway, at) in zip(ids, plans, strict=True):
+        for seq, tpl in enumerate(pathway.definition["steps"]):
+            rule = tpl["urgent_due"] if req.urgent and tpl.get("urgent_due") else tpl["due"]
+            first = seq == 0
+            due = ctx.calendar.due(at, DueRule.model_validate(rule)) if first else None
+            if first:
+                first_due.append(due)
+            step_rows.append(
+                {
+                    "referral_id": ref_id,
+                    "seq": seq,
+                    "key": tpl["key"],
+                    "actor": tpl["actor"],
+                    "status": (
+                        step_move("activate", StepStatus.pending) if first else StepStatus.pending
+                    ).value,
+                    "due_rule": rule,
+                    "activated_at": at if first else None,
+                    "due_at": due,
+                }
+            )
+    step_ids = session.scalars(
+        insert(Step).returning(Step.id, sort_by_parameter_order=True), step_rows
+    ).all()
+    first_step_ids = [sid for sid, row in zip(step_ids, step_rows, strict=True) if row["seq"] == 0]
+
+    events: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    for ref_id, step_id, code, due, (req, _client, org, service, pathway, at) in zip(
+        ids, first_step_ids, codes, first_due, plans, strict=True
+    ):
+        events.append(
+            _event(
+                ref_id,
+                None,
+                "referral.requested",
+                at,
+                actor,
+                {
+                    "from": "draft",
+                    "to": status.value,
+                    "pathway": pathway.key,
+                    "version": pathway.version,
+                    "partner": org.slug,
+                },
+            )
+        )
+        events.append(
+            _event(
+                ref_id,
+                step_id,
+                "step.active",
+                at,
+                actor,
+                {"step": "acknowledge", "due_at": due.isoformat()},
+            )
+        )
+        for contact in directory.first_contacts[org.id]:  # type: ignore[index]
+            for channel in ("sms", "email"):
+                if getattr(contact, "phone" if channel == "sms" else "email"):
+                    outbox.append(
+                        {
+                            "referral_id": ref_id,
+                            "contact_id": contact.id,
+                            "channel": channel,
+                            "template": "referral.new",
+                            "language": contact.language,
+                            "context": {
+                                "code": code,
+                                "service": service.name
+                                if contact.language == "vi"
+                                else service.name_en,
+                                "step": "acknowledge",
+                                "due_at": due.isoformat(),
+                                "urgent": req.urgent,
+                            },
+                            "idempotency_key": f"{code}:referral.new:{contact.id}:{channel}",
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": at,
+                            "created_at": at,
+                        }
+                    )
+    session.execute(insert(Event), events)
+    if outbox:
+        session.execute(insert(Notification), outbox)
+
+
+def _event(
+    referral_id: int,
+    step_id: int | None,
+    kind: str,
+    at: dt.datetime,
+    actor: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "referral_id": referral_id,
+        "client_id": None,
+        "step_id": step_id,
+        "kind": kind,
+        "at": at,
+        "actor": actor,
+        "data": data,
+    }
+
+
+def launch_one(
+    session: Session,
+    *,
+    code: str,
+    request: LaunchRequest,
+    coordinator: User,
+    ctx: Context,
+    now: dt.datetime,
+) -> str:
+    """Launch one referral under a code chosen by the caller; re-running with that code is a no-op."""
+    if session.scalars(select(Referral.id).where(Referral.code == code)).first() is not None:
+        return code
+    return launch_referrals(
+        session, requests=[request], coordinator=coordinator, ctx=ctx, now=now, codes=[code]
+    )[0]

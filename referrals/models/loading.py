@@ -1,0 +1,104 @@
+"""Loading the province's YAML into the directory tables (idempotent: run on every `init`)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from referrals.config import Province
+from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
+from referrals.models.workflow import PathwayVersion
+
+
+def load_province_data(session: Session, *, province: Province) -> dict[str, int]:
+    """Upsert areas, partners, services, contacts; add a pathway version when a template changed.
+
+    Nothing is deleted: partners, services and contacts that left the YAML are deactivated, so
+    history keeps pointing at them.
+    """
+    counts = {"areas": 0, "partners": 0, "contacts": 0, "pathway_versions": 0}
+    areas = {a.key: a for a in session.exec(select(Area))}
+    for area in sorted(province.province.areas, key=lambda a: a.parent is not None):
+        row = areas.get(area.key) or Area(key=area.key, name="", name_en="", level="")
+        row.name, row.name_en, row.level, row.parent_key = (
+            area.name,
+            area.name_en,
+            area.level,
+            area.parent,
+        )
+        session.add(row)
+        counts["areas"] += 1
+    session.flush()
+
+    orgs = {o.slug: o for o in session.exec(select(Organization))}
+    for org in orgs.values():
+        org.active = False
+    for partner in province.partners:
+        org = orgs.get(partner.slug) or Organization(
+            slug=partner.slug, name="", name_en="", kind=""
+        )
+        org.name, org.name_en, org.kind, org.active = (
+            partner.name,
+            partner.name_en,
+            partner.kind,
+            True,
+        )
+        session.add(org)
+        session.flush()
+        _load_services(session, org, partner)
+        _load_contacts(session, org, partner)
+        counts["partners"] += 1
+        counts["contacts"] += len(partner.contacts)
+
+    latest: dict[str, PathwayVersion] = {}
+    for pv in session.exec(select(PathwayVersion).order_by(PathwayVersion.version)):
+        latest[pv.key] = pv
+    for pathway in province.pathways:
+        current = latest.get(pathway.key)
+        if current is None or current.digest != pathway.digest:
+            session.add(
+                PathwayVersion(
+                    key=pathway.key,
+                    version=(current.version + 1) if current else 1,
+                    digest=pathway.digest,
+                    name=pathway.name,
+                    name_en=pathway.name_en,
+                    definition=pathway.model_dump(mode="json"),
+                )
+            )
+            counts["pathway_versions"] += 1
+    session.flush()
+    return counts
+
+
+def _load_services(session: Session, org: Organization, partner: object) -> None:
+    existing = {
+        s.pathway_key: s
+        for s in session.exec(select(Service).where(Service.organization_id == org.id))
+    }
+    for service in existing.values():
+        service.active = False
+    for svc in partner.services:  # type: ignore[attr-defined]
+        row = existing.get(svc.pathway) or Service(
+            organization_id=org.id, pathway_key=svc.pathway, name="", name_en=""
+        )
+        row.name, row.name_en, row.active = svc.name, svc.name_en, True
+        session.add(row)
+        session.flush()
+        for link in session.exec(select(ServiceArea).where(ServiceArea.service_id == row.id)):
+            session.delete(link)
+        session.flush()
+        session.add_all(ServiceArea(service_id=row.id, area_key=a) for a in svc.areas)
+    session.flush()
+
+
+def _load_contacts(session: Session, org: Organization, partner: object) -> None:
+    existing = {
+        c.name: c for c in session.exec(select(Contact).where(Contact.organization_id == org.id))
+    }
+    for contact in existing.values():
+        contact.active = False
+    for c in partner.contacts:  # type: ignore[attr-defined]
+        row = existing.get(c.name) or Contact(organization_id=org.id, name=c.name, role="")
+        for field in ("role", "phone", "email", "language", "rank", "sms_unaccented", "active"):
+            setattr(row, field, getattr(c, field))
+        session.add(row)

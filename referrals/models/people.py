@@ -1,0 +1,65 @@
+"""Users of the engine, clients (pseudonymous, PII encrypted) and their consents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from referrals.models.types import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    coordinator = "coordinator"
+    manager = "manager"
+    admin = "admin"
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=60)
+    full_name: str
+    role: str = Field(max_length=20)
+    area_key: str | None = Field(default=None, foreign_key="area.key")
+    email: str | None = None
+    active: bool = True
+
+
+class Client(SQLModel, table=True):
+    """Known by `code` everywhere; name, phone and ID number only as ciphertext (models.crypto)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=20)
+    area_key: str = Field(foreign_key="area.key", index=True)
+    name_enc: str
+    phone_enc: str | None = None
+    id_number_enc: str | None = None
+    phone_lookup: str | None = Field(default=None, index=True, max_length=64)
+    id_number_lookup: str | None = Field(default=None, index=True, max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+
+
+class ConsentMethod(StrEnum):
+    written = "written"
+    verbal = "verbal"
+
+
+class Consent(SQLModel, table=True):
+    """The client agrees that `organization` may be asked for `purpose` (a pathway key)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="client.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    purpose: str = Field(max_length=60)
+    method: str = Field(max_length=10)
+    granted_at: dt.datetime = Field(sa_type=UTCDateTime)
+    granted_by: int | None = Field(default=None, foreign_key="user.id")
+    withdrawn_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    withdrawn_by: int | None = Field(default=None, foreign_key="user.id")
+
+
+def actor_name(user: User | None) -> str:
+    """How a person appears in the timeline: a username, never a client's identity."""
+    return f"user:{user.username}" if user else "system"

@@ -1,0 +1,60 @@
+"""One process's view of the engine: settings, the database engine, the province, the context."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from referrals.config import Province, Settings, get_settings, load_province
+from referrals.models.db import get_engine
+from referrals.models.errors import NotFound
+from referrals.models.people import User
+
+if TYPE_CHECKING:
+    from referrals.models.context import Context
+
+
+@dataclass
+class Runtime:
+    settings: Settings = field(default_factory=get_settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self.settings.database_url.startswith("sqlite:///"):
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return get_engine(self.settings.database_url)
+
+    @cached_property
+    def province(self) -> Province:
+        return load_province(self.settings.config_dir)
+
+    @cached_property
+    def ctx(self) -> Context:
+        from referrals.models.context import Context  # the calendar and the vault: only for writes
+
+        return Context.build(self.settings, self.province)
+
+    def user(self, session: Session, username: str | None = None) -> User:
+        name = username or self.settings.user
+        user = session.scalars(select(User).where(User.username == name, User.active)).first()
+        if user is None:
+            raise NotFound(f"no active user {name!r} (set REFERRALS_USER or run `referrals init`)")
+        return user
+
+
+def parse_now(value: str | None) -> dt.datetime:
+    """`--now` in ISO 8601; a value without offset is local time in Asia/Ho_Chi_Minh (settings)."""
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--now {value!r} is not ISO 8601 (e.g. 2026-11-23T09:00+07:00)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=get_settings().tz)
+    return parsed.astimezone(dt.UTC)

@@ -1,0 +1,21 @@
+"""Every table, imported in one place so the metadata is complete (Alembic, tests)."""
+
+from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
+from referrals.models.people import Client, Consent, User
+from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+
+__all__ = [
+    "Area",
+    "Client",
+    "Consent",
+    "Contact",
+    "Event",
+    "Notification",
+    "Organization",
+    "PathwayVersion",
+    "Referral",
+    "Service",
+    "ServiceArea",
+    "Step",
+    "User",
+]

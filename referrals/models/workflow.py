@@ -1,0 +1,118 @@
+"""Pathway versions, referrals, their steps, the append-only event timeline and the outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Integer, text
+from sqlmodel import Field, SQLModel
+
+from referrals.models.lifecycle import OPEN
+from referrals.models.types import UTCDateTime, utcnow
+
+
+class PathwayVersion(SQLModel, table=True):
+    """One version of a pathway template; a changed YAML template adds a row, never edits one."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True, max_length=60)
+    version: int
+    digest: str = Field(max_length=16)
+    name: str
+    name_en: str
+    definition: dict[str, Any] = Field(sa_type=JSON)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (Index("ux_pathway_key_version", "key", "version", unique=True),)
+
+
+_version = Column("version", Integer, nullable=False, default=1)
+_open_statuses = ", ".join(f"'{s}'" for s in sorted(OPEN))
+
+
+class Referral(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=20)
+    client_id: int = Field(foreign_key="client.id", index=True)
+    pathway_key: str = Field(max_length=60)
+    pathway_version: int
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    service_id: int = Field(foreign_key="service.id")
+    area_key: str = Field(foreign_key="area.key", index=True)  # the client's area at launch
+    coordinator_id: int = Field(foreign_key="user.id", index=True)
+    status: str = Field(max_length=20, index=True)
+    held_from: str | None = Field(default=None, max_length=20)
+    priority: str = Field(default="routine", max_length=10)
+    outcome: str | None = Field(default=None, max_length=20)
+    outcome_reason: str | None = Field(default=None, max_length=40)
+    launched_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
+    closed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=1, sa_column=_version)
+
+    __mapper_args__ = {"version_id_col": _version}
+    __table_args__ = (
+        # One open referral per client and pathway, enforced by the database under concurrency.
+        Index(
+            "ux_referral_open_per_client_pathway",
+            "client_id",
+            "pathway_key",
+            unique=True,
+            sqlite_where=text(f"status IN ({_open_statuses})"),
+            postgresql_where=text(f"status IN ({_open_statuses})"),
+        ),
+    )
+
+
+class Step(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    seq: int
+    key: str = Field(max_length=60)
+    actor: str = Field(max_length=20)
+    status: str = Field(max_length=20)
+    due_rule: dict[str, Any] = Field(sa_type=JSON)
+    activated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    completed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_by: str | None = Field(default=None, max_length=80)
+    reminders_sent: int = 0
+    escalation_level: int = 0
+
+    __table_args__ = (Index("ux_step_referral_seq", "referral_id", "seq", unique=True),)
+
+
+class Event(SQLModel, table=True):
+    """Append-only timeline and audit trail. Carries codes and keys, never PII."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int | None = Field(default=None, foreign_key="referral.id", index=True)
+    client_id: int | None = Field(default=None, foreign_key="client.id", index=True)
+    step_id: int | None = Field(default=None, foreign_key="step.id")
+    kind: str = Field(max_length=40)
+    at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=80)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: written with the state change that causes it, delivered after commit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int | None = Field(default=None, foreign_key="referral.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+    channel: str = Field(max_length=10)
+    template: str = Field(max_length=60)
+    language: str = Field(default="vi", max_length=5)
+    context: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    subject: str | None = None
+    body: str | None = None
+    idempotency_key: str = Field(unique=True, max_length=200)
+    status: str = Field(default="pending", max_length=20, index=True)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    lease_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
