@@ -394,14 +394,19 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="referrals", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except click.ClickException as exc:
-        sys.stderr.write(f"error: {exc.format_message()} (see `referrals --help`)\n")
-        sys.exit(2)
     except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `referrals` alone shows the help
+            print(exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(0)
+        if hasattr(exc, "format_message") and hasattr(
+            exc, "exit_code"
+        ):  # click's usage errors (typer vendors click)
+            sys.stderr.write(f"error: {exc.format_message()} (see `referrals --help`)\n")
+            sys.exit(exc.exit_code)
         if os.environ.get("REFERRALS_DEBUG"):
             raise
         sys.stderr.write(f"error: {one_line(exc)}\n")

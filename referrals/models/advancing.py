@@ -129,6 +129,7 @@ def advance(
     if action in REASON_REQUIRED and why is None:
         raise DomainError(f"{action} needs --reason (one of: {', '.join(r.value for r in Reason)})")
     m = _Mover(session, referral, actor, now, ctx)
+    referral.updated_at = now  # every action bumps the version, even one that only moves steps
     if action in (Action.accept, Action.done):
         _complete_step(m, action, step_key)
     elif action in (Action.decline, Action.fail, Action.cancel):

@@ -48,6 +48,7 @@ class Referral(SQLModel, table=True):
     outcome_reason: str | None = Field(default=None, max_length=40)
     launched_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
     closed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     version: int = Field(default=1, sa_column=_version)
 
     __mapper_args__ = {"version_id_col": _version}

@@ -1,0 +1,117 @@
+"""Fixtures: the same suite on SQLite and on a fresh PostgreSQL database per run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Prefect is isolated per run: its own home, offline, before anything imports it.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="referrals-prefect-")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import SQLModel
+
+import referrals.models.tables  # noqa: F401
+from referrals.config import Settings, get_settings
+from referrals.migrations import upgrade
+from referrals.models.db import get_engine, transaction
+from referrals.models.loading import load_province_data
+from referrals.models.people import Role, User
+from referrals.models.runtime import Runtime
+
+PG_ADMIN = os.environ.get(
+    "REFERRALS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, dropped at the end."""
+    name = f"referrals_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    get_engine(url).dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Both backends, migrated once per run with the real Alembic migrations."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'engine.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    upgrade(url)
+    return url
+
+
+def _clean(url: str) -> None:
+    engine = get_engine(url)
+    tables = list(reversed(SQLModel.metadata.sorted_tables))
+    with engine.begin() as c:
+        if engine.dialect.name == "postgresql":
+            c.execute(
+                text(
+                    "TRUNCATE "
+                    + ", ".join(f'"{t.name}"' for t in tables)
+                    + " RESTART IDENTITY CASCADE"
+                )
+            )
+        else:
+            for t in tables:
+                c.execute(t.delete())
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for one test, also in the environment so in-process CLI calls see them."""
+    env = {
+        "REFERRALS_DATABASE_URL": db_url,
+        "REFERRALS_SECRET_KEY": SECRET,
+        "REFERRALS_DATA_DIR": str(tmp_path),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Runtime:
+    """A clean database with the Khánh Hòa directory and three users."""
+    _clean(settings.database_url)
+    runtime = Runtime(settings)
+    with transaction(runtime.engine) as s:
+        load_province_data(s, province=runtime.province)
+        s.add(User(username="admin", full_name="Admin", role=Role.admin.value))
+        s.add(
+            User(
+                username="mai",
+                full_name="Coordinator NT",
+                role=Role.coordinator.value,
+                area_key="nha-trang",
+            )
+        )
+        s.add(User(username="hoa", full_name="Manager", role=Role.manager.value))
+    return runtime
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """Monday 23/11/2026 09:00 in Nha Trang."""
+    return dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)

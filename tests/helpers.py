@@ -1,0 +1,70 @@
+"""Small helpers shared by the tests: driving the domain the way the CLI does, counting rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+from sqlmodel import SQLModel
+
+from referrals.models.clients import ClientIn, add_client, grant_consent
+from referrals.models.db import transaction
+from referrals.models.launching import LaunchRequest, launch_referrals
+from referrals.models.people import ConsentMethod
+from referrals.models.runtime import Runtime
+
+
+def new_client(
+    rt: Runtime,
+    now: dt.datetime,
+    name: str = "Nguyễn Thị Test",
+    district: str = "nha-trang",
+    phone: str | None = "0905 111 222",
+    id_number: str | None = None,
+) -> str:
+    with transaction(rt.engine) as s:
+        data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
+        return add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=now).code
+
+
+def consent(rt: Runtime, client: str, partner: str, purpose: str, now: dt.datetime) -> None:
+    with transaction(rt.engine) as s:
+        grant_consent(
+            s,
+            client_code=client,
+            partner=partner,
+            purpose=purpose,
+            method=ConsentMethod.written,
+            by=rt.user(s),
+            now=now,
+        )
+
+
+def launch(
+    rt: Runtime, client: str, pathway: str, partner: str, now: dt.datetime, urgent: bool = False
+) -> str:
+    with transaction(rt.engine) as s:
+        request = LaunchRequest(client_code=client, pathway=pathway, partner=partner, urgent=urgent)
+        return launch_referrals(
+            s, requests=[request], coordinator=rt.user(s, "mai"), ctx=rt.ctx, now=now
+        )[0]
+
+
+def ready_referral(
+    rt: Runtime,
+    now: dt.datetime,
+    pathway: str = "id_papers",
+    partner: str = "police-nha-trang",
+    **client: str,
+) -> str:
+    code = new_client(rt, now, **client)
+    consent(rt, code, partner, pathway, now)
+    return launch(rt, code, pathway, partner, now)
+
+
+def row_counts(rt: Runtime) -> dict[str, int]:
+    with rt.engine.connect() as c:
+        return {
+            t.name: c.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in SQLModel.metadata.sorted_tables
+        }

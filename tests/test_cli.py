@@ -1,0 +1,147 @@
+"""The stable CLI, in-process: JSON shapes, and every error as one line on stderr with no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from referrals.cli.main import main
+from referrals.models.runtime import Runtime
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_.value.code or 0), out, err
+
+
+def ok_json(capsys: pytest.CaptureFixture[str], *args: str):
+    code, out, err = cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_the_coordinator_path(rt: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    client = ok_json(
+        capsys,
+        "client",
+        "add",
+        "--name",
+        "Khách Hàng",
+        "--phone",
+        "0905 000 999",
+        "--district",
+        "nha-trang",
+    )["code"]
+    assert client.startswith("C-")
+    assert (
+        cli(
+            capsys,
+            "consent",
+            "grant",
+            client,
+            "--partner",
+            "police-nha-trang",
+            "--purpose",
+            "id_papers",
+        )[0]
+        == 0
+    )
+    launched = ok_json(
+        capsys,
+        "launch",
+        client,
+        "--pathway",
+        "id_papers",
+        "--partner",
+        "police-nha-trang",
+        "--now",
+        "2026-11-23T09:00",
+    )
+    assert launched["via"] == "direct"
+    code = launched["code"]
+    shown = ok_json(capsys, "show", code)
+    assert {"code", "status", "partner", "pathway", "steps", "events", "messages"} <= set(shown)
+    assert shown["steps"][0]["due_at"] == "2026-11-26T17:00:00+07:00"
+    assert all({"kind", "at", "actor"} <= set(e) for e in shown["events"])
+    assert code in [r["code"] for r in ok_json(capsys, "list")]
+    assert ok_json(capsys, "list", "--overdue", "--now", "2026-11-26T16:59") == []
+    assert [
+        r["code"] for r in ok_json(capsys, "list", "--overdue", "--now", "2026-11-26T17:01")
+    ] == [code]
+    rc, out, _ = cli(capsys, "advance", code, "--action", "accept", "--now", "2026-11-24T10:00")
+    assert rc == 0 and "accepted" in out
+    human = cli(capsys, "show", code)[1]
+    assert "26/11/2026 17:00" in human and "Khách Hàng" not in human
+
+
+def test_partners_and_pathways(rt: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    partners = ok_json(capsys, "partners")
+    assert len(partners) == 12 and any(p["slug"] == "sao-bien-ninh-hoa" for p in partners)
+    pathways = {p["key"]: p for p in ok_json(capsys, "pathways")}
+    assert pathways["emergency_shelter"]["steps"][0]["due"] == "2 hours"
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "status"),
+    [
+        (
+            ("launch", "C-NOPE0-00000", "--pathway", "id_papers", "--partner", "police-nha-trang"),
+            "unknown client",
+            1,
+        ),
+        (("show", "R-NOPE0-00000"), "unknown referral", 1),
+        (("client", "add", "--name", "X", "--district", "hanoi"), "unknown district 'hanoi'", 1),
+        (("client", "add", "--name", "X", "--district", "nha-trang", "--phone", "12"), "phone", 1),
+        (("list", "--now", "yesterday"), "not ISO 8601", 1),
+        (("advance", "R-NOPE0-00000", "--action", "fly"), "fly", 2),
+        (("launch",), "Missing argument", 2),
+    ],
+)
+def test_errors_are_one_line(
+    rt: Runtime,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    message: str,
+    status: int,
+) -> None:
+    code, out, err = cli(capsys, *args)
+    assert code == status
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_init_demo_is_idempotent(rt: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, "init", "--demo")[0] == 0
+    rows = ok_json(capsys, "list")
+    assert len(rows) == 12 and {r["district"] for r in rows} == {"nha-trang", "ninh-hoa"}
+    assert {r["status"] for r in rows} >= {
+        "requested",
+        "accepted",
+        "in-progress",
+        "completed",
+        "rejected",
+    }
+    rc, out, _ = cli(capsys, "init", "--demo")
+    assert rc == 0 and "already loaded" in out and len(ok_json(capsys, "list")) == 12
+
+
+def test_import_command(rt: Runtime, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "batch.csv"
+    path.write_text(
+        "name,phone,id_number,district,pathway,partner,consent,launched_at,urgent\n"
+        "A,,,nha-trang,id_papers,police-nha-trang,written,,\n"
+        "B,,,nha-trang,id_papers,police-ninh-hoa,written,,\n",
+        encoding="utf-8-sig",
+    )
+    code, out, err = cli(capsys, "import", str(path), "--json")
+    assert code == 1 and out == "" and err.startswith("error: line 3:")
+    path.write_text(
+        path.read_text(encoding="utf-8-sig").replace("police-ninh-hoa", "police-nha-trang"),
+        encoding="utf-8-sig",
+    )
+    assert ok_json(capsys, "import", str(path))["launched"] == 2

@@ -1,0 +1,63 @@
+"""The `launch_referral` Prefect flow, on a real (temporary) Prefect server: tags, no PII, idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from helpers import consent, new_client
+from referrals.models.codes import new_code
+from referrals.models.db import transaction
+from referrals.models.launching import LaunchRequest
+from referrals.models.runtime import Runtime
+from referrals.models.workflow import Referral
+
+pytestmark = pytest.mark.prefect
+NAME = "Võ Thị Riêng Tư"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=60),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield
+
+
+def test_launch_flow_is_tagged_carries_no_pii_and_is_idempotent(
+    prefect_server: None, rt: Runtime, now: dt.datetime
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    from referrals.flows.launch import run_launch
+
+    client = new_client(rt, now, name=NAME, phone="0905 777 666", id_number="079190777666")
+    consent(rt, client, "police-nha-trang", "id_papers", now)
+    code = new_code("R")
+    request = LaunchRequest(client_code=client, pathway="id_papers", partner="police-nha-trang")
+    assert run_launch(code=code, request=request, now=now) == code
+    assert run_launch(code=code, request=request, now=now) == code  # a re-run finds it written
+    with transaction(rt.engine) as s:
+        assert (
+            s.scalar(select(func.count()).select_from(Referral).where(Referral.code == code)) == 1
+        )
+
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"referral:{code}"]))
+        )
+    assert len(runs) == 2 and all(r.state and r.state.is_completed() for r in runs)
+    for run in runs:
+        exposed = json.dumps([run.name, run.tags, run.parameters], default=str, ensure_ascii=False)
+        assert run.name == f"launch {code}"
+        for secret in (NAME, "905777666", "079190777666"):
+            assert secret not in exposed
