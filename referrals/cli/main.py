@@ -389,8 +389,6 @@ def rt_session(rt: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every expected failure into one line on stderr."""
-    from referrals.cli.errors import one_line
-
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="referrals", standalone_mode=False)
@@ -409,6 +407,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         if os.environ.get("REFERRALS_DEBUG"):
             raise
+        from referrals.cli.errors import one_line  # pydantic and SQLAlchemy: only on the error path
+
         sys.stderr.write(f"error: {one_line(exc)}\n")
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

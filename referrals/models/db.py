@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlmodel import Session
+from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlmodel import Session, SQLModel
 
 
 @lru_cache(maxsize=8)
@@ -37,3 +37,37 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+CHUNK = 5000  # bound on bind parameters per IN (...) query
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def insert_many(
+    session: Session, model: type[SQLModel], rows: list[dict[str, Any]], *, key: str | None = None
+) -> list[int]:
+    """Core executemany insert; with `key` (a unique column), return the new ids in row order.
+
+    Ids are read back by the unique key rather than with RETURNING: SQLAlchemy's ordered
+    RETURNING for executemany runs one statement per row on SQLite and grows quadratically.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    if not rows:
+        return []
+    session.execute(insert(table), rows)
+    if key is None:
+        return []
+    keys = [r[key] for r in rows]
+    found: dict[Any, int] = {}
+    for part in chunks(keys):
+        found.update(
+            (k, i)
+            for i, k in session.execute(
+                select(table.c.id, table.c[key]).where(table.c[key].in_(part))
+            )
+        )
+    return [found[k] for k in keys]

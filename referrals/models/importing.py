@@ -15,14 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, ValidationError, field_validator
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.models.clients import ClientIn, seal_client
 from referrals.models.context import Context
+from referrals.models.db import CHUNK, insert_many
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
-from referrals.models.launching import CHUNK, LaunchRefused, LaunchRequest, launch_referrals
+from referrals.models.launching import LaunchRefused, LaunchRequest, launch_referrals
 from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
 from referrals.models.workflow import Event
 
@@ -246,12 +247,12 @@ def _find_or_create_clients(
         new_index[i] = shared
         result.append(None)
     if new_rows:
-        created = session.execute(
-            insert(Client).returning(Client.id, Client.code, sort_by_parameter_order=True), new_rows
-        ).all()
+        ids = insert_many(session, Client, new_rows, key="code")
+        created = [(i, r["code"]) for i, r in zip(ids, new_rows, strict=True)]
         report.clients_created = len(created)
-        session.execute(
-            insert(Event),
+        insert_many(
+            session,
+            Event,
             [
                 {
                     "client_id": cid,
@@ -321,6 +322,6 @@ def _record_consents(
             }
         )
     if consents:
-        session.execute(insert(Consent), consents)
-        session.execute(insert(Event), events)
+        insert_many(session, Consent, consents)
+        insert_many(session, Event, events)
     return len(consents)

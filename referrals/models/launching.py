@@ -8,24 +8,23 @@ transaction, so a launch is whole or absent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import DueRule
 from referrals.models.codes import new_code
 from referrals.models.context import Context
+from referrals.models.db import chunks, insert_many
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
 from referrals.models.people import Client, Consent, User, actor_name
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
-
-CHUNK = 5000  # bound on bind parameters per IN (...) query
 
 
 class LaunchRequest(BaseModel):
@@ -84,11 +83,6 @@ class _Directory:
         )
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(values), CHUNK):
-        yield values[i : i + CHUNK]
-
-
 def launch_referrals(
     session: Session,
     *,
@@ -102,14 +96,14 @@ def launch_referrals(
     directory = _Directory.load(session)
     client_codes = sorted({r.client_code for r in requests})
     clients: dict[str, Client] = {}
-    for part in _chunks(client_codes):
+    for part in chunks(client_codes):
         clients.update(
             (c.code, c) for c in session.scalars(select(Client).where(Client.code.in_(part)))
         )
     client_ids = [c.id for c in clients.values()]
     consents: dict[tuple[int, int, str], Consent] = {}
     open_refs: dict[tuple[int, str], str] = {}
-    for part in _chunks(client_ids):
+    for part in chunks(client_ids):
         for c in session.scalars(
             select(Consent).where(Consent.client_id.in_(part)).order_by(Consent.granted_at)
         ):
@@ -224,9 +218,7 @@ def _write(
         }
         for code, (req, client, org, service, pathway, at) in zip(codes, plans, strict=True)
     ]
-    ids = session.scalars(
-        insert(Referral).returning(Referral.id, sort_by_parameter_order=True), referral_rows
-    ).all()
+    ids = insert_many(session, Referral, referral_rows, key="code")
 
     step_rows, first_due = [], []
     for ref_id, (req, _c, _o, _s, pathway, at) in zip(ids, plans, strict=True):
@@ -250,10 +242,12 @@ def _write(
                     "due_at": due,
                 }
             )
-    step_ids = session.scalars(
-        insert(Step).returning(Step.id, sort_by_parameter_order=True), step_rows
-    ).all()
-    first_step_ids = [sid for sid, row in zip(step_ids, step_rows, strict=True) if row["seq"] == 0]
+    insert_many(session, Step, step_rows)
+    first_steps: dict[int, int] = {}
+    for part in chunks(ids):
+        query = select(Step.referral_id, Step.id).where(Step.seq == 0, Step.referral_id.in_(part))
+        first_steps.update(session.execute(query).tuples().all())
+    first_step_ids = [first_steps[i] for i in ids]
 
     events: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
@@ -312,9 +306,8 @@ def _write(
                             "created_at": at,
                         }
                     )
-    session.execute(insert(Event), events)
-    if outbox:
-        session.execute(insert(Notification), outbox)
+    insert_many(session, Event, events)
+    insert_many(session, Notification, outbox)
 
 
 def _event(
