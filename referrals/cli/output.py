@@ -10,7 +10,10 @@ from typing import Any
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    # Compact on purpose: with `indent`, json falls back to its pure-Python encoder (10x slower).
+    sys.stdout.write(
+        json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+    )
 
 
 def local_date(iso: str | None, with_time: bool = True) -> str:

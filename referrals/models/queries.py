@@ -95,22 +95,25 @@ def list_referrals(
     ).order_by(Step.referral_id, Step.seq)
     if len(rows) < 500:
         step_query = step_query.where(Step.referral_id.in_(list(steps)))
+    active: dict[int, tuple[str, dt.datetime | None]] = {}
     for s in session.execute(step_query):
         if s.referral_id in steps:
+            due = local_iso(s.due_at, tz)
             steps[s.referral_id].append(
                 {
                     "key": s.key,
                     "actor": s.actor,
                     "status": s.status,
-                    "due_at": local_iso(s.due_at, tz),
+                    "due_at": due,
                     "completed_at": local_iso(s.completed_at, tz),
                     "escalation_level": s.escalation_level,
                 }
             )
+            if s.status == StepStatus.active:
+                active[s.referral_id] = (s.key, s.due_at)
     result = []
     for r in rows:
-        active = next((s for s in steps[r.id] if s["status"] == StepStatus.active), None)
-        due = dt.datetime.fromisoformat(active["due_at"]) if active and active["due_at"] else None
+        key, due_at = active.get(r.id, (None, None))
         result.append(
             {
                 "code": r.code,
@@ -127,9 +130,9 @@ def list_referrals(
                 "outcome": r.outcome,
                 "outcome_reason": r.outcome_reason,
                 "version": r.version,
-                "active_step": active["key"] if active else None,
-                "next_due_at": active["due_at"] if active else None,
-                "overdue": bool(due and due < now and r.status in WORKING),
+                "active_step": key,
+                "next_due_at": local_iso(due_at, tz),
+                "overdue": bool(due_at and due_at < now and r.status in WORKING),
                 "steps": steps[r.id],
             }
         )
