@@ -145,3 +145,46 @@ def test_import_command(rt: Runtime, capsys: pytest.CaptureFixture[str], tmp_pat
         encoding="utf-8-sig",
     )
     assert ok_json(capsys, "import", str(path))["launched"] == 2
+
+
+def test_list_pages_newest_first(
+    rt: Runtime, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "five.csv"
+    rows = [
+        f"P{i},,,nha-trang,id_papers,police-nha-trang,written,{10 + i}/11/2026 09:00,"
+        for i in range(5)
+    ]
+    path.write_text(
+        "name,phone,id_number,district,pathway,partner,consent,launched_at,urgent\n"
+        + "\n".join(rows)
+        + "\n",
+        encoding="utf-8",
+    )
+    codes = ok_json(capsys, "import", str(path))["referrals"]
+    assert [r["code"] for r in ok_json(capsys, "list")] == codes[::-1]
+    assert [r["code"] for r in ok_json(capsys, "list", "--limit", "2", "--offset", "1")] == codes[
+        ::-1
+    ][1:3]
+    assert len(ok_json(capsys, "list", "--limit", "0")) == 5
+    late = ok_json(capsys, "list", "--overdue", "--limit", "2", "--now", "2026-12-31T09:00")
+    assert [r["code"] for r in late] == codes[:2]  # the most late (oldest deadline) first
+    assert all(r["overdue"] for r in late)
+
+
+def test_reading_a_missing_database_creates_nothing(
+    rt: Runtime, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from referrals.config import get_settings
+
+    missing = tmp_path / "nowhere.db"
+    monkeypatch.setenv("REFERRALS_DATABASE_URL", f"sqlite:///{missing}")
+    get_settings.cache_clear()
+    code, out, err = cli(capsys, "list")
+    assert (
+        code == 1
+        and out == ""
+        and err.startswith("error: database error:")
+        and "referrals init" in err
+    )
+    assert not missing.exists()

@@ -12,7 +12,7 @@ from helpers import consent, launch, new_client, ready_referral, row_counts
 from referrals.models.clients import withdraw_consent
 from referrals.models.db import transaction
 from referrals.models.errors import DomainError
-from referrals.models.queries import show_referral
+from referrals.models.reading import Reader, show_referral
 from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification, Referral, Step
 
@@ -27,7 +27,8 @@ def test_a_launched_referral_has_steps_deadline_events_and_outbox(
         ref = s.scalars(select(Referral).where(Referral.code == code)).one()
         steps = list(s.scalars(select(Step).where(Step.referral_id == ref.id).order_by(Step.seq)))
         outbox = list(s.scalars(select(Notification).where(Notification.referral_id == ref.id)))
-        shown = show_referral(s, code=code, tz=VN, now=now)
+    with Reader.open(rt.settings.database_url) as reader:
+        shown = show_referral(reader, code=code, tz=VN, now=now)
     assert ref.status == "requested" and ref.pathway_version == 1 and ref.version == 1
     assert [st.key for st in steps] == [
         "acknowledge",
@@ -53,8 +54,8 @@ def test_urgent_uses_the_urgent_deadline(rt: Runtime, now: dt.datetime) -> None:
     client = new_client(rt, now)
     consent(rt, client, "phuong-son-health", "health_check", now)
     code = launch(rt, client, "health_check", "phuong-son-health", now, urgent=True)
-    with transaction(rt.engine) as s:
-        shown = show_referral(s, code=code, tz=VN, now=now)
+    with Reader.open(rt.settings.database_url) as reader:
+        shown = show_referral(reader, code=code, tz=VN, now=now)
     assert shown["priority"] == "urgent"
     assert shown["steps"][0]["due_at"] == "2026-11-23T13:00:00+07:00"  # 4 hours, not 2 working days
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
+
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -19,6 +22,8 @@ def one_line(exc: BaseException) -> str:
         return f"{where}: {msg}" if where else msg
     if isinstance(exc, OperationalError):
         return f"database error: {str(exc.orig).strip().splitlines()[0]} (check REFERRALS_DATABASE_URL; run `referrals init`)"
+    if _driver_error(exc):  # the read path talks to sqlite3 / psycopg directly
+        return f"database error: {str(exc).strip().splitlines()[0]} (check REFERRALS_DATABASE_URL; run `referrals init`)"
     if isinstance(exc, IntegrityError):
         return f"refused by the database: {str(exc.orig).strip().splitlines()[0]}"
     if isinstance(exc, ValueError | OSError):
@@ -26,3 +31,10 @@ def one_line(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (REFERRALS_DEBUG=1 shows the traceback)".splitlines()[
         0
     ]
+
+
+def _driver_error(exc: BaseException) -> bool:
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(exc, sqlite3.Error) or (
+        psycopg is not None and isinstance(exc, psycopg.Error)
+    )

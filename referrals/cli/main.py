@@ -96,9 +96,9 @@ def client_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client; prints the pseudonymous code used everywhere else."""
+    from referrals.cli.clock import parse_now
     from referrals.models.clients import ClientIn, add_client
     from referrals.models.db import transaction
-    from referrals.models.runtime import parse_now
 
     rt = _runtime()
     data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
@@ -123,10 +123,10 @@ def consent_grant(
     now: NowOpt = None,
 ) -> None:
     """Record that the client agrees to be referred to PARTNER for PURPOSE."""
+    from referrals.cli.clock import parse_now
     from referrals.models.clients import grant_consent
     from referrals.models.db import transaction
     from referrals.models.people import ConsentMethod
-    from referrals.models.runtime import parse_now
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -150,9 +150,9 @@ def consent_withdraw(
     now: NowOpt = None,
 ) -> None:
     """Withdraw the client's consent to PARTNER (one purpose, or all)."""
+    from referrals.cli.clock import parse_now
     from referrals.models.clients import withdraw_consent
     from referrals.models.db import transaction
-    from referrals.models.runtime import parse_now
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -186,9 +186,9 @@ def launch(
     as_json: JsonOpt = False,
 ) -> None:
     """Launch a referral of CLIENT to PARTNER along PATHWAY; prints the referral code."""
+    from referrals.cli.clock import parse_now
     from referrals.models.codes import new_code
     from referrals.models.launching import LaunchRequest
-    from referrals.models.runtime import parse_now
 
     request = LaunchRequest(client_code=client, pathway=pathway, partner=partner, urgent=urgent)
     code, when = new_code("R"), parse_now(now)
@@ -216,10 +216,10 @@ def import_csv(
     as_json: JsonOpt = False,
 ) -> None:
     """Launch many referrals from a CSV file: all rows or none."""
+    from referrals.cli.clock import parse_now
     from referrals.cli.progress import progress_bar
     from referrals.models.db import transaction
     from referrals.models.importing import import_referrals
-    from referrals.models.runtime import parse_now
 
     rt = _runtime()
     with progress_bar() as progress, transaction(rt.engine) as s:
@@ -254,23 +254,30 @@ def list_cmd(
     status: Annotated[str | None, typer.Option("--status")] = None,
     partner: Annotated[str | None, typer.Option("--partner")] = None,
     district: Annotated[str | None, typer.Option("--district")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="At most this many; 0 for all.")
+    ] = 100,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many (paging).")] = 0,
     now: NowOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Referrals, oldest first (most late first with --overdue)."""
-    from referrals.models.queries import list_referrals
-    from referrals.models.runtime import parse_now
+    """Referrals, newest first (most late first with --overdue), a page of 100 unless --limit."""
+    from referrals.cli.clock import parse_now
+    from referrals.config.settings import get_settings
+    from referrals.models.reading import Reader, list_referrals
 
-    rt = _runtime()
-    with rt_session(rt) as s:
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
         rows = list_referrals(
-            s,
-            tz=rt.settings.tz,
+            reader,
+            tz=settings.tz,
             now=parse_now(now),
             overdue=overdue,
             status=status,
             partner=partner,
             district=district,
+            limit=limit,
+            offset=offset,
         )
     if as_json:
         return emit_json(rows)
@@ -295,12 +302,13 @@ def list_cmd(
 @app.command()
 def show(code: str, now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """One referral: steps with due dates in local time, the timeline, the messages."""
-    from referrals.models.queries import show_referral
-    from referrals.models.runtime import parse_now
+    from referrals.cli.clock import parse_now
+    from referrals.config.settings import get_settings
+    from referrals.models.reading import Reader, show_referral
 
-    rt = _runtime()
-    with rt_session(rt) as s:
-        r = show_referral(s, code=code, tz=rt.settings.tz, now=parse_now(now))
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
+        r = show_referral(reader, code=code, tz=settings.tz, now=parse_now(now))
     if as_json:
         return emit_json(r)
     print(
@@ -360,11 +368,11 @@ def advance(
     now: NowOpt = None,
 ) -> None:
     """Move a referral on: accept, decline, done, fail, hold, resume, cancel."""
+    from referrals.cli.clock import parse_now
     from referrals.models.advancing import advance as advance_referral
     from referrals.models.db import transaction
     from referrals.models.lifecycle import Action
     from referrals.models.people import actor_name
-    from referrals.models.runtime import parse_now
 
     rt = _runtime()
     with transaction(rt.engine) as s:

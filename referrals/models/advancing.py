@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from referrals.config.province import DueRule
 from referrals.models.context import Context
-from referrals.models.errors import Conflict, DomainError, IllegalTransition
+from referrals.models.errors import Conflict, DomainError, IllegalTransition, NotFound
 from referrals.models.lifecycle import (
     CLOSED,
     DEFAULT_CANCEL_REASON,
@@ -24,8 +24,17 @@ from referrals.models.lifecycle import (
     referral_move,
     step_move,
 )
-from referrals.models.queries import get_referral
 from referrals.models.workflow import Event, Notification, Referral, Step
+
+
+def get_referral(session: Session, code: str, *, for_update: bool = False) -> Referral:
+    query = select(Referral).where(Referral.code == code)
+    if for_update:
+        query = query.with_for_update()
+    referral = session.scalars(query).first()
+    if referral is None:
+        raise NotFound(f"unknown referral {code!r}")
+    return referral
 
 
 def parse_reason(value: str | None) -> Reason | None:

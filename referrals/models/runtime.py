@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -45,16 +44,3 @@ class Runtime:
         if user is None:
             raise NotFound(f"no active user {name!r} (set REFERRALS_USER or run `referrals init`)")
         return user
-
-
-def parse_now(value: str | None) -> dt.datetime:
-    """`--now` in ISO 8601; a value without offset is local time in Asia/Ho_Chi_Minh (settings)."""
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"--now {value!r} is not ISO 8601 (e.g. 2026-11-23T09:00+07:00)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=get_settings().tz)
-    return parsed.astimezone(dt.UTC)

@@ -1,0 +1,217 @@
+"""Read models for `list` and `show`, in SQL over a plain DB-API connection.
+
+Why not the ORM: importing SQLAlchemy and building the SQLModel tables costs about a second on a
+small machine, longer than the query. Read commands open the database read-only through the
+driver (sqlite3 or psycopg) and pay only for what they read. The same `Reader` works on any DB-API
+connection, e.g. `engine.raw_connection()` in a process that has the ORM loaded anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from referrals.models.errors import NotFound
+from referrals.models.lifecycle import WORKING, StepStatus
+
+TIME_COLUMNS = frozenset(
+    {"launched_at", "closed_at", "due_at", "next_due_at", "completed_at", "at", "sent_at"}
+)
+JSON_COLUMNS = frozenset({"data"})
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC here)
+PAGE = 900  # ids per IN (...): below SQLite's oldest bind-parameter limit
+DEFAULT_LIMIT = 100
+
+
+class Reader:
+    """Runs `:name`-style SQL on sqlite3 or psycopg and returns rows as dicts with aware UTC times."""
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self.connection, self.dialect = connection, dialect
+
+    @classmethod
+    def open(cls, url: str) -> Reader:
+        """Read-only connection from an engine URL (`sqlite:///path`, `postgresql+psycopg://...`)."""
+        if url.startswith("sqlite:///"):
+            import sqlite3
+
+            path = url.removeprefix("sqlite:///")
+            # mode=ro: a missing file is an error, never a new empty database.
+            return cls(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True), "sqlite")
+        if url.startswith(("postgresql+psycopg://", "postgresql://")):
+            import psycopg
+
+            conn = psycopg.connect(
+                url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
+            )
+            conn.read_only = True
+            return cls(conn, "postgresql")
+        raise ValueError(f"unsupported database URL for reading: {url.split(':', 1)[0]}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def param(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and self.dialect == "sqlite":
+            return value.astimezone(dt.UTC).strftime(SQLITE_TIME)
+        return value
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        if self.dialect == "postgresql":
+            sql = re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
+        cursor = self.connection.cursor()
+        cursor.execute(sql, {k: self.param(v) for k, v in params.items()})
+        names = [d[0] for d in cursor.description]
+        out = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        cursor.close()
+        for name in TIME_COLUMNS.intersection(names):
+            for row in out:
+                row[name] = _utc(row[name])
+        for name in JSON_COLUMNS.intersection(names):
+            for row in out:
+                if isinstance(row[name], str):
+                    row[name] = json.loads(row[name])
+        return out
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def local_iso(value: dt.datetime | None, tz: ZoneInfo) -> str | None:
+    return value.astimezone(tz).isoformat(timespec="seconds") if value else None
+
+
+_WORKING = ", ".join(f"'{s.value}'" for s in sorted(WORKING))
+# Overdue: waiting on an active step whose deadline has passed. Computed, never stored; the SQL
+# below and `is_overdue` are the two spellings of this one rule.
+OVERDUE_SQL = f"r.status IN ({_WORKING}) AND a.due_at < :now"
+
+
+def is_overdue(status: str, due_at: dt.datetime | None, now: dt.datetime) -> bool:
+    return due_at is not None and due_at < now and status in WORKING
+
+
+LIST_SQL = f"""
+SELECT r.id, r.code, r.status, r.priority, r.pathway_key AS pathway, r.pathway_version,
+       r.area_key AS district, r.launched_at, r.closed_at, r.outcome, r.outcome_reason, r.version,
+       o.slug AS partner, c.code AS client, u.username AS coordinator,
+       a.key AS active_step, a.due_at AS next_due_at
+FROM referral r
+JOIN organization o ON o.id = r.organization_id
+JOIN client c ON c.id = r.client_id
+JOIN "user" u ON u.id = r.coordinator_id
+LEFT JOIN step a ON a.referral_id = r.id AND a.status = '{StepStatus.active.value}'
+"""
+
+
+def list_referrals(
+    reader: Reader,
+    *,
+    tz: ZoneInfo,
+    now: dt.datetime,
+    overdue: bool = False,
+    status: str | None = None,
+    partner: str | None = None,
+    district: str | None = None,
+    code: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Referrals with their steps: newest first, or most late first with `overdue`.
+
+    `limit` 0 means all.
+    """
+    where, params = [], {}
+    for column, value in (
+        ("r.status", status),
+        ("o.slug", partner),
+        ("r.area_key", district),
+        ("r.code", code),
+    ):
+        if value is not None:
+            where.append(f"{column} = :{column[2:]}")
+            params[column[2:]] = value
+    if overdue:
+        where.append(OVERDUE_SQL)
+        params["now"] = now
+    sql = LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY a.due_at, r.id" if overdue else " ORDER BY r.launched_at DESC, r.id DESC"
+    if limit:
+        sql += " LIMIT :limit OFFSET :offset"
+        params.update(limit=limit, offset=offset)
+    rows = reader.rows(sql, **params)
+    steps = _steps(reader, [r["id"] for r in rows], everything=not (where or limit), tz=tz)
+    for r in rows:
+        r["overdue"] = is_overdue(r["status"], r["next_due_at"], now)
+        for name in ("launched_at", "closed_at", "next_due_at"):
+            r[name] = local_iso(r[name], tz)
+        r["steps"] = steps.get(r.pop("id"), [])
+    return rows
+
+
+def _steps(
+    reader: Reader, ids: Sequence[int], *, everything: bool, tz: ZoneInfo
+) -> dict[int, list[dict[str, Any]]]:
+    sql = (
+        "SELECT referral_id, key, actor, status, due_at, completed_at, escalation_level FROM step"
+        " {where} ORDER BY referral_id, seq"
+    )
+    batches: Iterable[Sequence[int]] = (
+        [ids] if everything else (ids[i : i + PAGE] for i in range(0, len(ids), PAGE))
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for batch in batches:
+        if everything:
+            found = reader.rows(sql.format(where=""))
+        else:
+            names = {f"id{i}": v for i, v in enumerate(batch)}
+            found = reader.rows(
+                sql.format(where=f"WHERE referral_id IN ({', '.join(':' + n for n in names)})"),
+                **names,
+            )
+        for s in found:
+            ref = s.pop("referral_id")
+            s["due_at"], s["completed_at"] = (
+                local_iso(s["due_at"], tz),
+                local_iso(s["completed_at"], tz),
+            )
+            out.setdefault(ref, []).append(s)
+    return out
+
+
+def show_referral(reader: Reader, *, code: str, tz: ZoneInfo, now: dt.datetime) -> dict[str, Any]:
+    """One referral with its steps, its timeline of events and its messages."""
+    found = list_referrals(reader, tz=tz, now=now, code=code, limit=1)
+    if not found:
+        raise NotFound(f"unknown referral {code!r}")
+    summary = found[0]
+    (ref,) = reader.rows("SELECT id FROM referral WHERE code = :code", code=code)
+    events = reader.rows(
+        "SELECT kind, at, actor, data FROM event WHERE referral_id = :id ORDER BY at, id",
+        id=ref["id"],
+    )
+    summary["events"] = [{**e, "at": local_iso(e["at"], tz)} for e in events]
+    messages = reader.rows(
+        'SELECT n.channel, n.status, n.template, n.attempts, n.sent_at, n.last_error, c.name AS "to", c.role'
+        " FROM notification n LEFT JOIN contact c ON c.id = n.contact_id"
+        " WHERE n.referral_id = :id ORDER BY n.id",
+        id=ref["id"],
+    )
+    summary["messages"] = [{**m, "sent_at": local_iso(m["sent_at"], tz)} for m in messages]
+    return summary
