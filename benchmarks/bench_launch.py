@@ -71,6 +71,14 @@ def fresh_database(kind: str, workdir: Path) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
+def drop_database(url: str) -> None:
+    if url.startswith("postgresql"):
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def prepared_runtime(url: str, workdir: Path) -> Runtime:
     upgrade(url)
     rt = Runtime(
@@ -200,6 +208,7 @@ def cli_wall(rt: Runtime) -> dict[str, float]:
     baseline = best("--help")
     return {
         "list_json_s": best("list", "--json"),
+        "list_all_json_s": best("list", "--json", "--limit", "0"),
         "show_s": best("show", code),
         "show_json_s": best("show", code, "--json"),
         "cli_startup_s": baseline,
@@ -234,6 +243,7 @@ def main() -> None:
                 print(json.dumps(run), flush=True)
                 results["runs"].append(run)
                 rt.engine.dispose()
+                drop_database(rt.settings.database_url)
     out = ROOT / "benchmarks" / "results" / f"launch-{now:%Y%m%d-%H%M}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"written {out}")

@@ -15,12 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from referrals.models.clients import ClientIn, seal_client
 from referrals.models.context import Context
-from referrals.models.db import CHUNK, insert_many
+from referrals.models.db import CHUNK, insert_many, is_postgres
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
 from referrals.models.launching import LaunchRefused, LaunchRequest, launch_referrals
@@ -38,6 +38,7 @@ HEADER = (
     "launched_at",
     "urgent",
 )
+ANALYZE_AFTER = 1000  # rows
 REQUIRED = frozenset({"name", "district", "pathway", "partner", "consent"})
 TRUE = {"1", "true", "yes", "y", "x", "có", "co"}
 FALSE = {"", "0", "false", "no", "n", "không", "khong"}
@@ -201,6 +202,9 @@ def import_referrals(
     except LaunchRefused as exc:
         raise ImportRefused([(lines[i], message) for i, message in exc.problems]) from None
     step("launched", len(rows), len(rows))
+    if len(rows) >= ANALYZE_AFTER and is_postgres(session):
+        # Fresh statistics, or PostgreSQL plans the next queries for tables it believes empty.
+        session.execute(text("ANALYZE client, consent, referral, step, event, notification"))
     return report
 
 

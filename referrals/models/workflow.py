@@ -80,7 +80,17 @@ class Step(SQLModel, table=True):
     reminders_sent: int = 0
     escalation_level: int = 0
 
-    __table_args__ = (Index("ux_step_referral_seq", "referral_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("ux_step_referral_seq", "referral_id", "seq", unique=True),
+        # At most one active step per referral, and the index that finds it (`list`, `show`).
+        Index(
+            "ux_step_active_per_referral",
+            "referral_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
 
 
 class Event(SQLModel, table=True):
