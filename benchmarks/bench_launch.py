@@ -17,6 +17,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,30 +164,36 @@ def flows(rt: Runtime, k: int, now: dt.datetime) -> dict[str, float]:
         for c in clients
     ]
     direct, flowed = requests[:k], requests[k : 2 * k]
-    start = time.perf_counter()
+    direct_ms = []
     for req in direct:
+        start = time.perf_counter()
         with transaction(rt.engine) as s:
             launch_one(
                 s, code=new_code("R"), request=req, coordinator=rt.user(s), ctx=rt.ctx, now=now
             )
-    direct_s = time.perf_counter() - start
+        direct_ms.append(1000 * (time.perf_counter() - start))
     os.environ["REFERRALS_DATABASE_URL"] = rt.settings.database_url
     from referrals.config import get_settings
 
     get_settings.cache_clear()
+    flow_ms = []
     with (
         prefect_test_harness(server_startup_timeout=60),
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
-        start = time.perf_counter()
         for req in flowed:
+            start = time.perf_counter()
             run_launch(code=new_code("R"), request=req, now=now)
-        flow_s = time.perf_counter() - start
+            flow_ms.append(1000 * (time.perf_counter() - start))
     return {
         "k": k,
-        "direct_per_launch_ms": 1000 * direct_s / k,
-        "flow_per_launch_ms": 1000 * flow_s / k,
-        "prefect_overhead_ms": 1000 * (flow_s - direct_s) / k,
+        "direct_per_launch_ms": statistics.mean(direct_ms),
+        "direct_median_ms": statistics.median(direct_ms),
+        "flow_per_launch_ms": statistics.mean(flow_ms),
+        "flow_median_ms": statistics.median(flow_ms),
+        "flow_p90_ms": statistics.quantiles(flow_ms, n=10)[-1],
+        "prefect_overhead_ms": statistics.mean(flow_ms) - statistics.mean(direct_ms),
+        "prefect_overhead_median_ms": statistics.median(flow_ms) - statistics.median(direct_ms),
     }
 
 

@@ -109,3 +109,31 @@ def test_header_and_encoding_errors(rt: Runtime, now: dt.datetime) -> None:
         )
     with pytest.raises(DomainError, match="no rows"):
         run(rt, HEADER, now, bom=False)
+
+
+def test_import_reports_progress_by_stage(rt: Runtime, now: dt.datetime) -> None:
+    rows = "".join(f"P{i},,,nha-trang,id_papers,police-nha-trang,written,,\n" for i in range(1200))
+    calls: list[tuple[str, int, int]] = []
+    with transaction(rt.engine) as s:
+        import_referrals(
+            s,
+            data=(HEADER + rows).encode(),
+            coordinator=rt.user(s),
+            ctx=rt.ctx,
+            now=now,
+            progress=lambda *call: calls.append(call),
+        )
+    assert [c for c in calls if c[0] == "rows"] == [
+        ("rows", 0, 1200),
+        ("rows", 500, 1200),
+        ("rows", 1000, 1200),
+    ]
+    assert [c[0] for c in calls if c[0] != "rows"] == [
+        "clients",
+        "launch",
+        "launch",
+        "launch",
+        "write",
+        "write",
+    ]
+    assert calls[-1] == ("write", 1200, 1200)

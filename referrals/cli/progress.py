@@ -8,7 +8,12 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-STAGES = {"checked": "checking rows", "clients": "clients and consents", "launched": "launching"}
+STAGES = {
+    "rows": "checking rows",
+    "clients": "clients and consents",
+    "launch": "checking launches",
+    "write": "writing",
+}
 
 
 @contextmanager
@@ -22,11 +27,9 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         console=console,
         disable=not console.is_terminal,
     ) as bar:
-        task = bar.add_task("import", total=len(STAGES))
+        task = bar.add_task("import", total=None)
 
         def update(stage: str, done: int, total: int) -> None:
-            bar.update(
-                task, advance=1, description=f"{STAGES.get(stage, stage)} ({done}/{total} rows)"
-            )
+            bar.update(task, completed=done, total=total, description=STAGES.get(stage, stage))
 
         yield update

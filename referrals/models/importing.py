@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +22,14 @@ from referrals.models.context import Context
 from referrals.models.db import CHUNK, insert_many, is_postgres
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
-from referrals.models.launching import LaunchRefused, LaunchRequest, launch_referrals
+from referrals.models.launching import (
+    TICK,
+    LaunchRefused,
+    LaunchRequest,
+    Progress,
+    launch_referrals,
+    no_progress,
+)
 from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
 from referrals.models.workflow import Event
 
@@ -42,8 +48,6 @@ ANALYZE_AFTER = 1000  # rows
 REQUIRED = frozenset({"name", "district", "pathway", "partner", "consent"})
 TRUE = {"1", "true", "yes", "y", "x", "có", "co"}
 FALSE = {"", "0", "false", "no", "n", "không", "khong"}
-
-Progress = Callable[[str, int, int], None]
 
 
 class ImportRow(ClientIn):
@@ -131,10 +135,12 @@ def parse_csv(data: bytes) -> list[tuple[int, dict[str, str]]]:
 
 
 def validate_rows(
-    rows: list[tuple[int, dict[str, str]]], tz: ZoneInfo
+    rows: list[tuple[int, dict[str, str]]], tz: ZoneInfo, progress: Progress = no_progress
 ) -> tuple[list[ImportRow], list[tuple[int, str]]]:
     valid, problems = [], []
-    for line, raw in rows:
+    for i, (line, raw) in enumerate(rows):
+        if i % TICK == 0:
+            progress("rows", i, len(rows))
         try:
             row = ImportRow.model_validate(
                 {k: v for k, v in raw.items() if v.strip() or k in REQUIRED}
@@ -157,13 +163,11 @@ def import_referrals(
     coordinator: User,
     ctx: Context,
     now: dt.datetime,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
 ) -> ImportReport:
-    step = progress or (lambda stage, done, total: None)
     parsed = parse_csv(data)
     lines = [line for line, _ in parsed]
-    rows, problems = validate_rows(parsed, ctx.tz)
-    step("checked", len(parsed), len(parsed))
+    rows, problems = validate_rows(parsed, ctx.tz, progress)
     if problems:
         raise ImportRefused(problems)
     areas = set(session.scalars(select(Area.key)))
@@ -182,8 +186,8 @@ def import_referrals(
         raise ImportRefused(problems)
 
     report = ImportReport()
+    progress("clients", 0, len(rows))
     clients = _find_or_create_clients(session, rows, coordinator, ctx, now, report)
-    step("clients", len(rows), len(rows))
     report.consents_recorded = _record_consents(session, rows, clients, orgs, coordinator, now)
     requests = [
         LaunchRequest(
@@ -197,11 +201,10 @@ def import_referrals(
     ]
     try:
         report.referrals = launch_referrals(
-            session, requests=requests, coordinator=coordinator, ctx=ctx, now=now
+            session, requests=requests, coordinator=coordinator, ctx=ctx, now=now, progress=progress
         )
     except LaunchRefused as exc:
         raise ImportRefused([(lines[i], message) for i, message in exc.problems]) from None
-    step("launched", len(rows), len(rows))
     if len(rows) >= ANALYZE_AFTER and is_postgres(session):
         # Fresh statistics, or PostgreSQL plans the next queries for tables it believes empty.
         session.execute(text("ANALYZE client, consent, referral, step, event, notification"))

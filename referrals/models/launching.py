@@ -8,7 +8,7 @@ transaction, so a launch is whole or absent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,13 @@ from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
 from referrals.models.people import Client, Consent, User, actor_name
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+
+Progress = Callable[[str, int, int], None]  # (stage, rows done, rows in all), for progress bars
+TICK = 500  # rows between progress reports
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    pass
 
 
 class LaunchRequest(BaseModel):
@@ -91,6 +98,7 @@ def launch_referrals(
     ctx: Context,
     now: dt.datetime,
     codes: Sequence[str] | None = None,
+    progress: Progress = no_progress,
 ) -> list[str]:
     """Launch every request or none; return the new referral codes in request order."""
     directory = _Directory.load(session)
@@ -120,6 +128,8 @@ def launch_referrals(
         tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]
     ] = []
     for i, req in enumerate(requests):
+        if i % TICK == 0:
+            progress("launch", i, len(requests))
         try:
             plan = _check(req, clients, directory, consents, open_refs, ctx, now)
         except DomainError as exc:
@@ -131,7 +141,9 @@ def launch_referrals(
     if problems:
         raise LaunchRefused(problems)
     codes = list(codes) if codes else [new_code("R") for _ in plans]
+    progress("write", 0, len(plans))
     _write(session, plans, codes, coordinator, directory, ctx)
+    progress("write", len(plans), len(plans))
     return codes
 
 
