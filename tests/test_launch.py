@@ -43,10 +43,13 @@ def test_a_launched_referral_has_steps_deadline_events_and_outbox(
     assert [e["kind"] for e in shown["events"]] == ["referral.requested", "step.active"]
     # The partner's first-rank contacts, on every channel they have; nothing about the client.
     assert {(n.channel, n.template, n.status) for n in outbox} == {
-        ("sms", "referral.new", "pending"),
-        ("email", "referral.new", "pending"),
+        ("sms", "referral.new", "queued"),
+        ("email", "referral.new", "queued"),
     }
-    assert all(set(n.context) == {"code", "service", "step", "due_at", "urgent"} for n in outbox)
+    assert all(
+        set(n.context) == {"code", "service", "step", "step_name", "due_at", "urgent"}
+        for n in outbox
+    )
     assert len({n.idempotency_key for n in outbox}) == len(outbox)
 
 

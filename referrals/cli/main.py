@@ -27,6 +27,8 @@ client_app = typer.Typer(help="Clients (known by a pseudonymous code).", no_args
 consent_app = typer.Typer(help="Consents per partner and purpose.", no_args_is_help=True)
 app.add_typer(client_app, name="client")
 app.add_typer(consent_app, name="consent")
+outbox_app = typer.Typer(help="Messages to partners and staff, and their delivery state.")
+app.add_typer(outbox_app, name="outbox")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this ISO 8601 instant.")]
@@ -387,6 +389,104 @@ def advance(
             reason=reason,
         )
     print(f"{r.code} is {r.status}")
+
+
+@app.command()
+def deliver(
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many messages.")
+    ] = None,
+    now: NowOpt = None,
+    via: Annotated[
+        Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
+    ] = Via.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """One delivery pass: send every due message through its channel, record each outcome."""
+    from referrals.cli.clock import parse_now
+
+    when = parse_now(now)
+    use_prefect = via == Via.prefect or (via == Via.auto and os.environ.get("PREFECT_API_URL"))
+    if use_prefect:
+        from referrals.flows.deliver import deliver_notifications
+
+        summary = deliver_notifications(now=when, limit=limit)
+    else:
+        from referrals.notifiers.delivery import deliver as deliver_pass
+
+        summary = deliver_pass(_runtime(), now=when, limit=limit).as_dict()
+    if as_json:
+        return emit_json(summary)
+    print(
+        f"{summary['sent']} sent, {summary['failed']} failed (will retry), {summary['dead']} dead, "
+        f"{summary['deferred']} held for quiet hours"
+    )
+    for kind, n in summary["waiting"].items():
+        env = "REFERRALS_SMS_URL" if kind == "sms" else "REFERRALS_EMAIL_URL"
+        print(f"{n} {kind} messages wait: the {kind} channel is off (set {env})")
+
+
+class MessageStatusChoice(StrEnum):
+    queued = "queued"
+    failed = "failed"
+    sent = "sent"
+    dead = "dead"
+    cancelled = "cancelled"
+
+
+@outbox_app.callback(invoke_without_command=True)
+def outbox(
+    ctx: typer.Context,
+    status: Annotated[MessageStatusChoice | None, typer.Option("--status")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="At most this many; 0 for all.")
+    ] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Messages, newest first: who, what, and whether it was delivered."""
+    if ctx.invoked_subcommand:
+        return
+    from referrals.config.settings import get_settings
+    from referrals.models.reading import Reader, list_messages
+
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
+        rows = list_messages(
+            reader, tz=settings.tz, status=status.value if status else None, limit=limit
+        )
+    if as_json:
+        return emit_json(rows)
+    table(
+        [
+            (
+                m["id"],
+                m["referral"] or "-",
+                m["channel"],
+                m["to"],
+                m["template"],
+                m["status"],
+                m["attempts"],
+                local_date(m["sent_at"] or m["next_attempt_at"]),
+                (m["last_error"] or "")[:60],
+            )
+            for m in rows
+        ],
+        ("id", "referral", "channel", "to", "message", "status", "tries", "when", "last error"),
+    )
+
+
+@outbox_app.command("retry")
+def outbox_retry(message_id: int, now: NowOpt = None) -> None:
+    """Send a failed or dead message again (after fixing the address or the channel)."""
+    from referrals.cli.clock import parse_now
+    from referrals.models.db import transaction
+    from referrals.models.people import actor_name
+    from referrals.notifiers.outbox import retry
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        row = retry(s, message_id=message_id, actor=actor_name(rt.user(s)), now=parse_now(now))
+    print(f"message {row.id} is queued again")
 
 
 def rt_session(rt: Any) -> Any:

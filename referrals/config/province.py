@@ -56,8 +56,27 @@ def _email(value: str) -> str:
     return value.lower()
 
 
+def _quiet_hours(value: str) -> str:
+    """`HH:MM-HH:MM` (may cross midnight), or `none`."""
+    if value == "none":
+        return value
+    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", value)
+    if not m or m.group(1, 2) == m.group(3, 4):
+        raise ValueError(f"{value!r}: give quiet hours as HH:MM-HH:MM (e.g. 21:00-07:00) or none")
+    return value
+
+
+def quiet_window(value: str | None) -> tuple[dt.time, dt.time] | None:
+    """The (start, end) local times of a validated quiet-hours value; None for `none`."""
+    if not value or value == "none":
+        return None
+    start, end = value.split("-")
+    return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+
+
 Phone = Annotated[str, AfterValidator(e164)]
 Email = Annotated[str, AfterValidator(_email)]
+QuietHours = Annotated[str, AfterValidator(_quiet_hours)]
 
 
 class Strict(BaseModel):
@@ -126,6 +145,9 @@ class Contact(Strict):
     language: Literal["vi", "en"] = "vi"
     rank: int = Field(default=1, ge=1, le=9, description="escalation rank: 1 is asked first")
     sms_unaccented: bool = False
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="no SMS in these local hours; default: the province's"
+    )
     active: bool = True
 
     @model_validator(mode="after")
@@ -164,6 +186,40 @@ class DayOff(Strict):
     name: Text
 
 
+class Delivery(Strict):
+    """How messages leave: Apprise URL templates per channel, retries, quiet hours.
+
+    A channel URL names secrets as `${ENV_VAR}` (read from the environment, or from a Prefect
+    Secret block as `${prefect:block-name}`), never literally, and the recipient as `{phone}`
+    (E.164) or `{email}`. A channel whose URL expands to nothing is off: its messages wait.
+    """
+
+    channels: dict[Literal["sms", "email"], str] = {
+        "sms": "${REFERRALS_SMS_URL}",
+        "email": "${REFERRALS_EMAIL_URL}",
+    }
+    sender: str | None = Field(
+        default=None, max_length=20, description="who the SMS is from; default: the province name"
+    )
+    sender_en: str | None = Field(default=None, max_length=20)
+    quiet_hours: QuietHours = "21:00-07:00"
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    first_retry_seconds: int = Field(default=60, ge=1, le=86400)
+    max_retry_seconds: int = Field(default=6 * 3600, ge=1, le=7 * 86400)
+    concurrency: int = Field(default=8, ge=1, le=64, description="messages sent at once")
+    lease_seconds: int = Field(default=300, ge=10, le=86400)
+
+    @field_validator("channels")
+    @classmethod
+    def _templates(cls, channels: dict[str, str]) -> dict[str, str]:
+        for kind, url in channels.items():
+            if re.search(r"(?<!\$)\{(?!phone\}|email\})[^}]*\}", url):
+                raise ValueError(f"{kind}: only {{phone}} and {{email}} may be substituted")
+            if re.search(r"://[^/@?]*:[^/@$?]+@", url):
+                raise ValueError(f"{kind}: put the password in ${{AN_ENV_VAR}}, not in the file")
+        return channels
+
+
 class ProvinceFile(Strict):
     key: Slug
     name: Text
@@ -173,6 +229,7 @@ class ProvinceFile(Strict):
     days_off: list[DayOff] = []
     days_worked: list[DayOff] = Field(default=[], description="weekend days declared working days")
     areas: list[Area] = Field(min_length=1)
+    delivery: Delivery = Delivery()
 
     @field_validator("areas")
     @classmethod

@@ -9,25 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 from prefect import flow, tags, task
-from sqlalchemy.exc import OperationalError
 
+from referrals.flows.retrying import transient
 from referrals.models.db import transaction
 from referrals.models.launching import LaunchRequest, launch_one
 from referrals.models.runtime import Runtime
 
 
-def _transient(task: object, task_run: object, state: object) -> bool:
-    """Retry a lost or locked database, never a refusal (a refusal would fail the same way)."""
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except OperationalError:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=_transient)
+@task(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=transient)
 def write_launch(
     code: str, request: LaunchRequest, coordinator: str | None, now: dt.datetime
 ) -> str:

@@ -17,10 +17,12 @@ from referrals.models.lifecycle import (
     DEFAULT_CANCEL_REASON,
     REASON_REQUIRED,
     Action,
+    MessageStatus,
     Outcome,
     Reason,
     ReferralStatus,
     StepStatus,
+    message_sources,
     referral_move,
     step_move,
 )
@@ -111,8 +113,13 @@ class _Mover:
         # Messages not yet sent about a closed referral would only confuse the partner.
         self.session.execute(
             update(Notification)
-            .where(Notification.referral_id == self.referral.id, Notification.status == "pending")
-            .values(status="cancelled", last_error="referral closed before delivery")
+            .where(
+                Notification.referral_id == self.referral.id,
+                Notification.status.in_(message_sources("cancel")),
+            )
+            .values(
+                status=MessageStatus.cancelled.value, last_error="referral closed before delivery"
+            )
         )
 
 
@@ -146,6 +153,8 @@ def advance(
         referral.outcome = Outcome.not_successful.value
         referral.outcome_reason = (why or DEFAULT_CANCEL_REASON).value
         m.close_steps(failed=action != Action.cancel)
+        if action == Action.cancel:
+            _tell_partner_closed(session, referral, now)
     elif action == Action.hold:
         m.move("hold", **({"reason": why.value} if why else {}))
     elif action == Action.resume:
@@ -160,6 +169,36 @@ def advance(
             f"referral {code} was changed by someone else; reload and try again"
         ) from None
     return referral
+
+
+def _tell_partner_closed(session: Session, referral: Referral, now: dt.datetime) -> None:
+    """Whoever received the referral learns it is closed: same contacts, channels, language."""
+    told = session.scalars(
+        select(Notification).where(
+            Notification.referral_id == referral.id,
+            Notification.template == "referral.new",
+            Notification.status == MessageStatus.sent.value,
+        )
+    )
+    for n in told:
+        key = f"{referral.code}:referral.closed:{n.contact_id}:{n.channel}"
+        session.add(
+            Notification(
+                referral_id=referral.id,
+                contact_id=n.contact_id,
+                channel=n.channel,
+                template="referral.closed",
+                language=n.language,
+                context={
+                    "code": referral.code,
+                    "service": n.context["service"],
+                    "closed_at": now.isoformat(),
+                },
+                idempotency_key=key,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
 
 
 def _complete_step(m: _Mover, action: Action, step_key: str | None) -> None:

@@ -32,6 +32,7 @@ class Vault:
         self.key_id = hashlib.sha256(key).hexdigest()[:8]
         self._keys = {self.key_id: AESGCM(key)}
         self._lookup_key = _derive(secret_key, b"pii-lookup-v1")
+        self._link_key = _derive(secret_key, b"action-link-v1")
 
     def encrypt(self, value: str | None, column: str) -> str | None:
         if value is None:
@@ -56,6 +57,11 @@ class Vault:
             return None
         normal = unicodedata.normalize("NFC", value).strip().upper()
         return hmac.new(self._lookup_key, f"{kind}:{normal}".encode(), hashlib.sha256).hexdigest()
+
+    def link_mac(self, message: str) -> str:
+        """80 bits of HMAC-SHA256, base32 lower case: short enough for an SMS link."""
+        mac = hmac.new(self._link_key, message.encode(), hashlib.sha256).digest()[:10]
+        return base64.b32encode(mac).decode().lower()
 
 
 @lru_cache(maxsize=4)

@@ -56,5 +56,6 @@ class Contact(SQLModel, table=True):
     language: str = Field(default="vi", max_length=5)
     rank: int = 1
     sms_unaccented: bool = False
+    quiet_hours: str | None = Field(default=None, max_length=11)  # None: the province's
     active: bool = True
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -292,6 +292,7 @@ def _write(
                 {"step": "acknowledge", "due_at": due.isoformat()},
             )
         )
+        first_step = pathway.definition["steps"][0]
         for contact in directory.first_contacts[org.id]:  # type: ignore[index]
             for channel in ("sms", "email"):
                 if getattr(contact, "phone" if channel == "sms" else "email"):
@@ -308,11 +309,14 @@ def _write(
                                 if contact.language == "vi"
                                 else service.name_en,
                                 "step": "acknowledge",
+                                "step_name": first_step[
+                                    "name" if contact.language == "vi" else "name_en"
+                                ],
                                 "due_at": due.isoformat(),
                                 "urgent": req.urgent,
                             },
                             "idempotency_key": f"{code}:referral.new:{contact.id}:{channel}",
-                            "status": "pending",
+                            "status": "queued",
                             "attempts": 0,
                             "next_attempt_at": at,
                             "created_at": at,

@@ -116,3 +116,37 @@ def step_move(trigger: str, current: T) -> T:
     if current not in sources:
         raise IllegalTransition(f"cannot {trigger} a step that is {current}")
     return dest
+
+
+class MessageStatus(StrEnum):
+    """An outbox row: queued, then sent; failed (will retry) until dead; cancelled if pointless."""
+
+    queued = "queued"
+    failed = "failed"
+    sent = "sent"
+    dead = "dead"
+    cancelled = "cancelled"
+
+
+M = MessageStatus
+DUE = frozenset({M.queued, M.failed})  # what a delivery pass may claim
+# trigger -> (allowed sources, destination); applied as set-based UPDATEs guarded by the sources.
+MESSAGE_MOVES: dict[str, tuple[frozenset[M], M]] = {
+    "send": (DUE, M.sent),
+    "fail": (DUE, M.failed),
+    "die": (DUE, M.dead),
+    "cancel": (DUE, M.cancelled),
+    "retry": (frozenset({M.failed, M.dead}), M.queued),
+}
+
+
+def message_sources(trigger: str) -> list[str]:
+    """The statuses a message may have for `trigger`, as values for a SQL `IN`."""
+    return sorted(s.value for s in MESSAGE_MOVES[trigger][0])
+
+
+def message_move(trigger: str, current: M) -> M:
+    sources, dest = MESSAGE_MOVES[trigger]
+    if current not in sources:
+        raise IllegalTransition(f"cannot {trigger} a message that is {current}")
+    return dest

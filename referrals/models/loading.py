@@ -99,6 +99,15 @@ def _load_contacts(session: Session, org: Organization, partner: object) -> None
         contact.active = False
     for c in partner.contacts:  # type: ignore[attr-defined]
         row = existing.get(c.name) or Contact(organization_id=org.id, name=c.name, role="")
-        for field in ("role", "phone", "email", "language", "rank", "sms_unaccented", "active"):
+        for field in (
+            "role",
+            "phone",
+            "email",
+            "language",
+            "rank",
+            "sms_unaccented",
+            "quiet_hours",
+            "active",
+        ):
             setattr(row, field, getattr(c, field))
         session.add(row)

@@ -20,7 +20,17 @@ from referrals.models.errors import NotFound
 from referrals.models.lifecycle import WORKING, StepStatus
 
 TIME_COLUMNS = frozenset(
-    {"launched_at", "closed_at", "due_at", "next_due_at", "completed_at", "at", "sent_at"}
+    {
+        "launched_at",
+        "closed_at",
+        "due_at",
+        "next_due_at",
+        "completed_at",
+        "at",
+        "sent_at",
+        "next_attempt_at",
+        "created_at",
+    }
 )
 JSON_COLUMNS = frozenset({"data"})
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC here)
@@ -207,11 +217,45 @@ def show_referral(reader: Reader, *, code: str, tz: ZoneInfo, now: dt.datetime) 
         id=ref["id"],
     )
     summary["events"] = [{**e, "at": local_iso(e["at"], tz)} for e in events]
-    messages = reader.rows(
-        'SELECT n.channel, n.status, n.template, n.attempts, n.sent_at, n.last_error, c.name AS "to", c.role'
-        " FROM notification n LEFT JOIN contact c ON c.id = n.contact_id"
-        " WHERE n.referral_id = :id ORDER BY n.id",
-        id=ref["id"],
-    )
-    summary["messages"] = [{**m, "sent_at": local_iso(m["sent_at"], tz)} for m in messages]
+    summary["messages"] = list_messages(reader, tz=tz, referral_id=ref["id"], limit=0)
     return summary
+
+
+MESSAGES_SQL = """
+SELECT n.id, n.channel, n.status, n.template, n.attempts, n.created_at, n.next_attempt_at,
+       n.sent_at, n.last_error, r.code AS referral, o.slug AS partner,
+       COALESCE(c.name, u.username) AS "to", COALESCE(c.role, u.role) AS role
+FROM notification n
+LEFT JOIN referral r ON r.id = n.referral_id
+LEFT JOIN contact c ON c.id = n.contact_id
+LEFT JOIN organization o ON o.id = c.organization_id
+LEFT JOIN "user" u ON u.id = n.user_id
+"""
+
+
+def list_messages(
+    reader: Reader,
+    *,
+    tz: ZoneInfo,
+    status: str | None = None,
+    referral_id: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> list[dict[str, Any]]:
+    """Outbox rows with their delivery state; a referral's oldest first, else newest first."""
+    where, params = [], {}
+    if status is not None:
+        where.append("n.status = :status")
+        params["status"] = status
+    if referral_id is not None:
+        where.append("n.referral_id = :referral_id")
+        params["referral_id"] = referral_id
+    sql = MESSAGES_SQL + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY n.id" if referral_id is not None else " ORDER BY n.id DESC"
+    if limit:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    rows = reader.rows(sql, **params)
+    for m in rows:
+        for name in ("created_at", "next_attempt_at", "sent_at"):
+            m[name] = local_iso(m[name], tz)
+    return rows

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
-from referrals.models.lifecycle import OPEN
+from referrals.models.lifecycle import DUE, OPEN
 from referrals.models.types import UTCDateTime, utcnow
 
 
@@ -28,6 +28,7 @@ class PathwayVersion(SQLModel, table=True):
 
 
 _version = Column("version", Integer, nullable=False, default=1)
+_due_statuses = ", ".join(f"'{s}'" for s in sorted(DUE))
 _open_statuses = ", ".join(f"'{s}'" for s in sorted(OPEN))
 
 
@@ -120,10 +121,21 @@ class Notification(SQLModel, table=True):
     subject: str | None = None
     body: str | None = None
     idempotency_key: str = Field(unique=True, max_length=200)
-    status: str = Field(default="pending", max_length=20, index=True)
+    status: str = Field(default="queued", max_length=20, index=True)
     attempts: int = 0
     next_attempt_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     lease_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_token: str | None = Field(default=None, max_length=32)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (
+        # What a delivery pass claims: due messages, oldest first.
+        Index(
+            "ix_notification_due",
+            "next_attempt_at",
+            sqlite_where=text(f"status IN ({_due_statuses})"),
+            postgresql_where=text(f"status IN ({_due_statuses})"),
+        ),
+    )

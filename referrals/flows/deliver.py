@@ -1,0 +1,49 @@
+"""`deliver-notifications`: one pass over the outbox, on a schedule (every minute when served).
+
+The pass is safe to run twice at once (leases; `FOR UPDATE SKIP LOCKED` on PostgreSQL) and to
+re-run after a crash. Channel secrets may live in Prefect Secret blocks, named in the province's
+channel URLs as `${prefect:block-name}`. Logs carry counts and message ids, never recipients'
+secrets nor anything about clients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from referrals.flows.retrying import transient
+from referrals.models.runtime import Runtime
+from referrals.notifiers.channels import Channels, environment
+from referrals.notifiers.delivery import deliver
+
+
+def prefect_secret(name: str) -> str | None:
+    """`prefect:NAME` from a Prefect Secret block; anything else from the environment."""
+    if not name.startswith("prefect:"):
+        return environment(name)
+    from prefect.blocks.system import Secret
+
+    try:
+        return str(Secret.load(name.removeprefix("prefect:")).get()) or None
+    except ValueError:  # no such block
+        return None
+
+
+@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
+def deliver_pass(now: dt.datetime, limit: int | None) -> dict[str, Any]:
+    rt = Runtime()
+    channels = Channels(rt.province.province.delivery, secrets=prefect_secret)
+    return deliver(rt, now=now, limit=limit, channels=channels).as_dict()
+
+
+@flow(name="deliver-notifications", flow_run_name="deliver", log_prints=False)
+def deliver_notifications(
+    now: dt.datetime | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    summary = deliver_pass(now or dt.datetime.now(dt.UTC), limit)
+    get_run_logger().info(
+        "sent %(sent)d, failed %(failed)d, dead %(dead)d, deferred %(deferred)d", summary
+    )
+    return summary

@@ -1,0 +1,272 @@
+"""One delivery pass: claim due messages, render them, send them through Apprise, record each.
+
+Sending runs in a bounded thread pool (Apprise's plugins block); claiming and recording stay on
+the calling thread, one short transaction per outcome, so at most the messages in flight can be
+sent twice after a crash. A fresh Apprise plugin per message: a reused one throttles itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.config.province import quiet_window
+from referrals.models.db import transaction
+from referrals.models.directory import Contact
+from referrals.models.links import link_url
+from referrals.models.people import User
+from referrals.models.runtime import Runtime
+from referrals.notifiers import outbox
+from referrals.notifiers.channels import ChannelError, Channels, instantiate, masked
+from referrals.notifiers.rendering import Rendered, RenderError, render
+
+log = logging.getLogger("referrals.deliver")
+Send = Callable[[str, Rendered], str | None]  # (url, message) -> None when sent, else the reason
+
+
+@dataclass
+class Summary:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    deferred: int = 0
+    lost: int = 0  # outcomes not recorded: the lease had passed to another pass
+    waiting: dict[str, int] = field(default_factory=dict)  # due, on a channel that is off
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Job:
+    claimed: outbox.Claimed
+    url: str
+    message: Rendered
+
+
+class _Capture(logging.Handler):
+    """Apprise says why a send failed only in its log: keep each thread's lines apart."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(self.local, "lines", None)
+        if lines is not None:
+            lines.append(record.getMessage())
+
+    @contextmanager
+    def lines(self) -> Iterator[list[str]]:
+        self.local.lines = []
+        try:
+            yield self.local.lines
+        finally:
+            self.local.lines = None
+
+
+_capture = _Capture()
+_apprise_log = logging.getLogger("apprise")
+_apprise_log.addHandler(_capture)
+_apprise_log.propagate = False  # its reasons are recorded per message, scrubbed, not printed
+
+
+def send_apprise(url: str, message: Rendered) -> str | None:
+    plugin = instantiate(url)
+    if plugin is None:
+        return "Apprise does not accept the channel URL"
+    with _capture.lines() as lines:
+        try:
+            ok = plugin.notify(body=message.body, title=message.subject or "")  # type: ignore[attr-defined]
+        except Exception as exc:  # a plugin bug must not stop the pass
+            return f"{type(exc).__name__}: {exc}"
+    if ok:
+        return None
+    log.debug("not delivered through %s", masked(plugin))
+    return lines[-1] if lines else "not delivered (Apprise gave no reason)"
+
+
+def quiet_until(now: dt.datetime, window: str | None, tz: ZoneInfo) -> dt.datetime | None:
+    """When the quiet hours containing `now` end, or None if `now` is not in them."""
+    span = quiet_window(window)
+    if span is None:
+        return None
+    start, end = span
+    local = now.astimezone(tz)
+    t = local.time()
+    if start < end:
+        inside, day = start <= t < end, local.date()
+    else:  # across midnight
+        inside = t >= start or t < end
+        day = local.date() + dt.timedelta(days=1) if t >= start else local.date()
+    if not inside:
+        return None
+    return dt.datetime.combine(day, end, tzinfo=tz).astimezone(dt.UTC)
+
+
+@dataclass
+class _People:
+    """Every contact and user, loaded once a pass: recipients, languages, quiet hours."""
+
+    contacts: dict[int, Contact]
+    users: dict[int, User]
+
+    @classmethod
+    def load(cls, session: Session) -> _People:
+        return cls(
+            contacts={c.id: c for c in session.scalars(select(Contact))},  # type: ignore[misc]
+            users={u.id: u for u in session.scalars(select(User))},  # type: ignore[misc]
+        )
+
+
+def deliver(
+    rt: Runtime,
+    *,
+    now: dt.datetime,
+    limit: int | None = None,
+    channels: Channels | None = None,
+    send: Send = send_apprise,
+) -> Summary:
+    """One pass over the outbox: every due message on a channel that is on, up to `limit`."""
+    cfg = rt.province.province.delivery
+    channels = channels or Channels(cfg)
+    channels.check()
+    summary = Summary()
+    with transaction(rt.engine) as s:
+        off = [k for k in cfg.channels if k not in channels.kinds]
+        summary.waiting = outbox.waiting(s, kinds_off=off, now=now)
+        people = _People.load(s)
+    if not channels.kinds:
+        return summary
+    # A sliding window: at most `concurrency` messages are out and unrecorded at any time, which
+    # bounds what a crash can repeat; new rows are claimed as the window drains.
+    queue: deque[Job] = deque()
+    out: dict[Future[str | None], Job] = {}
+    drained = False
+    with ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="deliver") as pool:
+        while True:
+            if not queue and not drained and (limit is None or summary.claimed < limit):
+                n = cfg.concurrency * 4
+                n = n if limit is None else min(n, limit - summary.claimed)
+                with transaction(rt.engine) as s:
+                    batch = outbox.claim(
+                        s, kinds=channels.kinds, now=now, limit=n, lease_seconds=cfg.lease_seconds
+                    )
+                drained = not batch
+                summary.claimed += len(batch)
+                queue.extend(
+                    j for c in batch if (j := _prepare(rt, c, people, channels, now, summary))
+                )
+            while queue and len(out) < cfg.concurrency:
+                job = queue.popleft()
+                out[pool.submit(send, job.url, job.message)] = job
+            if not out:
+                if queue or (not drained and (limit is None or summary.claimed < limit)):
+                    continue
+                break
+            done, _ = wait(out, return_when=FIRST_COMPLETED)
+            for future in done:
+                _record(rt, out.pop(future), future.result(), channels, now, summary)
+    log.info(
+        "delivery pass: %d claimed, %d sent, %d failed, %d dead, %d deferred",
+        summary.claimed,
+        summary.sent,
+        summary.failed,
+        summary.dead,
+        summary.deferred,
+    )
+    return summary
+
+
+def _prepare(
+    rt: Runtime,
+    c: outbox.Claimed,
+    people: _People,
+    channels: Channels,
+    now: dt.datetime,
+    summary: Summary,
+) -> Job | None:
+    """Render a claimed message for its recipient, or defer it (quiet hours), or give it up."""
+    cfg = rt.province.province.delivery
+    contact = people.contacts.get(c.contact_id) if c.contact_id else None
+    user = people.users.get(c.user_id) if c.user_id else None
+    tz = rt.settings.tz
+    if c.channel == "sms" and contact is not None and not c.context.get("urgent"):
+        until = quiet_until(now, contact.quiet_hours or cfg.quiet_hours, tz)
+        if until is not None:
+            with transaction(rt.engine) as s:
+                outbox.defer(s, c, until=until)
+            summary.deferred += 1
+            return None
+    public = rt.settings.public_url.rstrip("/")
+    if contact is not None:
+        link = link_url(public, rt.ctx.vault, c.id)
+    else:  # people of the office open the engine's own pages
+        code = c.context.get("code")
+        link = f"{public}/referrals/{code}" if code and code != "-" else f"{public}/"
+    province = rt.province.province
+    sender = (
+        (cfg.sender or province.name) if c.language == "vi" else (cfg.sender_en or province.name_en)
+    )
+    try:
+        message = render(
+            c.template,
+            channel=c.channel,
+            language=c.language,
+            context={**c.context, "link": link, "sender": sender},
+            tz=tz,
+            unaccented=bool(contact and contact.sms_unaccented),
+        )
+        url = channels.url(
+            c.channel,
+            phone=contact.phone if contact else None,
+            email=contact.email if contact else (user.email if user else None),
+        )
+    except (RenderError, ChannelError) as exc:  # retrying cannot help: tell people now
+        with transaction(rt.engine) as s:
+            if outbox.mark_failed(s, c, now=now, error=str(exc), delivery=cfg, permanent=True):
+                summary.dead += 1
+        log.warning("message %d given up: %s", c.id, exc)
+        return None
+    return Job(c, url, message)
+
+
+def _record(
+    rt: Runtime,
+    job: Job,
+    error: str | None,
+    channels: Channels,
+    now: dt.datetime,
+    summary: Summary,
+) -> None:
+    c = job.claimed
+    with transaction(rt.engine) as s:
+        if error is None:
+            ok = outbox.mark_sent(s, c, now=now, subject=job.message.subject, body=job.message.body)
+            summary.sent += ok
+            summary.lost += not ok
+            return
+        error = channels.scrub(error)
+        status = outbox.mark_failed(
+            s, c, now=now, error=error, delivery=rt.province.province.delivery
+        )
+    if status is None:
+        summary.lost += 1
+    elif status == "dead":
+        summary.dead += 1
+        log.warning("message %d dead after %d attempts: %s", c.id, c.attempts + 1, error)
+    else:
+        summary.failed += 1
+        log.info("message %d failed (attempt %d): %s", c.id, c.attempts + 1, error)

@@ -1,0 +1,259 @@
+"""The outbox's claim and acknowledgement: set-based UPDATEs guarded by status and lease.
+
+A delivery pass claims due rows by stamping a lease (until when) and a token (who); PostgreSQL
+skips rows another worker has locked (`FOR UPDATE SKIP LOCKED`), SQLite serialises writers. Every
+outcome is recorded only if the row still carries our token, so a pass whose lease ran out (it
+crashed or stalled, and another pass took over) cannot overwrite the newer outcome. A crash
+between sending and recording leaves the row leased: it is sent again when the lease expires,
+which is the one repeat the design allows, and nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlmodel import Session
+
+from referrals.config.province import Delivery
+from referrals.models.db import is_postgres
+from referrals.models.directory import Organization
+from referrals.models.errors import NotFound
+from referrals.models.lifecycle import MessageStatus, message_move, message_sources
+from referrals.models.people import Role, User
+from referrals.models.workflow import Event, Notification, Referral
+
+N = Notification
+ALERT = "message.dead"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    referral_id: int | None
+    contact_id: int | None
+    user_id: int | None
+    channel: str
+    template: str
+    language: str
+    context: dict[str, Any]
+    attempts: int
+    token: str
+
+
+def claim(
+    session: Session, *, kinds: list[str], now: dt.datetime, limit: int, lease_seconds: int
+) -> list[Claimed]:
+    """Lease up to `limit` due messages on the channels that are on, oldest first."""
+    token = secrets.token_hex(8)
+    free = or_(N.lease_until.is_(None), N.lease_until <= now)
+    due = (
+        select(N.id)
+        .where(
+            N.status.in_(message_sources("send")),
+            N.channel.in_(kinds),
+            N.next_attempt_at <= now,
+            free,
+        )
+        .order_by(N.next_attempt_at, N.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        # Lock the rows first, then stamp them: PostgreSQL may re-run an `IN (... LIMIT n FOR
+        # UPDATE SKIP LOCKED)` subquery inside an UPDATE and take more than n rows.
+        ids = list(session.scalars(due.with_for_update(skip_locked=True)))
+        if not ids:
+            return []
+        due = ids  # type: ignore[assignment]
+    stmt = (
+        update(N)
+        .where(N.id.in_(due), N.status.in_(message_sources("send")), free)
+        .values(lease_until=now + dt.timedelta(seconds=lease_seconds), lease_token=token)
+        .returning(
+            N.id,
+            N.referral_id,
+            N.contact_id,
+            N.user_id,
+            N.channel,
+            N.template,
+            N.language,
+            N.context,
+            N.attempts,
+        )
+    )
+    rows = session.execute(stmt.execution_options(synchronize_session=False)).all()
+    return sorted((Claimed(*row, token=token) for row in rows), key=lambda c: c.id)
+
+
+def _ours(c: Claimed) -> Any:
+    return (N.id == c.id, N.lease_token == c.token)
+
+
+def mark_sent(
+    session: Session, c: Claimed, *, now: dt.datetime, subject: str | None, body: str
+) -> bool:
+    """Record a delivery; False if the lease was lost (another pass owns the row now)."""
+    result = session.execute(
+        update(N)
+        .where(*_ours(c))
+        .values(
+            status=MessageStatus.sent.value,
+            sent_at=now,
+            attempts=N.attempts + 1,
+            subject=subject,
+            body=body,
+            last_error=None,
+            lease_until=None,
+            lease_token=None,
+        )
+    )
+    return result.rowcount == 1
+
+
+def retry_delay(attempts: int, delivery: Delivery, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: half the step fixed, half random, capped."""
+    step = min(delivery.max_retry_seconds, delivery.first_retry_seconds * 2 ** (attempts - 1))
+    return step / 2 + (rng or random).random() * step / 2
+
+
+def mark_failed(
+    session: Session,
+    c: Claimed,
+    *,
+    now: dt.datetime,
+    error: str,
+    delivery: Delivery,
+    permanent: bool = False,
+) -> MessageStatus | None:
+    """Record a failed attempt: retry later, or dead (with alerts) after the last attempt."""
+    attempts = c.attempts + 1
+    if permanent or attempts >= delivery.max_attempts:
+        return MessageStatus.dead if die(session, c, now=now, error=error) else None
+    result = session.execute(
+        update(N)
+        .where(*_ours(c))
+        .values(
+            status=MessageStatus.failed.value,
+            attempts=attempts,
+            last_error=error[:500],
+            next_attempt_at=now + dt.timedelta(seconds=retry_delay(attempts, delivery)),
+            lease_until=None,
+            lease_token=None,
+        )
+    )
+    return MessageStatus.failed if result.rowcount == 1 else None
+
+
+def die(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> bool:
+    """Give up on a message: mark it dead and tell the people who can act on it."""
+    result = session.execute(
+        update(N)
+        .where(*_ours(c))
+        .values(
+            status=MessageStatus.dead.value,
+            attempts=N.attempts + 1,
+            last_error=error[:500],
+            lease_until=None,
+            lease_token=None,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    _alert(session, c, now=now, error=error[:200])
+    return True
+
+
+def _alert(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> None:
+    """An event on the referral's timeline, and an e-mail to its coordinator and the managers."""
+    ref = None
+    if c.referral_id is not None:
+        ref = session.execute(
+            select(Referral.code, Referral.coordinator_id, Organization.name)
+            .join(Organization, Organization.id == Referral.organization_id)
+            .where(Referral.id == c.referral_id)
+        ).first()
+    session.add(
+        Event(
+            referral_id=c.referral_id,
+            kind="message.dead",
+            at=now,
+            actor="system",
+            data={"message": c.id, "channel": c.channel, "template": c.template},
+        )
+    )
+    if c.template == ALERT:
+        return  # an alert that cannot be delivered is on the timeline; do not alert about it
+    people = select(User).where(User.active, User.email.is_not(None))
+    who = User.role == Role.manager.value
+    if ref is not None:
+        who = or_(who, User.id == ref.coordinator_id)
+    for user in session.scalars(people.where(who).order_by(User.id)):
+        session.add(
+            Notification(
+                referral_id=c.referral_id,
+                user_id=user.id,
+                channel="email",
+                template=ALERT,
+                language="vi",
+                context={
+                    "code": ref.code if ref else "-",
+                    "partner": ref.name if ref else "-",
+                    "template": c.template,
+                    "channel": c.channel,
+                    "attempts": c.attempts + 1,
+                    "error": error,
+                    "message_id": c.id,
+                },
+                idempotency_key=f"{c.id}:{ALERT}:{user.id}:{now.isoformat()}",
+                status=MessageStatus.queued.value,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+
+def defer(session: Session, c: Claimed, *, until: dt.datetime) -> None:
+    """Put a message back untouched until `until` (quiet hours): not an attempt."""
+    session.execute(
+        update(N).where(*_ours(c)).values(next_attempt_at=until, lease_until=None, lease_token=None)
+    )
+
+
+def retry(session: Session, *, message_id: int, actor: str, now: dt.datetime) -> Notification:
+    """Send a failed or dead message again now, with a fresh count of attempts."""
+    row = session.get(N, message_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no message {message_id}")
+    new = message_move("retry", MessageStatus(row.status))
+    session.add(
+        Event(
+            referral_id=row.referral_id,
+            kind="message.retry",
+            at=now,
+            actor=actor,
+            data={"message": row.id, "was": row.status, "attempts": row.attempts},
+        )
+    )
+    row.status, row.attempts, row.next_attempt_at = new.value, 0, now
+    row.lease_until = row.lease_token = row.last_error = None
+    return row
+
+
+def waiting(session: Session, *, kinds_off: list[str], now: dt.datetime) -> dict[str, int]:
+    """How many due messages wait on each channel that is off."""
+    if not kinds_off:
+        return {}
+    rows = session.execute(
+        select(N.channel, func.count())
+        .where(
+            N.status.in_(message_sources("send")),
+            N.channel.in_(kinds_off),
+            N.next_attempt_at <= now,
+        )
+        .group_by(N.channel)
+    ).all()
+    return dict(rows)  # type: ignore[arg-type]

@@ -1,0 +1,127 @@
+"""Real receivers on loopback: an SMTP server (aiosmtpd) and an HTTP server for webhook SMS."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Mail:
+    sender: str
+    to: list[str]
+    message: EmailMessage
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["subject"])
+
+    @property
+    def body(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+
+class SmtpSink:
+    """aiosmtpd on a free port; keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.mails: list[Mail] = []
+        self._lock = threading.Lock()
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def start(self) -> SmtpSink:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def url(self, sender: str = "chicuc@example.vn") -> str:
+        return f"mailto://127.0.0.1:{self.port}?from={sender}&to={{email}}"
+
+
+@dataclass
+class Hit:
+    path: str
+    headers: dict[str, str]
+    payload: dict[str, Any]
+
+
+@dataclass
+class HttpSink:
+    """A JSON-receiving HTTP server (a local SMS gateway's API); `delay` slows each answer."""
+
+    port: int = field(default_factory=free_port)
+    delay: float = 0.0
+    hits: list[Hit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> HttpSink:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(size)
+                try:
+                    payload = json.loads(raw)
+                except ValueError:  # cut off: the sender died mid-request; nothing arrived
+                    return
+                if sink.delay:
+                    time.sleep(sink.delay)
+                with sink._lock:
+                    sink.hits.append(Hit(self.path, dict(self.headers), payload))
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:  # the sender was killed while we answered
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/sms?:to={{phone}}"
