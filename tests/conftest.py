@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
 import referrals.models.tables  # noqa: F401
+from receivers import HttpSink, SmtpSink
 from referrals.config import Settings, get_settings
 from referrals.migrations import upgrade
 from referrals.models.db import get_engine, transaction
@@ -115,3 +116,19 @@ def rt(settings: Settings) -> Runtime:
 def now() -> dt.datetime:
     """Monday 23/11/2026 09:00 in Nha Trang."""
     return dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpSink]:
+    """A real HTTP server on loopback: a local SMS gateway's JSON API."""
+    sink = HttpSink().start()
+    yield sink
+    sink.stop()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from receivers import SmtpSink
 from referrals.cli.main import main
 from referrals.models.runtime import Runtime
 
@@ -188,3 +189,59 @@ def test_reading_a_missing_database_creates_nothing(
         and "referrals init" in err
     )
     assert not missing.exists()
+
+
+def test_deliver_and_the_outbox_from_the_command_line(
+    rt: Runtime,
+    capsys: pytest.CaptureFixture[str],
+    smtp: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REFERRALS_EMAIL_URL", smtp.url())
+    monkeypatch.delenv("REFERRALS_SMS_URL", raising=False)
+    client = ok_json(capsys, "client", "add", "--name", "Khách", "--district", "nha-trang")["code"]
+    cli(
+        capsys,
+        "consent",
+        "grant",
+        client,
+        "--partner",
+        "police-nha-trang",
+        "--purpose",
+        "id_papers",
+    )
+    now = "2026-11-23T09:00:00+07:00"
+    code = ok_json(
+        capsys,
+        "launch",
+        client,
+        "--pathway",
+        "id_papers",
+        "--partner",
+        "police-nha-trang",
+        "--now",
+        now,
+    )["code"]
+
+    summary = ok_json(capsys, "deliver", "--now", now)
+    assert (summary["sent"], summary["waiting"]) == (1, {"sms": 1})
+    assert [m.to for m in smtp.mails] == [["tiepnhan.police-nha-trang@example.vn"]]
+    exit_code, out, _ = cli(capsys, "deliver", "--now", now)
+    assert exit_code == 0 and "1 sms messages wait: the sms channel is off" in out
+
+    rows = ok_json(capsys, "outbox")
+    assert {(m["channel"], m["status"], m["referral"]) for m in rows} == {
+        ("email", "sent", code),
+        ("sms", "queued", code),
+    }
+    (sent,) = ok_json(capsys, "outbox", "--status", "sent")
+    assert sent["sent_at"].startswith("2026-11-23T09:00:00+07:00") and sent["attempts"] == 1
+    shown = ok_json(capsys, "show", code)
+    assert sorted(m["status"] for m in shown["messages"]) == ["queued", "sent"]
+
+    exit_code, _, err = cli(capsys, "outbox", "retry", str(sent["id"]))
+    assert exit_code == 1 and err.strip() == "error: cannot retry a message that is sent"
+    exit_code, _, err = cli(capsys, "outbox", "retry", "999999")
+    assert exit_code == 1 and "no message 999999" in err and "Traceback" not in err
+    exit_code, _, err = cli(capsys, "outbox", "--status", "lost")
+    assert exit_code == 2 and "lost" in err

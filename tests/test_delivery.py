@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
@@ -32,20 +31,6 @@ from referrals.notifiers.sms import encoding
 
 NAME, PHONE, ID_NUMBER = "Nguyễn Thị Bí Mật", "0905 111 222", "079190001234"
 PII = (NAME, "Nguyen Thi Bi Mat", "905111222", "905 111 222", ID_NUMBER)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink().start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def http() -> Iterator[HttpSink]:
-    sink = HttpSink().start()
-    yield sink
-    sink.stop()
 
 
 def channels(rt: Runtime, smtp: SmtpSink | None, http: HttpSink | None) -> Channels:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from helpers import consent, new_client
+from helpers import consent, new_client, ready_referral
+from receivers import HttpSink
+from referrals.config import get_settings
 from referrals.models.codes import new_code
 from referrals.models.db import transaction
 from referrals.models.launching import LaunchRequest
@@ -18,6 +22,7 @@ from referrals.models.workflow import Referral
 
 pytestmark = pytest.mark.prefect
 NAME = "Võ Thị Riêng Tư"
+BUNDLED = Path(__file__).parents[1] / "referrals" / "config" / "khanh-hoa"
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +66,64 @@ def test_launch_flow_is_tagged_carries_no_pii_and_is_idempotent(
         assert run.name == f"launch {code}"
         for secret in (NAME, "905777666", "079190777666"):
             assert secret not in exposed
+
+
+def test_deliver_flow_takes_its_gateway_secret_from_a_prefect_block_and_never_logs_it(
+    prefect_server: None,
+    rt: Runtime,
+    now: dt.datetime,
+    http: HttpSink,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    from referrals.flows.deliver import deliver_notifications
+
+    token = "gw-token-5f1e2d3c4b"
+    Secret(value=f"{http.url()}&+X-Token={token}").save("sms-gateway", overwrite=True)
+    config = tmp_path / "config"
+    shutil.copytree(BUNDLED, config)
+    province = config / "province.yaml"
+    province.write_text(
+        province.read_text(encoding="utf-8").replace(
+            'sms: "${REFERRALS_SMS_URL}"', 'sms: "${prefect:sms-gateway}"'
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("REFERRALS_CONFIG_DIR", str(config))
+    monkeypatch.delenv("REFERRALS_EMAIL_URL", raising=False)
+    get_settings.cache_clear()
+    code = ready_referral(rt, now, name=NAME, phone="0905 777 666")
+
+    summary = deliver_notifications(now=now)
+    assert summary["sent"] == 1 and summary["waiting"] == {"email": 1}
+    (hit,) = http.hits
+    assert hit.headers["X-Token"] == token and code in hit.payload["message"]
+
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()  # logs reach the server in the background
+    with get_client(sync_client=True) as prefect:
+        (run,) = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name={"any_": ["deliver"]}),
+            limit=1,
+            sort="START_TIME_DESC",
+        )
+        logs = prefect.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+        )
+    exposed = json.dumps(
+        [run.name, run.tags, run.parameters, [entry.message for entry in logs]],
+        default=str,
+        ensure_ascii=False,
+    )
+    assert "sent 1" in exposed
+    for secret in (token, NAME, "905777666"):
+        assert secret not in exposed
