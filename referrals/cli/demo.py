@@ -156,7 +156,11 @@ def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
         users = {}
         for username, full_name, role, area in USERS:
             users[username] = User(
-                username=username, full_name=full_name, role=role.value, area_key=area
+                username=username,
+                full_name=full_name,
+                role=role.value,
+                area_key=area,
+                email=f"{username}@example.vn",  # demo: alerts about undeliverable messages
             )
             s.add(users[username])
         s.flush()

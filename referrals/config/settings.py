@@ -27,8 +27,6 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Ho_Chi_Minh"
     config_dir: Path = BUNDLED_CONFIG
     public_url: str = "http://127.0.0.1:8000"
-    email_url: str = ""
-    sms_url: str = ""
     user: str = "admin"
 
     @field_validator("timezone")

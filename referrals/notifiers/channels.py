@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote
 
 from referrals.config.province import Delivery
@@ -25,8 +26,17 @@ class ChannelError(Exception):
 
 
 def environment(name: str) -> str | None:
-    """Secrets from the environment only (outside a flow, Prefect blocks are not read)."""
-    return None if name.startswith("prefect:") else os.environ.get(name) or None
+    """From the environment, else `.env` as Settings reads it; Prefect blocks only in a flow."""
+    if name.startswith("prefect:"):
+        return None
+    return os.environ.get(name) or _dotenv().get(name) or None
+
+
+@lru_cache(maxsize=1)
+def _dotenv() -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    return dict(dotenv_values(".env"))
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """One delivery pass: claim due messages, render them, send them through Apprise, record each.
 
 Sending runs in a bounded thread pool (Apprise's plugins block); claiming and recording stay on
-the calling thread, one short transaction per outcome, so at most the messages in flight can be
-sent twice after a crash. A fresh Apprise plugin per message: a reused one throttles itself.
+the calling thread, in short transactions, and at most `WINDOW_PER_WORKER` messages per worker
+are ever sent and not yet recorded: that, and no more, is what a crash can make us send twice. A fresh Apprise plugin per message: a reused one throttles itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,7 @@ from referrals.notifiers.rendering import Rendered, RenderError, render
 
 log = logging.getLogger("referrals.deliver")
 Send = Callable[[str, Rendered], str | None]  # (url, message) -> None when sent, else the reason
+WINDOW_PER_WORKER = 4  # sent-but-unrecorded messages per worker: the most a crash can repeat
 
 
 @dataclass
@@ -150,35 +151,7 @@ def deliver(
         people = _People.load(s)
     if not channels.kinds:
         return summary
-    # A sliding window: at most `concurrency` messages are out and unrecorded at any time, which
-    # bounds what a crash can repeat; new rows are claimed as the window drains.
-    queue: deque[Job] = deque()
-    out: dict[Future[str | None], Job] = {}
-    drained = False
-    with ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="deliver") as pool:
-        while True:
-            if not queue and not drained and (limit is None or summary.claimed < limit):
-                n = cfg.concurrency * 4
-                n = n if limit is None else min(n, limit - summary.claimed)
-                with transaction(rt.engine) as s:
-                    batch = outbox.claim(
-                        s, kinds=channels.kinds, now=now, limit=n, lease_seconds=cfg.lease_seconds
-                    )
-                drained = not batch
-                summary.claimed += len(batch)
-                queue.extend(
-                    j for c in batch if (j := _prepare(rt, c, people, channels, now, summary))
-                )
-            while queue and len(out) < cfg.concurrency:
-                job = queue.popleft()
-                out[pool.submit(send, job.url, job.message)] = job
-            if not out:
-                if queue or (not drained and (limit is None or summary.claimed < limit)):
-                    continue
-                break
-            done, _ = wait(out, return_when=FIRST_COMPLETED)
-            for future in done:
-                _record(rt, out.pop(future), future.result(), channels, now, summary)
+    _pump(rt, channels, people, now, limit, send, summary)
     log.info(
         "delivery pass: %d claimed, %d sent, %d failed, %d dead, %d deferred",
         summary.claimed,
@@ -188,6 +161,68 @@ def deliver(
         summary.deferred,
     )
     return summary
+
+
+def _pump(
+    rt: Runtime,
+    channels: Channels,
+    people: _People,
+    now: dt.datetime,
+    limit: int | None,
+    send: Send,
+    summary: Summary,
+) -> None:
+    """Claim, prepare, send and record until nothing is due (or `limit` is reached)."""
+    cfg = rt.province.province.delivery
+    # A sliding window: at most `window` messages are sent and not yet recorded at any time,
+    # which bounds what a crash can repeat. Outcomes are recorded two pools' worth at a time:
+    # fewer, larger transactions keep this thread from starving the senders.
+    window = cfg.concurrency * WINDOW_PER_WORKER
+    queue: deque[Job] = deque()
+    in_flight = 0
+    finished: list[tuple[Job, str | None]] = []
+    ready = threading.Condition()
+    drained = False
+
+    def done(job: Job, future: Future[str | None]) -> None:
+        with ready:
+            finished.append((job, future.result()))
+            ready.notify()
+
+    with ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="deliver") as pool:
+        while True:
+            room = limit is None or summary.claimed < limit
+            if len(queue) < window and not drained and room:
+                n = window * 2
+                n = n if limit is None else min(n, limit - summary.claimed)  # type: ignore[operator]
+                with transaction(rt.engine) as s:
+                    batch = outbox.claim(
+                        s, kinds=channels.kinds, now=now, limit=n, lease_seconds=cfg.lease_seconds
+                    )
+                drained = not batch
+                summary.claimed += len(batch)
+                queue.extend(
+                    j for c in batch if (j := _prepare(rt, c, people, channels, now, summary))
+                )
+            while queue and in_flight < window:
+                job = queue.popleft()
+                in_flight += 1
+                pool.submit(send, job.url, job.message).add_done_callback(
+                    lambda f, job=job: done(job, f)
+                )
+            if not in_flight:
+                if queue or (not drained and room):
+                    continue
+                break
+            # Wake once per batch of outcomes, not once per message: every wake-up of this
+            # thread waits for the GIL while the senders hold it.
+            batch_size = min(2 * cfg.concurrency, in_flight)
+            with ready:
+                ready.wait_for(lambda n=batch_size: len(finished) >= n, timeout=0.25)
+                outcomes, finished[:] = finished[:], []
+            in_flight -= len(outcomes)
+            if outcomes:
+                _record(rt, outcomes, channels, now, summary)
 
 
 def _prepare(
@@ -245,28 +280,29 @@ def _prepare(
 
 def _record(
     rt: Runtime,
-    job: Job,
-    error: str | None,
+    outcomes: list[tuple[Job, str | None]],
     channels: Channels,
     now: dt.datetime,
     summary: Summary,
 ) -> None:
-    c = job.claimed
+    """Write what happened to finished sends, in one transaction."""
+    sent = [(j.claimed, j.message.subject, j.message.body) for j, error in outcomes if not error]
+    failed = [(j.claimed, channels.scrub(error)) for j, error in outcomes if error]
+    delivery = rt.province.province.delivery
     with transaction(rt.engine) as s:
-        if error is None:
-            ok = outbox.mark_sent(s, c, now=now, subject=job.message.subject, body=job.message.body)
-            summary.sent += ok
-            summary.lost += not ok
-            return
-        error = channels.scrub(error)
-        status = outbox.mark_failed(
-            s, c, now=now, error=error, delivery=rt.province.province.delivery
-        )
-    if status is None:
-        summary.lost += 1
-    elif status == "dead":
-        summary.dead += 1
-        log.warning("message %d dead after %d attempts: %s", c.id, c.attempts + 1, error)
-    else:
-        summary.failed += 1
-        log.info("message %d failed (attempt %d): %s", c.id, c.attempts + 1, error)
+        recorded = outbox.mark_sent(s, sent, now=now)
+        summary.sent += recorded
+        summary.lost += len(sent) - recorded
+        statuses = [
+            (c, error, outbox.mark_failed(s, c, now=now, error=error, delivery=delivery))
+            for c, error in failed
+        ]
+    for c, error, status in statuses:
+        if status is None:
+            summary.lost += 1
+        elif status == "dead":
+            summary.dead += 1
+            log.warning("message %d dead after %d attempts: %s", c.id, c.attempts + 1, error)
+        else:
+            summary.failed += 1
+            log.info("message %d failed (attempt %d): %s", c.id, c.attempts + 1, error)

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from referrals.config.province import Delivery
@@ -69,23 +69,24 @@ def claim(
         if not ids:
             return []
         due = ids  # type: ignore[assignment]
+    t = N.__table__.c  # Core, not the ORM's bulk-update path: this runs once per batch
     stmt = (
-        update(N)
-        .where(N.id.in_(due), N.status.in_(message_sources("send")), free)
+        update(N.__table__)  # type: ignore[arg-type]
+        .where(t.id.in_(due), t.status.in_(message_sources("send")), free)
         .values(lease_until=now + dt.timedelta(seconds=lease_seconds), lease_token=token)
         .returning(
-            N.id,
-            N.referral_id,
-            N.contact_id,
-            N.user_id,
-            N.channel,
-            N.template,
-            N.language,
-            N.context,
-            N.attempts,
+            t.id,
+            t.referral_id,
+            t.contact_id,
+            t.user_id,
+            t.channel,
+            t.template,
+            t.language,
+            t.context,
+            t.attempts,
         )
     )
-    rows = session.execute(stmt.execution_options(synchronize_session=False)).all()
+    rows = session.connection().execute(stmt).all()
     return sorted((Claimed(*row, token=token) for row in rows), key=lambda c: c.id)
 
 
@@ -93,25 +94,35 @@ def _ours(c: Claimed) -> Any:
     return (N.id == c.id, N.lease_token == c.token)
 
 
-def mark_sent(
-    session: Session, c: Claimed, *, now: dt.datetime, subject: str | None, body: str
-) -> bool:
-    """Record a delivery; False if the lease was lost (another pass owns the row now)."""
-    result = session.execute(
-        update(N)
-        .where(*_ours(c))
-        .values(
-            status=MessageStatus.sent.value,
-            sent_at=now,
-            attempts=N.attempts + 1,
-            subject=subject,
-            body=body,
-            last_error=None,
-            lease_until=None,
-            lease_token=None,
-        )
+# One statement, built once, run as executemany: recording is the pass's hot path.
+_SENT = (
+    update(N.__table__)  # type: ignore[arg-type]
+    .where(N.__table__.c.id == bindparam("b_id"), N.__table__.c.lease_token == bindparam("b_token"))
+    .values(
+        status=MessageStatus.sent.value,
+        sent_at=bindparam("b_now"),
+        attempts=N.__table__.c.attempts + 1,
+        subject=bindparam("b_subject"),
+        body=bindparam("b_body"),
+        last_error=None,
+        lease_until=None,
+        lease_token=None,
     )
-    return result.rowcount == 1
+)
+
+
+def mark_sent(
+    session: Session, sent: list[tuple[Claimed, str | None, str]], *, now: dt.datetime
+) -> int:
+    """Record deliveries (message, subject, body) at once; returns how many were still ours."""
+    if not sent:
+        return 0
+    params = [
+        {"b_id": c.id, "b_token": c.token, "b_now": now, "b_subject": subject, "b_body": body}
+        for c, subject, body in sent
+    ]
+    result = session.connection().execute(_SENT, params)
+    return result.rowcount if result.rowcount >= 0 else len(sent)
 
 
 def retry_delay(attempts: int, delivery: Delivery, rng: random.Random | None = None) -> float:
