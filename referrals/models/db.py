@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlmodel import Session, SQLModel
 
 
@@ -29,8 +29,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on any exception."""
+def transaction(engine: Engine | Connection) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on any exception.
+
+    Given a Connection, the session runs its transaction on that connection (a loop that commits
+    often keeps one connection instead of checking one out of the pool each time)."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from referrals.config.province import quiet_window
@@ -151,7 +151,8 @@ def deliver(
         people = _People.load(s)
     if not channels.kinds:
         return summary
-    _pump(rt, channels, people, now, limit, send, summary)
+    with rt.engine.connect() as db:  # one connection for the pass: no checkout (and ping) per batch
+        _pump(rt, db, channels, people, now, limit, send, summary)
     log.info(
         "delivery pass: %d claimed, %d sent, %d failed, %d dead, %d deferred",
         summary.claimed,
@@ -165,6 +166,7 @@ def deliver(
 
 def _pump(
     rt: Runtime,
+    db: Connection,
     channels: Channels,
     people: _People,
     now: dt.datetime,
@@ -195,14 +197,14 @@ def _pump(
             if len(queue) < window and not drained and room:
                 n = window * 2
                 n = n if limit is None else min(n, limit - summary.claimed)  # type: ignore[operator]
-                with transaction(rt.engine) as s:
+                with transaction(db) as s:
                     batch = outbox.claim(
                         s, kinds=channels.kinds, now=now, limit=n, lease_seconds=cfg.lease_seconds
                     )
                 drained = not batch
                 summary.claimed += len(batch)
                 queue.extend(
-                    j for c in batch if (j := _prepare(rt, c, people, channels, now, summary))
+                    j for c in batch if (j := _prepare(rt, db, c, people, channels, now, summary))
                 )
             while queue and in_flight < window:
                 job = queue.popleft()
@@ -222,11 +224,12 @@ def _pump(
                 outcomes, finished[:] = finished[:], []
             in_flight -= len(outcomes)
             if outcomes:
-                _record(rt, outcomes, channels, now, summary)
+                _record(rt, db, outcomes, channels, now, summary)
 
 
 def _prepare(
     rt: Runtime,
+    db: Connection,
     c: outbox.Claimed,
     people: _People,
     channels: Channels,
@@ -241,7 +244,7 @@ def _prepare(
     if c.channel == "sms" and contact is not None and not c.context.get("urgent"):
         until = quiet_until(now, contact.quiet_hours or cfg.quiet_hours, tz)
         if until is not None:
-            with transaction(rt.engine) as s:
+            with transaction(db) as s:
                 outbox.defer(s, c, until=until)
             summary.deferred += 1
             return None
@@ -270,7 +273,7 @@ def _prepare(
             email=contact.email if contact else (user.email if user else None),
         )
     except (RenderError, ChannelError) as exc:  # retrying cannot help: tell people now
-        with transaction(rt.engine) as s:
+        with transaction(db) as s:
             if outbox.mark_failed(s, c, now=now, error=str(exc), delivery=cfg, permanent=True):
                 summary.dead += 1
         log.warning("message %d given up: %s", c.id, exc)
@@ -280,6 +283,7 @@ def _prepare(
 
 def _record(
     rt: Runtime,
+    db: Connection,
     outcomes: list[tuple[Job, str | None]],
     channels: Channels,
     now: dt.datetime,
@@ -289,7 +293,7 @@ def _record(
     sent = [(j.claimed, j.message.subject, j.message.body) for j, error in outcomes if not error]
     failed = [(j.claimed, channels.scrub(error)) for j, error in outcomes if error]
     delivery = rt.province.province.delivery
-    with transaction(rt.engine) as s:
+    with transaction(db) as s:
         recorded = outbox.mark_sent(s, sent, now=now)
         summary.sent += recorded
         summary.lost += len(sent) - recorded
