@@ -13,6 +13,9 @@ from pathlib import Path
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="referrals-prefect-")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The temporary server now and then leaves a request unanswered; the client retries a timed-out
+# request, so a short timeout turns a 60 s stall (the default) into a 20 s one.
+os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "20")
 os.environ.pop("PREFECT_API_URL", None)
 
 import pytest
