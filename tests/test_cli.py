@@ -48,6 +48,8 @@ def test_the_coordinator_path(rt: Runtime, capsys: pytest.CaptureFixture[str]) -
             "police-nha-trang",
             "--purpose",
             "id_papers",
+            "--now",
+            "2026-11-23T08:00",  # the clock is injected everywhere: the test must not depend on today
         )[0]
         == 0
     )
@@ -200,7 +202,8 @@ def test_deliver_and_the_outbox_from_the_command_line(
     monkeypatch.setenv("REFERRALS_EMAIL_URL", smtp.url())
     monkeypatch.delenv("REFERRALS_SMS_URL", raising=False)
     client = ok_json(capsys, "client", "add", "--name", "Khách", "--district", "nha-trang")["code"]
-    cli(
+    now = "2026-11-23T09:00:00+07:00"
+    granted = cli(
         capsys,
         "consent",
         "grant",
@@ -209,8 +212,10 @@ def test_deliver_and_the_outbox_from_the_command_line(
         "police-nha-trang",
         "--purpose",
         "id_papers",
+        "--now",
+        now,
     )
-    now = "2026-11-23T09:00:00+07:00"
+    assert granted[0] == 0, granted[2]
     code = ok_json(
         capsys,
         "launch",
