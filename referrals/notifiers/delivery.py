@@ -1,8 +1,9 @@
 """One delivery pass: claim due messages, render them, send them through Apprise, record each.
 
 Sending runs in a bounded thread pool (Apprise's plugins block); claiming and recording stay on
-the calling thread, in short transactions, and at most `WINDOW_PER_WORKER` messages per worker
-are ever sent and not yet recorded: that, and no more, is what a crash can make us send twice. A fresh Apprise plugin per message: a reused one throttles itself.
+the calling thread, in short transactions on one connection, and at most `WINDOW_PER_WORKER`
+messages per sender are ever sent and not yet recorded: that, and no more, is what a crash can
+make us send twice. A fresh Apprise plugin per message: a reused one throttles itself.
 """
 
 from __future__ import annotations
