@@ -86,7 +86,11 @@ def test_an_unknown_pathway_in_a_service_is_refused(config_copy: Path) -> None:
 def test_a_bad_due_rule_is_refused(config_copy: Path) -> None:
     path = config_copy / "pathways.yaml"
     text = path.read_text(encoding="utf-8")
-    old = next(line for line in text.splitlines() if "working_days:" in line)
+    old = next(
+        line
+        for line in text.splitlines()
+        if "working_days:" in line and not line.lstrip().startswith("#")
+    )
     line = _break(path, old, old.replace("working_days:", "weeks:"))
     with pytest.raises(ConfigError, match=rf"pathways.yaml:{line}.*weeks"):
         load_province(config_copy)
@@ -125,3 +129,27 @@ def test_development_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert s.timezone == "Asia/Ho_Chi_Minh"
     with pytest.raises(ValueError, match="unknown time zone"):
         Settings(timezone="Mars/Olympus")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("{after: {hours: 2}, to: partner_backup}", "{after: {hours: 2}, to: the_police}", "to"),
+        ("{after: {hours: 4}, to: coordinator}", "{after: {hours: 1}, to: coordinator}", "grow"),
+        (
+            "{after: {hours: 4}, to: coordinator}",
+            "{after: {days: 4}, to: coordinator}",
+            "same unit",
+        ),
+    ],
+)
+def test_a_bad_escalation_ladder_is_refused_with_its_line(
+    config_copy: Path, old: str, new: str, message: str
+) -> None:
+    line = _break(config_copy / "pathways.yaml", old, new)
+    with pytest.raises(ConfigError, match=r"pathways\.yaml:\d+") as err:
+        load_province(config_copy)
+    text = str(err.value)
+    assert message in text and "emergency_aid" in text
+    reported = int(text.split("pathways.yaml:")[1].split()[0])
+    assert line - 6 <= reported <= line  # at the ladder, or the rung itself

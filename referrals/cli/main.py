@@ -426,6 +426,73 @@ def deliver(
         print(f"{n} {kind} messages wait: the {kind} channel is off (set {env})")
 
 
+@app.command()
+def sweep(
+    now: NowOpt = None,
+    via: Annotated[
+        Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
+    ] = Via.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """One deadline pass: reminders before deadlines, overdue notices, escalation levels."""
+    from referrals.cli.clock import parse_now
+
+    when = parse_now(now)
+    use_prefect = via == Via.prefect or (via == Via.auto and os.environ.get("PREFECT_API_URL"))
+    if use_prefect:
+        from referrals.flows.sweep import sweep_deadlines
+
+        summary = sweep_deadlines(now=when)
+    else:
+        from referrals.models.sweeping import sweep as sweep_pass
+
+        rt = _runtime()
+        summary = sweep_pass(rt.engine, ctx=rt.ctx, now=when).as_dict()
+    if as_json:
+        return emit_json(summary)
+    print(
+        f"{summary['steps']} steps looked at: {summary['reminder']} reminders, "
+        f"{summary['overdue']} overdue notices, {summary['escalation']} escalations; "
+        f"{summary['messages']} messages queued"
+        + (
+            f"; {summary['skipped']} recipients skipped (see the timeline)"
+            if summary["skipped"]
+            else ""
+        )
+    )
+
+
+@app.command()
+def sweeps(
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The last deadline passes, newest first, with what each fired."""
+    from referrals.config.settings import get_settings
+    from referrals.models.reading import Reader, list_sweeps
+
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
+        rows = list_sweeps(reader, tz=settings.tz, limit=limit)
+    if as_json:
+        return emit_json(rows)
+    table(
+        [
+            (
+                local_date(r["now"]),
+                local_date(r["finished_at"]) if r["finished_at"] else "unfinished",
+                r["counts"].get("reminder", 0),
+                r["counts"].get("overdue", 0),
+                r["counts"].get("escalation", 0),
+                r["counts"].get("messages", 0),
+                r["counts"].get("skipped", 0),
+            )
+            for r in rows
+        ],
+        ("swept up to", "finished", "reminders", "overdue", "escalations", "messages", "skipped"),
+    )
+
+
 class MessageStatusChoice(StrEnum):
     queued = "queued"
     failed = "failed"

@@ -103,6 +103,38 @@ class DueRule(Strict):
         raise AssertionError("unreachable")
 
 
+class Rung(Strict):
+    """One escalation level: how long after the deadline, and who is told."""
+
+    after: DueRule
+    to: Literal["partner_backup", "coordinator", "district_manager"]
+
+
+class Ladder(Strict):
+    """What happens around a step's deadline: a reminder before it, a notice at it, then
+    escalation levels after it. The one doing the step (the partner's first contacts, or the
+    coordinator for a coordinator's step) gets the reminder and the overdue notice."""
+
+    remind_before: DueRule | None = DueRule(working_days=1)
+    overdue: bool = True
+    escalate: list[Rung] = [
+        Rung(after=DueRule(working_days=1), to="partner_backup"),
+        Rung(after=DueRule(working_days=3), to="coordinator"),
+        Rung(after=DueRule(working_days=5), to="district_manager"),
+    ]
+
+    @field_validator("escalate")
+    @classmethod
+    def _increasing(cls, rungs: list[Rung]) -> list[Rung]:
+        units = {next(k for k, v in r.after.model_dump().items() if v) for r in rungs}
+        if len(units) > 1:
+            raise ValueError("give every escalation delay in the same unit")
+        delays = [next(v for v in r.after.model_dump().values() if v) for r in rungs]
+        if delays != sorted(set(delays)):
+            raise ValueError("escalation delays must grow from one level to the next")
+        return rungs
+
+
 class StepTemplate(Strict):
     key: Key
     actor: Literal["partner", "coordinator"]
@@ -110,6 +142,7 @@ class StepTemplate(Strict):
     name_en: Text
     due: DueRule
     urgent_due: DueRule | None = None
+    ladder: Ladder | None = Field(default=None, description="overrides the pathway's ladder")
 
 
 class Pathway(Strict):
@@ -119,6 +152,7 @@ class Pathway(Strict):
     name: Text
     name_en: Text
     steps: list[StepTemplate] = Field(min_length=1)
+    ladder: Ladder = Ladder()
 
     @field_validator("steps")
     @classmethod

@@ -95,6 +95,7 @@ class _Mover:
         if trigger == "activate":
             step.activated_at = self.now
             step.due_at = self.ctx.calendar.due(self.now, DueRule.model_validate(step.due_rule))
+            step.alert_seq, step.next_alert_at = 0, self.now  # the next sweep schedules its ladder
             data["due_at"] = step.due_at.isoformat()
         elif trigger in ("done", "fail"):
             step.completed_at, step.completed_by = self.now, self.actor
@@ -157,10 +158,13 @@ def advance(
             _tell_partner_closed(session, referral, now)
     elif action == Action.hold:
         m.move("hold", **({"reason": why.value} if why else {}))
+        if (active := m.active) is not None:  # no reminders while on hold
+            active.next_alert_at = None
     elif action == Action.resume:
         m.move("resume")
         if (active := m.active) is not None:  # the clock restarts for the step that was waiting
             active.due_at = ctx.calendar.due(now, DueRule.model_validate(active.due_rule))
+            active.alert_seq, active.next_alert_at = 0, now
             m.event("step.due_reset", active, step=active.key, due_at=active.due_at.isoformat())
     try:
         session.flush()

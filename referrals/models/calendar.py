@@ -66,6 +66,23 @@ class WorkingCalendar:
                 n -= 1
         return day
 
+    def shift(self, instant: dt.datetime, rule: DueRule, *, back: bool = False) -> dt.datetime:
+        """`instant` moved by `rule`, keeping its local time of day (a ladder's offsets from a
+        deadline: one working day before 17:00 Thursday is 17:00 on the working day before)."""
+        sign = -1 if back else 1
+        if rule.hours is not None:
+            return (instant + sign * dt.timedelta(hours=rule.hours)).astimezone(dt.UTC)
+        local = instant.astimezone(self.tz)
+        day = local.date()
+        if rule.working_days is not None:
+            n = rule.working_days
+            while n > 0:
+                day += dt.timedelta(days=sign)
+                n -= self.is_working_day(day)
+        else:
+            day += dt.timedelta(days=sign * (rule.days or 0))
+        return dt.datetime.combine(day, local.time(), tzinfo=self.tz).astimezone(dt.UTC)
+
     def due(self, start: dt.datetime, rule: DueRule) -> dt.datetime:
         """The UTC instant by which a step started at `start` is due under `rule`."""
         if start.tzinfo is None:

@@ -252,6 +252,8 @@ def _write(
                     "due_rule": rule,
                     "activated_at": at if first else None,
                     "due_at": due,
+                    "alert_seq": 0,
+                    "next_alert_at": at if first else None,  # the next sweep schedules its ladder
                 }
             )
     insert_many(session, Step, step_rows)

@@ -30,9 +30,11 @@ TIME_COLUMNS = frozenset(
         "sent_at",
         "next_attempt_at",
         "created_at",
+        "now",
+        "finished_at",
     }
 )
-JSON_COLUMNS = frozenset({"data"})
+JSON_COLUMNS = frozenset({"data", "counts"})
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC here)
 PAGE = 900  # ids per IN (...): below SQLite's oldest bind-parameter limit
 DEFAULT_LIMIT = 100
@@ -258,4 +260,16 @@ def list_messages(
     for m in rows:
         for name in ("created_at", "next_attempt_at", "sent_at"):
             m[name] = local_iso(m[name], tz)
+    return rows
+
+
+def list_sweeps(reader: Reader, *, tz: ZoneInfo, limit: int = 20) -> list[dict[str, Any]]:
+    """The deadline sweep's last passes, newest first: the instant, and what each fired."""
+    rows = reader.rows(
+        "SELECT id, now, started_at, finished_at, counts FROM sweeprun ORDER BY id DESC LIMIT :n",
+        n=limit,
+    )
+    for r in rows:
+        r["now"], r["finished_at"] = local_iso(r["now"], tz), local_iso(r["finished_at"], tz)
+        r["started_at"] = local_iso(_utc(r["started_at"]), tz)
     return rows

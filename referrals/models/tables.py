@@ -2,7 +2,14 @@
 
 from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
 from referrals.models.people import Client, Consent, User
-from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+from referrals.models.workflow import (
+    Event,
+    Notification,
+    PathwayVersion,
+    Referral,
+    Step,
+    SweepRun,
+)
 
 __all__ = [
     "Area",
@@ -17,5 +24,6 @@ __all__ = [
     "Service",
     "ServiceArea",
     "Step",
+    "SweepRun",
     "User",
 ]

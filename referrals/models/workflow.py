@@ -80,9 +80,20 @@ class Step(SQLModel, table=True):
     completed_by: str | None = Field(default=None, max_length=80)
     reminders_sent: int = 0
     escalation_level: int = 0
+    # The deadline ladder's cursor: the next alert to fire (index into the step's alerts, see
+    # models/deadlines.py) and when. Activation sets it to "now" so the next sweep schedules it.
+    alert_seq: int = 0
+    next_alert_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     __table_args__ = (
         Index("ux_step_referral_seq", "referral_id", "seq", unique=True),
+        # What a sweep reads: active steps whose next alert is due, in time order.
+        Index(
+            "ix_step_next_alert",
+            "next_alert_at",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
         # At most one active step per referral, and the index that finds it (`list`, `show`).
         Index(
             "ux_step_active_per_referral",
@@ -139,3 +150,13 @@ class Notification(SQLModel, table=True):
             postgresql_where=text(f"status IN ({_due_statuses})"),
         ),
     )
+
+
+class SweepRun(SQLModel, table=True):
+    """One pass of the deadline sweep: when, for which instant, and what it fired."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    now: dt.datetime = Field(sa_type=UTCDateTime, index=True)  # the instant swept up to
+    started_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    counts: dict[str, int] = Field(default_factory=dict, sa_type=JSON)

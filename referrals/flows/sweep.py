@@ -1,0 +1,33 @@
+"""`sweep-deadlines`: one pass of the deadline sweep (every 5 minutes when served).
+
+Safe to run twice, or twice at once: each alert fires once (models/sweeping.py). Parameters and
+logs carry the instant and counts only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from referrals.flows.retrying import transient
+from referrals.models.runtime import Runtime
+from referrals.models.sweeping import sweep
+
+
+@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
+def sweep_pass(now: dt.datetime) -> dict[str, Any]:
+    rt = Runtime()
+    return sweep(rt.engine, ctx=rt.ctx, now=now).as_dict()
+
+
+@flow(name="sweep-deadlines", flow_run_name="sweep", log_prints=False)
+def sweep_deadlines(now: dt.datetime | None = None) -> dict[str, Any]:
+    summary = sweep_pass(now or dt.datetime.now(dt.UTC))
+    get_run_logger().info(
+        "%(steps)d steps: %(reminder)d reminders, %(overdue)d overdue, %(escalation)d "
+        "escalations, %(messages)d messages",
+        summary,
+    )
+    return summary
