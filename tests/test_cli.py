@@ -250,3 +250,52 @@ def test_deliver_and_the_outbox_from_the_command_line(
     assert exit_code == 1 and "no message 999999" in err and "Traceback" not in err
     exit_code, _, err = cli(capsys, "outbox", "--status", "lost")
     assert exit_code == 2 and "lost" in err
+
+
+def test_sweep_and_the_overdue_view_from_the_command_line(
+    rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = ok_json(capsys, "client", "add", "--name", "Khách", "--district", "nha-trang")["code"]
+    cli(
+        capsys,
+        "consent",
+        "grant",
+        client,
+        "--partner",
+        "police-nha-trang",
+        "--purpose",
+        "id_papers",
+        "--now",
+        "2026-11-23T08:00",
+    )
+    code = ok_json(
+        capsys,
+        "launch",
+        client,
+        "--pathway",
+        "id_papers",
+        "--partner",
+        "police-nha-trang",
+        "--now",
+        "2026-11-23T09:00",
+    )["code"]
+    first = ok_json(capsys, "sweep", "--now", "2026-11-23T09:00")
+    assert (first["steps"], first["reminder"], first["messages"]) == (1, 0, 0)
+    late = ok_json(capsys, "sweep", "--now", "2026-11-27T17:00")  # overdue, then level 1
+    assert (late["overdue"], late["escalation"], late["messages"]) == (1, 1, 4)
+    history = ok_json(capsys, "sweeps")
+    assert [h["counts"]["escalation"] for h in history] == [1, 0]
+    assert history[0]["now"].startswith("2026-11-27T17:00:00+07:00")
+
+    (row,) = ok_json(capsys, "list", "--overdue", "--now", "2026-12-02T09:00")
+    assert (row["code"], row["partner"], row["active_step"]) == (
+        code,
+        "police-nha-trang",
+        "acknowledge",
+    )
+    assert row["days_late"] == 4 and row["escalation_level"] == 1  # 27, 30/11, 1 and 2/12
+    exit_code, out, _ = cli(capsys, "list", "--overdue", "--now", "2026-12-02T09:00")
+    assert exit_code == 0 and "working days late" in out and code in out
+    # level 2 is the coordinator (here `admin`, who has no e-mail): the pass says so
+    exit_code, out, _ = cli(capsys, "sweep", "--now", "2026-12-02T09:00")
+    assert exit_code == 0 and "1 escalations; 0 messages queued; 1 recipients skipped" in out

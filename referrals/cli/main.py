@@ -269,11 +269,19 @@ def list_cmd(
     from referrals.models.reading import Reader, list_referrals
 
     settings = get_settings()
+    calendar = None
+    if overdue:  # how late, in working days: the holidays calendar is only loaded for this
+        from referrals.config import load_province
+        from referrals.models.calendar import WorkingCalendar
+
+        province = load_province(settings.config_dir).province
+        calendar = WorkingCalendar.for_province(province, settings.tz)
     with Reader.open(settings.database_url) as reader:
         rows = list_referrals(
             reader,
             tz=settings.tz,
             now=parse_now(now),
+            calendar=calendar,
             overdue=overdue,
             status=status,
             partner=partner,
@@ -283,6 +291,32 @@ def list_cmd(
         )
     if as_json:
         return emit_json(rows)
+    if overdue:
+        return table(
+            [
+                (
+                    r["code"],
+                    r["partner"],
+                    r["active_step"],
+                    local_date(r["next_due_at"]),
+                    r["days_late"],
+                    r["escalation_level"],
+                    r["district"],
+                    r["client"],
+                )
+                for r in rows
+            ],
+            (
+                "code",
+                "waiting on",
+                "step",
+                "was due",
+                "working days late",
+                "level",
+                "district",
+                "client",
+            ),
+        )
     table(
         [
             (

@@ -12,11 +12,14 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from referrals.models.errors import NotFound
+
+if TYPE_CHECKING:
+    from referrals.models.calendar import WorkingCalendar
 from referrals.models.lifecycle import WORKING, StepStatus
 
 TIME_COLUMNS = frozenset(
@@ -123,7 +126,7 @@ LIST_SQL = f"""
 SELECT r.id, r.code, r.status, r.priority, r.pathway_key AS pathway, r.pathway_version,
        r.area_key AS district, r.launched_at, r.closed_at, r.outcome, r.outcome_reason, r.version,
        o.slug AS partner, c.code AS client, u.username AS coordinator,
-       a.key AS active_step, a.due_at AS next_due_at
+       a.key AS active_step, a.due_at AS next_due_at, a.escalation_level
 FROM referral r
 JOIN organization o ON o.id = r.organization_id
 JOIN client c ON c.id = r.client_id
@@ -144,10 +147,11 @@ def list_referrals(
     code: str | None = None,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
+    calendar: WorkingCalendar | None = None,
 ) -> list[dict[str, Any]]:
     """Referrals with their steps: newest first, or most late first with `overdue`.
 
-    `limit` 0 means all.
+    `limit` 0 means all. With a `calendar`, late referrals say how many working days late.
     """
     where, params = [], {}
     for column, value in (
@@ -171,6 +175,9 @@ def list_referrals(
     steps = _steps(reader, [r["id"] for r in rows], everything=not (where or limit), tz=tz)
     for r in rows:
         r["overdue"] = is_overdue(r["status"], r["next_due_at"], now)
+        if calendar is not None:
+            late = r["overdue"] and r["next_due_at"] is not None
+            r["days_late"] = calendar.working_days_between(r["next_due_at"], now) if late else 0
         for name in ("launched_at", "closed_at", "next_due_at"):
             r[name] = local_iso(r[name], tz)
         r["steps"] = steps.get(r.pop("id"), [])
