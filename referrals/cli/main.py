@@ -527,6 +527,31 @@ def sweeps(
     )
 
 
+@app.command()
+def serve(
+    prefect_port: Annotated[
+        int, typer.Option("--prefect-port", help="The local Prefect server's port (and UI).")
+    ] = 4200,
+    sweep_every: Annotated[
+        int, typer.Option("--sweep-every", min=1, help="Seconds between deadline sweeps.")
+    ] = 300,
+    deliver_every: Annotated[
+        int, typer.Option("--deliver-every", min=1, help="Seconds between delivery passes.")
+    ] = 60,
+) -> None:
+    """Run the engine on this machine: a Prefect server and the scheduled flows, until Ctrl-C."""
+    from referrals.cli.serving import serve as run
+    from referrals.config.settings import get_settings
+
+    status = run(
+        data_dir=get_settings().data_dir.resolve(),
+        prefect_port=prefect_port,
+        sweep_every=sweep_every,
+        deliver_every=deliver_every,
+    )
+    raise typer.Exit(status)
+
+
 class MessageStatusChoice(StrEnum):
     queued = "queued"
     failed = "failed"
