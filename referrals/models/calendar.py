@@ -33,6 +33,7 @@ class WorkingCalendar:
         self.days_off = days_off
         self.days_worked = days_worked
         self.country = country
+        self._working: dict[dt.date, bool] = {}
 
     @classmethod
     def for_province(cls, province: ProvinceFile, tz: ZoneInfo) -> WorkingCalendar:
@@ -52,11 +53,16 @@ class WorkingCalendar:
         return self._holidays.get(day)
 
     def is_working_day(self, day: dt.date) -> bool:
-        if day in self.days_worked:
-            return True
-        if day.weekday() >= 5 or day in self.days_off:
-            return False
-        return day not in self._holidays
+        known = self._working.get(day)
+        if known is None:  # the holidays lookup is slow, and sweeps ask about the same days
+            if day in self.days_worked:
+                known = True
+            elif day.weekday() >= 5 or day in self.days_off:
+                known = False
+            else:
+                known = day not in self._holidays
+            self._working[day] = known
+        return known
 
     def add_working_days(self, start: dt.date, n: int) -> dt.date:
         day = start

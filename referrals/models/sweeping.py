@@ -81,6 +81,7 @@ class _Directory:
     services: dict[int, Service]
     contacts: dict[int, list[Contact]]  # by organisation, rank order, inactive ones included
     users: dict[int, User]
+    _alerts: dict[tuple[Any, ...], list[Alert]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> _Directory:
@@ -96,6 +97,15 @@ class _Directory:
             contacts=contacts,
             users={u.id: u for u in session.scalars(select(User))},  # type: ignore[misc]
         )
+
+    def alerts(self, row: Any, ctx: Context) -> list[Alert]:
+        """A step's alerts; deadlines cluster (17:00 on the same days), so each is built once."""
+        key = (row.pathway_key, row.pathway_version, row.key, row.due_at)
+        found = self._alerts.get(key)
+        if found is None:
+            ladder = ladder_of(self.definitions[key[:2]], row.key)
+            found = self._alerts[key] = schedule(ladder, row.due_at, ctx.calendar)
+        return found
 
     def partner(self, org_id: int, *, backup: bool) -> tuple[list[Contact], list[str]]:
         """The partner's first active rank (or the next one), and why any rank was passed over."""
@@ -208,7 +218,7 @@ def _fire(
             moves.append(_move(row, row.alert_seq, None, row.escalation_level, 0))
             continue
         definition = directory.definitions[(row.pathway_key, row.pathway_version)]
-        alerts = schedule(ladder_of(definition, row.key), row.due_at, ctx.calendar)
+        alerts = directory.alerts(row, ctx)
         fire, seq, next_at = due_now(alerts, row.alert_seq, row.due_at, now)
         level = row.escalation_level
         for alert in fire:
