@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,6 +182,43 @@ def raw_writes(rt) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
+def one(kind: str, n: int, due: int, workdir: Path) -> dict[str, object]:
+    """One database of N referrals, measured in this (fresh) process."""
+    rt = prepared_runtime(fresh_database(kind, workdir), workdir)
+    try:
+        seconds_seed = seed(rt, n, due)
+        base, selected = baseline(rt)
+        before = RssSampler.now()
+        with RssSampler() as rss:
+            start = time.perf_counter()
+            summary = sweep(rt.engine, ctx=rt.ctx, now=NOW)
+            elapsed = time.perf_counter() - start
+        again = time.perf_counter()
+        second = sweep(rt.engine, ctx=rt.ctx, now=NOW)  # idempotent: nothing left to fire
+        again = time.perf_counter() - again
+        raw = raw_writes(rt)
+    finally:
+        rt.engine.dispose()
+        drop_database(rt.settings.database_url)
+    return {
+        "db": kind,
+        "n": n,
+        "due": selected,
+        "seed_s": round(seconds_seed, 1),
+        "baseline_select_s": round(base, 3),
+        "sweep_s": round(elapsed, 3),
+        "ratio": round(elapsed / base, 1),
+        "raw_writes_s": round(raw, 3),
+        "ratio_to_select_plus_writes": round(elapsed / (base + raw), 2),
+        "overdue_fired": summary.counts["overdue"],
+        "messages": summary.counts["messages"],
+        "second_sweep_s": round(again, 3),
+        "second_sweep_fired": second.counts["overdue"],
+        "rss_before_mib": round(before, 1),
+        "peak_rss_mib": round(rss.peak, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,51 +226,40 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results = {
+    if args.one:  # a child: one database, one size
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(one(args.db[0], args.n[0], args.due, Path(tmp))))
+        return
+    results: dict[str, object] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "due": args.due,
         "runs": [],
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for kind in args.db:
-            for n in args.n:
-                rt = prepared_runtime(fresh_database(kind, workdir), workdir)
-                seconds_seed = seed(rt, n, args.due)
-                base, selected = baseline(rt)
-                before = RssSampler.now()
-                with RssSampler() as rss:
-                    start = time.perf_counter()
-                    summary = sweep(rt.engine, ctx=rt.ctx, now=NOW)
-                    elapsed = time.perf_counter() - start
-                again = time.perf_counter()
-                second = sweep(rt.engine, ctx=rt.ctx, now=NOW)  # idempotent: nothing left to fire
-                again = time.perf_counter() - again
-                raw = raw_writes(rt)
-                run = {
-                    "db": kind,
-                    "n": n,
-                    "due": selected,
-                    "seed_s": round(seconds_seed, 1),
-                    "baseline_select_s": round(base, 3),
-                    "sweep_s": round(elapsed, 3),
-                    "ratio": round(elapsed / base, 1),
-                    "raw_writes_s": round(raw, 3),
-                    "ratio_to_select_plus_writes": round(elapsed / (base + raw), 2),
-                    "overdue_fired": summary.counts["overdue"],
-                    "messages": summary.counts["messages"],
-                    "second_sweep_s": round(again, 3),
-                    "second_sweep_fired": second.counts["overdue"],
-                    "rss_before_mib": round(before, 1),
-                    "peak_rss_mib": round(rss.peak, 1),
-                }
-                print(json.dumps(run), flush=True)
-                results["runs"].append(run)
-                rt.engine.dispose()
-                drop_database(rt.settings.database_url)
+    for kind in args.db:
+        for n in args.n:
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "--db",
+                    kind,
+                    "--n",
+                    str(n),
+                    "--due",
+                    str(args.due),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            run = json.loads(child.stdout.strip().splitlines()[-1])
+            print(json.dumps(run), flush=True)
+            results["runs"].append(run)  # type: ignore[attr-defined]
     out = ROOT / "benchmarks" / "results" / f"sweep-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
