@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from referrals.cli.main import serve
+from referrals.config import load_province
 
 ROOT = Path(__file__).parents[1]
 
@@ -16,7 +17,7 @@ ROOT = Path(__file__).parents[1]
 def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"deliver", "sweep", "launch"}
+    assert set(deployments) == {"deliver", "sweep", "digest", "launch"}
     flows = {}
     for name, d in deployments.items():
         path, function = d["entrypoint"].split(":")
@@ -29,7 +30,13 @@ def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> No
         "deliver": "deliver-notifications",
         "sweep": "sweep-deadlines",
         "launch": "launch-referral",
+        "digest": "manager-digest",
     }
     defaults = {p.name: p.default for p in inspect.signature(serve).parameters.values()}
     assert deployments["deliver"]["schedules"] == [{"interval": defaults["deliver_every"]}]
     assert deployments["sweep"]["schedules"] == [{"interval": defaults["sweep_every"]}]
+    province = load_province(ROOT / "referrals" / "config" / "khanh-hoa").province
+    at = province.digest.at
+    assert deployments["digest"]["schedules"] == [
+        {"cron": f"{at.minute} {at.hour} * * *", "timezone": "Asia/Ho_Chi_Minh"}
+    ]

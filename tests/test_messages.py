@@ -54,6 +54,7 @@ def worst_case(language: str) -> dict[str, object]:
         "became_overdue": 2,
         "completed": 1,
         "dead": 0,
+        "overdue_total": 7,
     }
 
 

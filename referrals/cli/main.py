@@ -497,6 +497,26 @@ def sweep(
 
 
 @app.command()
+def digest(now: NowOpt = None, as_json: JsonOpt = False) -> None:
+    """Queue today's digest e-mail for each manager (once a day; `deliver` sends it)."""
+    from referrals.cli.clock import parse_now
+    from referrals.models.db import transaction
+    from referrals.models.digest import queue_digests
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        counts = queue_digests(
+            s, ctx=rt.ctx, now=parse_now(now), config=rt.province.province.digest
+        )
+    if as_json:
+        return emit_json(counts)
+    print(
+        f"{counts['queued']} digests queued, {counts['already']} already queued today, "
+        f"{counts['nothing_to_say']} managers with nothing to report"
+    )
+
+
+@app.command()
 def sweeps(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
     as_json: JsonOpt = False,

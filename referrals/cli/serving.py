@@ -3,11 +3,12 @@
 Prefect's temporary in-process server does not run schedules (STACK-NOTES.md), so unless
 `PREFECT_API_URL` names a Prefect server already, this starts a local one (`prefect server
 start`, its state under the data directory, with the Prefect UI); then a runner process serves
-the deployments: deliver every minute, sweep every five. This process only supervises: Prefect's
+the deployments: deliver every minute, sweep every five, the managers' digest daily at 07:30
+local time (`province.yaml` → `digest.at`). This process only supervises: Prefect's
 runner mishandles SIGTERM (its handler leaves a coroutine un-awaited and keeps running), so
 SIGTERM or Ctrl-C here becomes SIGINT for the children, which they honour. Children die with
 this process even if it is killed outright (Linux parent-death signal). The web app joins this
-process tree with issue 5 and the managers' digest (07:30 local) with issue 7.
+process tree with issue 5.
 """
 
 from __future__ import annotations
@@ -137,14 +138,21 @@ def serve(*, data_dir: Path, prefect_port: int, sweep_every: int, deliver_every:
 def run_deployments(sweep_every: int, deliver_every: int) -> None:
     """The runner process: Prefect serves the deployments on their schedules."""
     from prefect import serve as prefect_serve
+    from prefect.schedules import Cron
 
     from referrals.flows.deliver import deliver_notifications
+    from referrals.flows.digest import manager_digest
     from referrals.flows.sweep import sweep_deadlines
+    from referrals.models.runtime import Runtime
 
+    rt = Runtime()
+    at = rt.province.province.digest.at
+    daily = Cron(f"{at.minute} {at.hour} * * *", timezone=rt.settings.timezone)
     with contextlib.suppress(KeyboardInterrupt):
         prefect_serve(
             deliver_notifications.to_deployment(name="deliver", interval=deliver_every),
             sweep_deadlines.to_deployment(name="sweep", interval=sweep_every),
+            manager_digest.to_deployment(name="digest", schedules=[daily]),
             print_starting_message=False,
             limit=2,  # flow runs at once: each is a process, and this is one small machine
         )

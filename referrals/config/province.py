@@ -254,6 +254,14 @@ class Delivery(Strict):
         return channels
 
 
+class Digest(Strict):
+    """The managers' morning e-mail."""
+
+    at: dt.time = Field(default=dt.time(7, 30), description="local time it is sent")
+    when_empty: bool = Field(default=False, description="send it even with nothing to say")
+    most_late: int = Field(default=10, ge=1, le=100, description="how many late referrals it lists")
+
+
 class ProvinceFile(Strict):
     key: Slug
     name: Text
@@ -264,6 +272,7 @@ class ProvinceFile(Strict):
     days_worked: list[DayOff] = Field(default=[], description="weekend days declared working days")
     areas: list[Area] = Field(min_length=1)
     delivery: Delivery = Delivery()
+    digest: Digest = Digest()
 
     @field_validator("areas")
     @classmethod

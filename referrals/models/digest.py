@@ -1,0 +1,130 @@
+"""The managers' morning digest: one e-mail per manager, through the outbox, once a day.
+
+Figures are for the manager's district (every district for a manager without one) and carry
+codes, partner slugs and step keys only. The outbox key names the local date, so running the
+digest twice on a day queues it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from referrals.config.province import Digest
+from referrals.models.context import Context
+from referrals.models.directory import Organization
+from referrals.models.lifecycle import WORKING, MessageStatus, ReferralStatus, StepStatus
+from referrals.models.people import Role, User
+from referrals.models.workflow import Notification, Referral, Step
+
+TEMPLATE = "digest.daily"
+
+
+def queue_digests(
+    session: Session, *, ctx: Context, now: dt.datetime, config: Digest
+) -> dict[str, int]:
+    """Queue today's digest for every manager with an e-mail; returns counts."""
+    today = now.astimezone(ctx.tz).date()
+    day_start = dt.datetime.combine(today, dt.time(), tzinfo=ctx.tz)
+    yesterday = day_start - dt.timedelta(days=1)
+    counts = {"queued": 0, "already": 0, "nothing_to_say": 0}
+    managers = session.scalars(
+        select(User).where(User.role == Role.manager.value, User.active, User.email.is_not(None))
+    ).all()
+    for manager in managers:
+        key = f"digest:{today.isoformat()}:{manager.id}"
+        if session.scalar(select(Notification.id).where(Notification.idempotency_key == key)):
+            counts["already"] += 1
+            continue
+        context = _figures(session, ctx, now, yesterday, day_start, manager.area_key, config)
+        context["date"] = today.isoformat()
+        quiet = not (context["overdue_total"] or context["completed"] or context["dead"])
+        if quiet and not config.when_empty:
+            counts["nothing_to_say"] += 1
+            continue
+        session.add(
+            Notification(
+                user_id=manager.id,
+                channel="email",
+                template=TEMPLATE,
+                language="vi",
+                context=context,
+                idempotency_key=key,
+                status=MessageStatus.queued.value,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        counts["queued"] += 1
+    session.flush()
+    return counts
+
+
+def _figures(
+    session: Session,
+    ctx: Context,
+    now: dt.datetime,
+    yesterday: dt.datetime,
+    today: dt.datetime,
+    area: str | None,
+    config: Digest,
+) -> dict[str, Any]:
+    def scoped(query: Any) -> Any:
+        return query.where(Referral.area_key == area) if area else query
+
+    late = scoped(
+        select(Referral.code, Organization.slug, Step.key, Step.due_at)
+        .join(Step, Step.referral_id == Referral.id)
+        .join(Organization, Organization.id == Referral.organization_id)
+        .where(
+            Step.status == StepStatus.active.value,
+            Referral.status.in_([s.value for s in WORKING]),
+            Step.due_at < now,
+        )
+    )
+    total = session.scalar(select(func.count()).select_from(late.subquery())) or 0
+    became = session.scalar(
+        select(func.count()).select_from(
+            late.where(Step.due_at >= now - dt.timedelta(days=1)).subquery()
+        )
+    )
+    most_late = session.execute(
+        late.order_by(Step.due_at, Referral.id).limit(config.most_late)
+    ).all()
+    completed = session.scalar(
+        scoped(
+            select(func.count())
+            .select_from(Referral)
+            .where(
+                Referral.status == ReferralStatus.completed.value,
+                Referral.closed_at >= yesterday,
+                Referral.closed_at < today,
+            )
+        )
+    )
+    dead = session.scalar(
+        scoped(
+            select(func.count())
+            .select_from(Notification)
+            .join(Referral, Referral.id == Notification.referral_id)
+            .where(Notification.status == MessageStatus.dead.value)
+        )
+    )
+    return {
+        "overdue_total": total,
+        "became_overdue": became or 0,
+        "completed": completed or 0,
+        "dead": dead or 0,
+        "overdue": [
+            {
+                "code": code,
+                "partner": partner,
+                "step": step,
+                "days_late": ctx.calendar.working_days_between(due, now),
+            }
+            for code, partner, step, due in most_late
+        ],
+    }
