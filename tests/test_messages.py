@@ -55,6 +55,11 @@ def worst_case(language: str) -> dict[str, object]:
         "completed": 1,
         "dead": 0,
         "overdue_total": 7,
+        "answer": "decline",
+        "reason": "other",
+        "on": "2026-12-24",
+        "status": "rejected",
+        "alternatives": ["Công ty Dịch vụ pháp lý Saphira Nha Trang"],
     }
 
 

@@ -1,0 +1,275 @@
+"""Partners answer from the link in their message: no account, one tap.
+
+A link names the outbox message that carried it (models/links.py). Opening it is checked here:
+forged or tampered (bad MAC), revoked (the message was cancelled), expired (`LINK_DAYS` after
+the message), used (an answer was already recorded through it), or the step it asked about is
+no longer waiting. An answer moves the referral through `advance()` like any other actor, in one
+transaction with its events, the link's use, the now-pointless reminders cancelled and the
+coordinator told (with the alternatives when the partner declines).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.models.advancing import advance
+from referrals.models.context import Context
+from referrals.models.directory import Contact, Organization, Service, ServiceArea
+from referrals.models.errors import DomainError
+from referrals.models.lifecycle import (
+    CLOSED,
+    DUE,
+    Action,
+    MessageStatus,
+    Reason,
+    ReferralStatus,
+    StepStatus,
+)
+from referrals.models.links import message_of
+from referrals.models.people import User
+from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+
+LINK_DAYS = 60
+DECLINE_REASONS = (
+    Reason.partner_lacks_capacity,
+    Reason.not_our_service,
+    Reason.client_not_eligible,
+    Reason.other,
+)
+Refusal = Literal["invalid", "revoked", "expired", "used", "closed", "answered"]
+
+
+class LinkRefused(DomainError):
+    def __init__(self, why: Refusal, view: LinkView | None = None) -> None:
+        self.why, self.view = why, view
+        super().__init__(f"link refused: {why}")
+
+
+class Answer(BaseModel):
+    """What a partner's form may send; anything else is refused before anything is written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["accept", "decline", "done", "unreachable"]
+    reason: Reason | None = None
+    note: str | None = Field(default=None, max_length=500)
+    on: dt.date | None = None  # the outcome's date, e.g. the ID card was issued on
+
+
+@dataclass
+class LinkView:
+    """What the partner's page shows: codes and partner-facing names, never the client."""
+
+    message_id: int
+    language: str
+    code: str
+    service: str
+    step: str
+    step_name: str
+    due_at: dt.datetime | None
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Opened:
+    message: Notification
+    referral: Referral
+    step: Step | None
+    view: LinkView
+
+
+def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bool) -> _Opened:
+    message_id = message_of(ctx.vault, token)
+    message = session.get(Notification, message_id, with_for_update=lock) if message_id else None
+    if message is None or message.contact_id is None or message.referral_id is None:
+        raise LinkRefused("invalid")
+    referral = session.get(Referral, message.referral_id, with_for_update=lock)
+    assert referral is not None
+    contact = session.get(Contact, message.contact_id)
+    language = contact.language if contact else message.language
+    definition = session.scalars(
+        select(PathwayVersion.definition).where(
+            PathwayVersion.key == referral.pathway_key,
+            PathwayVersion.version == referral.pathway_version,
+        )
+    ).one()
+    step_key = message.context.get("step")
+    template = next((s for s in definition["steps"] if s["key"] == step_key), None)
+    step = (
+        session.scalars(
+            select(Step).where(Step.referral_id == referral.id, Step.key == step_key)
+        ).first()
+        if step_key
+        else None
+    )
+    service = session.get(Service, referral.service_id)
+    assert service is not None
+    vi = language == "vi"
+    view = LinkView(
+        message_id=message.id,  # type: ignore[arg-type]
+        language=language,
+        code=referral.code,
+        service=service.name if vi else service.name_en,
+        step=step_key or "",
+        step_name=(template["name"] if vi else template["name_en"]) if template else "",
+        due_at=step.due_at if step else None,
+    )
+    if message.status == MessageStatus.cancelled.value:
+        raise LinkRefused("revoked", view)
+    if message.created_at + dt.timedelta(days=LINK_DAYS) < now:
+        raise LinkRefused("expired", view)
+    if message.link_used_at is not None:
+        raise LinkRefused("used", view)
+    if ReferralStatus(referral.status) in CLOSED:
+        raise LinkRefused("closed", view)
+    if step is None or step.status != StepStatus.active.value or step.actor != "partner":
+        raise LinkRefused("answered", view)
+    first = step.seq == 0
+    view.actions = ["accept", "decline", "unreachable"] if first else ["done", "unreachable"]
+    if referral.status == ReferralStatus.on_hold.value:
+        view.actions = []
+    return _Opened(message, referral, step, view)
+
+
+def view_link(session: Session, *, ctx: Context, token: str, now: dt.datetime) -> LinkView:
+    """What the link's page shows, or LinkRefused saying why it cannot be used."""
+    return _open(session, ctx, token, now, lock=False).view
+
+
+def answer_link(
+    session: Session, *, ctx: Context, token: str, answer: Answer, now: dt.datetime
+) -> LinkView:
+    """Record a partner's answer; raises LinkRefused or DomainError and writes nothing then."""
+    opened = _open(session, ctx, token, now, lock=True)
+    message, referral, step = opened.message, opened.referral, opened.step
+    assert step is not None
+    if answer.action not in opened.view.actions:
+        raise DomainError(f"{answer.action} is not possible at this step")
+    actor = f"contact:{message.contact_id}"
+    if answer.action == "decline":
+        if answer.reason is not None and answer.reason not in DECLINE_REASONS:
+            raise DomainError(f"{answer.reason} is not a reason to decline")
+        why = (answer.reason or Reason.other).value
+        advance(
+            session,
+            code=referral.code,
+            action=Action.decline,
+            actor=actor,
+            ctx=ctx,
+            now=now,
+            reason=why,
+        )
+    elif answer.action == "unreachable":
+        advance(
+            session,
+            code=referral.code,
+            action=Action.fail,
+            actor=actor,
+            ctx=ctx,
+            now=now,
+            reason=Reason.client_unreachable.value,
+        )
+    else:
+        action = Action.accept if answer.action == "accept" else Action.done
+        advance(
+            session,
+            code=referral.code,
+            action=action,
+            actor=actor,
+            ctx=ctx,
+            now=now,
+            step_key=step.key,
+        )
+    data: dict[str, Any] = {"message": message.id, "action": answer.action, "step": step.key}
+    if answer.on:
+        data["on"] = answer.on.isoformat()
+    if answer.note:  # free text may name the client: sealed like every note
+        data["note_enc"] = ctx.vault.encrypt(answer.note, "event.note")
+    session.add(
+        Event(
+            referral_id=referral.id,
+            step_id=step.id,
+            kind="link.answered",
+            at=now,
+            actor=actor,
+            data=data,
+        )
+    )
+    message.link_used_at = now
+    _cancel_reminders(session, referral.id, step.key)  # type: ignore[arg-type]
+    _tell_coordinator(session, referral, step, answer, opened.view, now)
+    session.flush()
+    return opened.view
+
+
+def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None:
+    waiting = session.scalars(
+        select(Notification).where(
+            Notification.referral_id == referral_id,
+            Notification.status.in_([s.value for s in DUE]),
+            Notification.template.in_(["step.reminder", "step.overdue", "step.escalation"]),
+        )
+    )
+    for n in waiting:
+        if n.context.get("step") == step_key:
+            n.status, n.last_error = MessageStatus.cancelled.value, "the step was answered"
+
+
+def _tell_coordinator(
+    session: Session,
+    referral: Referral,
+    step: Step,
+    answer: Answer,
+    view: LinkView,
+    now: dt.datetime,
+) -> None:
+    coordinator = session.get(User, referral.coordinator_id)
+    if coordinator is None or not coordinator.active or not coordinator.email:
+        return
+    partner = session.get(Organization, referral.organization_id)
+    alternatives: list[str] = []
+    if answer.action == "decline":  # who else offers this service in the client's area
+        alternatives = list(
+            session.scalars(
+                select(Organization.name)
+                .join(Service, Service.organization_id == Organization.id)
+                .join(ServiceArea, ServiceArea.service_id == Service.id)
+                .where(
+                    Service.pathway_key == referral.pathway_key,
+                    Service.active,
+                    Organization.active,
+                    ServiceArea.area_key == referral.area_key,
+                    Organization.id != referral.organization_id,
+                )
+                .order_by(Organization.name)
+            )
+        )
+    session.add(
+        Notification(
+            referral_id=referral.id,
+            user_id=coordinator.id,
+            channel="email",
+            template="referral.answered",
+            language="vi",
+            context={
+                "code": referral.code,
+                "partner": partner.name if partner else "",
+                "step": step.key,
+                "answer": answer.action,
+                "reason": answer.reason.value if answer.reason else None,
+                "on": answer.on.isoformat() if answer.on else None,
+                "status": referral.status,
+                "alternatives": alternatives,
+            },
+            idempotency_key=f"{referral.code}:answered:{view.message_id}",
+            status=MessageStatus.queued.value,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )

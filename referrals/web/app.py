@@ -1,0 +1,100 @@
+"""The engine's web app. For now: the partners' action-link pages (`/l/<token>`).
+
+Thin routes over models/answering.py. Pages are server-rendered, work without JavaScript on a
+cheap phone, and show codes and partner-facing names only. Forms are parsed here (no extra
+multipart dependency) and validated by pydantic before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+
+from referrals.models.answering import DECLINE_REASONS, Answer, LinkRefused, answer_link, view_link
+from referrals.models.db import transaction
+from referrals.models.errors import DomainError
+from referrals.models.runtime import Runtime
+from referrals.web.words import WORDS
+
+PAGES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+STATUS = {
+    "invalid": 404,
+    "revoked": 410,
+    "expired": 410,
+    "used": 409,
+    "closed": 409,
+    "answered": 409,
+}
+
+
+def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
+    words = WORDS.get(language, WORDS["vi"])
+    rt = Runtime()
+    due = context.get("view").due_at if context.get("view") else None  # type: ignore[union-attr]
+    local_due = due.astimezone(rt.settings.tz).strftime("%H:%M %d/%m/%Y") if due else ""
+    html = PAGES.get_template("link.html").render(
+        w=words, lang=language, due=local_due, reasons=DECLINE_REASONS, **context
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Referrals", version="0.1.0")
+
+    @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def link_page(token: str) -> HTMLResponse:
+        rt = Runtime()
+        now = dt.datetime.now(dt.UTC)
+        try:
+            with transaction(rt.engine) as s:
+                view = view_link(s, ctx=rt.ctx, token=token, now=now)
+        except LinkRefused as refused:
+            language = refused.view.language if refused.view else "vi"
+            return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
+        return _page(view.language, view=view, token=token)
+
+    @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def link_answer(token: str, request: Request) -> HTMLResponse:
+        rt = Runtime()
+        now = dt.datetime.now(dt.UTC)
+        form = {
+            k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
+        }
+        form = {k: v for k, v in form.items() if v.strip()}
+        try:
+            answer = Answer.model_validate(form)
+        except ValidationError:
+            with transaction(rt.engine) as s:
+                try:
+                    view = view_link(s, ctx=rt.ctx, token=token, now=now)
+                except LinkRefused as refused:
+                    language = refused.view.language if refused.view else "vi"
+                    return _page(
+                        language, STATUS[refused.why], refused=refused.why, view=refused.view
+                    )
+            return _page(view.language, 400, view=view, token=token, error="form")
+        try:
+            with transaction(rt.engine) as s:
+                view = answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
+        except LinkRefused as refused:
+            language = refused.view.language if refused.view else "vi"
+            return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
+        except DomainError:
+            with transaction(rt.engine) as s:
+                view = view_link(s, ctx=rt.ctx, token=token, now=now)
+            return _page(view.language, 409, view=view, token=token, error="state")
+        return _page(view.language, view=view, done=answer.action)
+
+    return app
