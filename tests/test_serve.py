@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_serve_runs_the_schedules_and_stops_cleanly(tmp_path: Path, smtp: SmtpSi
         env, "launch", client, "--pathway", "id_papers", "--partner", "police-nha-trang"
     )
 
-    port = free_port()
+    port, web_port = free_port(), free_port()
     serve = subprocess.Popen(
         [
             sys.executable,
@@ -61,6 +62,8 @@ def test_serve_runs_the_schedules_and_stops_cleanly(tmp_path: Path, smtp: SmtpSi
             "serve",
             "--prefect-port",
             str(port),
+            "--port",
+            str(web_port),
             "--sweep-every",
             "2",
             "--deliver-every",
@@ -83,6 +86,11 @@ def test_serve_runs_the_schedules_and_stops_cleanly(tmp_path: Path, smtp: SmtpSi
         assert swept >= 1, "no scheduled sweep ran"
         assert [m.to for m in smtp.mails] == [["tiepnhan.police-nha-trang@example.vn"]]
         assert code in smtp.mails[0].subject
+        # the partner's link in that e-mail opens the served web app's page
+        link = next(w for w in smtp.mails[0].body.split() if "/l/" in w)
+        token = link.rsplit("/l/", 1)[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/l/{token}", timeout=10) as page:
+            assert page.status == 200 and code in page.read().decode()
     finally:
         serve.send_signal(signal.SIGTERM)
         try:
@@ -90,5 +98,6 @@ def test_serve_runs_the_schedules_and_stops_cleanly(tmp_path: Path, smtp: SmtpSi
         except subprocess.TimeoutExpired:
             serve.kill()
             raise AssertionError("serve did not stop on SIGTERM") from None
-    with socket.socket() as probe:  # the Prefect server it started is gone too
-        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    for gone in (port, web_port):  # the Prefect server and the web app stopped too
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", gone)) != 0

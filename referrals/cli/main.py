@@ -549,6 +549,8 @@ def sweeps(
 
 @app.command()
 def serve(
+    host: Annotated[str, typer.Option("--host", help="The web app's address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The web app's port.")] = 8000,
     prefect_port: Annotated[
         int, typer.Option("--prefect-port", help="The local Prefect server's port (and UI).")
     ] = 4200,
@@ -559,12 +561,14 @@ def serve(
         int, typer.Option("--deliver-every", min=1, help="Seconds between delivery passes.")
     ] = 60,
 ) -> None:
-    """Run the engine on this machine: a Prefect server and the scheduled flows, until Ctrl-C."""
+    """Run the engine on this machine: the web app, a Prefect server and the scheduled flows."""
     from referrals.cli.serving import serve as run
     from referrals.config.settings import get_settings
 
     status = run(
         data_dir=get_settings().data_dir.resolve(),
+        host=host,
+        port=port,
         prefect_port=prefect_port,
         sweep_every=sweep_every,
         deliver_every=deliver_every,

@@ -4,11 +4,10 @@ Prefect's temporary in-process server does not run schedules (STACK-NOTES.md), s
 `PREFECT_API_URL` names a Prefect server already, this starts a local one (`prefect server
 start`, its state under the data directory, with the Prefect UI); then a runner process serves
 the deployments: deliver every minute, sweep every five, the managers' digest daily at 07:30
-local time (`province.yaml` → `digest.at`). This process only supervises: Prefect's
+local time (`province.yaml` → `digest.at`); and the web app (uvicorn). This process only supervises: Prefect's
 runner mishandles SIGTERM (its handler leaves a coroutine un-awaited and keeps running), so
 SIGTERM or Ctrl-C here becomes SIGINT for the children, which they honour. Children die with
-this process even if it is killed outright (Linux parent-death signal). The web app joins this
-process tree with issue 5.
+this process even if it is killed outright (Linux parent-death signal).
 """
 
 from __future__ import annotations
@@ -84,7 +83,15 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
             process.wait()
 
 
-def serve(*, data_dir: Path, prefect_port: int, sweep_every: int, deliver_every: int) -> int:
+def serve(
+    *,
+    data_dir: Path,
+    host: str,
+    port: int,
+    prefect_port: int,
+    sweep_every: int,
+    deliver_every: int,
+) -> int:
     """Run until SIGINT/SIGTERM; returns the exit status (non-zero if a child failed)."""
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -106,6 +113,21 @@ def serve(*, data_dir: Path, prefect_port: int, sweep_every: int, deliver_every:
         env,
         logs / "runner.log",
     )
+    web = _child(
+        [
+            "-m",
+            "uvicorn",
+            "referrals.web.app:create_app",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        env,
+        logs / "web.log",
+    )
+    print(f"web: http://{host}:{port}", flush=True)
     print(
         f"delivering every {deliver_every} s, sweeping deadlines every {sweep_every} s; "
         f"flow logs in {logs / 'runner.log'}",
@@ -120,10 +142,12 @@ def serve(*, data_dir: Path, prefect_port: int, sweep_every: int, deliver_every:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     while not stopping:
-        if runner.poll() is not None or (server is not None and server.poll() is not None):
+        children = [runner, web, *([server] if server is not None else [])]
+        if any(child.poll() is not None for child in children):
             break
         time.sleep(0.2)
     failed = not stopping
+    stop(web)
     stop(runner)
     if server is not None:
         stop(server)
