@@ -299,3 +299,10 @@ def test_sweep_and_the_overdue_view_from_the_command_line(
     # level 2 is the coordinator (here `admin`, who has no e-mail): the pass says so
     exit_code, out, _ = cli(capsys, "sweep", "--now", "2026-12-02T09:00")
     assert exit_code == 0 and "1 escalations; 0 messages queued; 1 recipients skipped" in out
+
+
+def test_token_create_prints_a_token_once(rt: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
+    exit_code, out, _ = cli(capsys, "token", "create", "mai", "--name", "spreadsheet")
+    assert exit_code == 0 and out.strip().startswith("rf_") and len(out.strip()) > 40
+    exit_code, _, err = cli(capsys, "token", "create", "nobody")
+    assert exit_code == 1 and err.strip() == "error: no active user 'nobody'"

@@ -28,6 +28,8 @@ consent_app = typer.Typer(help="Consents per partner and purpose.", no_args_is_h
 app.add_typer(client_app, name="client")
 app.add_typer(consent_app, name="consent")
 outbox_app = typer.Typer(help="Messages to partners and staff, and their delivery state.")
+token_app = typer.Typer(help="API tokens (for /api/v1).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 app.add_typer(outbox_app, name="outbox")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -637,6 +639,23 @@ def outbox_retry(message_id: int, now: NowOpt = None) -> None:
     with transaction(rt.engine) as s:
         row = retry(s, message_id=message_id, actor=actor_name(rt.user(s)), now=parse_now(now))
     print(f"message {row.id} is queued again")
+
+
+@token_app.command("create")
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "api",
+) -> None:
+    """Issue an API token for USERNAME; it is printed once and stored only as a hash."""
+    import datetime as dt
+
+    from referrals.models.db import transaction
+    from referrals.models.tokens import issue_token
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        token = issue_token(s, username=username, name=name, now=dt.datetime.now(dt.UTC))
+    print(token)
 
 
 def rt_session(rt: Any) -> Any:

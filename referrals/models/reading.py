@@ -145,6 +145,7 @@ def list_referrals(
     partner: str | None = None,
     district: str | None = None,
     code: str | None = None,
+    coordinator: str | None = None,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
     calendar: WorkingCalendar | None = None,
@@ -159,6 +160,7 @@ def list_referrals(
         ("o.slug", partner),
         ("r.area_key", district),
         ("r.code", code),
+        ("u.username", coordinator),
     ):
         if value is not None:
             where.append(f"{column} = :{column[2:]}")

@@ -2,6 +2,7 @@
 
 from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
 from referrals.models.people import Client, Consent, User
+from referrals.models.tokens import ApiToken
 from referrals.models.workflow import (
     Event,
     Notification,
@@ -12,6 +13,7 @@ from referrals.models.workflow import (
 )
 
 __all__ = [
+    "ApiToken",
     "Area",
     "Client",
     "Consent",

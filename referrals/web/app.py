@@ -1,4 +1,4 @@
-"""The engine's web app. For now: the partners' action-link pages (`/l/<token>`).
+"""The engine's web app: the partners' action-link pages (`/l/<token>`) and the JSON API.
 
 Thin routes over models/answering.py. Pages are server-rendered, work without JavaScript on a
 cheap phone, and show codes and partner-facing names only. Forms are parsed here (no extra
@@ -51,7 +51,14 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Referrals", version="0.1.0")
+    from referrals.web.api import router
+
+    app = FastAPI(
+        title="Referrals",
+        version="0.1.0",
+        description="Referral-workflow engine: the JSON API (/api/v1) and the partners' pages.",
+    )
+    app.include_router(router)
 
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     def link_page(token: str) -> HTMLResponse:

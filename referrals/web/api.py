@@ -1,0 +1,231 @@
+"""The JSON API under /api/v1: thin routes over models/, one policy (models/policy.py).
+
+Authentication: `Authorization: Bearer <token>` (per-user tokens, `referrals token create`).
+Coordinators see and act in their district, managers see everything and change nothing, admins
+do everything. A referral of another district answers 404, as if it did not exist. Changes take
+the version the caller last saw: a stale one gets 409 with the current version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from referrals.models.advancing import advance, get_referral
+from referrals.models.clients import get_client
+from referrals.models.codes import new_code
+from referrals.models.db import transaction
+from referrals.models.directory_view import directory, pathway_templates
+from referrals.models.errors import Conflict, DomainError, NotFound
+from referrals.models.launching import LaunchRequest, launch_one
+from referrals.models.lifecycle import Action
+from referrals.models.people import User, actor_name
+from referrals.models.policy import acts_in_area, district_scope, sees_area
+from referrals.models.reading import Reader, list_referrals, show_referral
+from referrals.models.runtime import Runtime
+from referrals.models.tokens import user_for_token
+
+router = APIRouter(prefix="/api/v1")
+
+
+class Problem(BaseModel):
+    detail: str
+    version: int | None = None
+
+
+def runtime() -> Runtime:
+    return Runtime()
+
+
+def current_user(
+    rt: Annotated[Runtime, Depends(runtime)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> User:
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    with transaction(rt.engine) as s:
+        user = user_for_token(s, token) if token else None
+    if user is None:
+        raise HTTPException(401, "a valid API token is needed (Authorization: Bearer ...)")
+    return user
+
+
+def reader(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Reader]:
+    connection = rt.engine.raw_connection()
+    try:
+        yield Reader(connection, rt.engine.dialect.name)
+    finally:
+        connection.close()
+
+
+Me = Annotated[User, Depends(current_user)]
+Rt = Annotated[Runtime, Depends(runtime)]
+Read = Annotated[Reader, Depends(reader)]
+
+
+def _visible(reader: Reader, rt: Runtime, user: User, code: str) -> dict[str, Any]:
+    try:
+        found = show_referral(reader, code=code, tz=rt.settings.tz, now=dt.datetime.now(dt.UTC))
+    except NotFound:
+        raise HTTPException(404, f"unknown referral {code!r}") from None
+    if not sees_area(user, found["district"]):
+        raise HTTPException(404, f"unknown referral {code!r}")
+    return found
+
+
+@router.get("/partners", tags=["directory"])
+def partners(rt: Rt, _: Me) -> list[dict[str, Any]]:
+    """The partner directory: organisations, services, areas, contacts."""
+    with Session(rt.engine) as s:
+        return directory(s)
+
+
+@router.get("/pathways", tags=["directory"])
+def pathways(rt: Rt, _: Me) -> list[dict[str, Any]]:
+    """The pathway templates (latest versions) with their steps and due rules."""
+    with Session(rt.engine) as s:
+        return pathway_templates(s)
+
+
+@router.get("/referrals", tags=["referrals"])
+def referrals(
+    rt: Rt,
+    me: Me,
+    read: Read,
+    status: str | None = None,
+    partner: str | None = None,
+    district: str | None = None,
+    coordinator: str | None = None,
+    overdue: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Referrals you may see, newest first (most late first with `overdue`)."""
+    scope = district_scope(me)
+    if scope is not None and district not in (None, scope):
+        raise HTTPException(403, f"you work in {scope}, not {district}")
+    return list_referrals(
+        read,
+        tz=rt.settings.tz,
+        now=dt.datetime.now(dt.UTC),
+        overdue=overdue,
+        status=status,
+        partner=partner,
+        district=scope or district,
+        coordinator=coordinator,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/referrals/{code}", tags=["referrals"], responses={404: {"model": Problem}})
+def referral(code: str, rt: Rt, me: Me, read: Read) -> dict[str, Any]:
+    """One referral with its steps, timeline and messages."""
+    return _visible(read, rt, me, code)
+
+
+class LaunchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client: str = Field(min_length=1, max_length=20, description="the client's code")
+    pathway: str = Field(min_length=1, max_length=60)
+    partner: str = Field(min_length=1, max_length=60)
+    urgent: bool = False
+
+
+class Launched(BaseModel):
+    code: str
+
+
+@router.post(
+    "/referrals",
+    status_code=201,
+    tags=["referrals"],
+    responses={403: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+)
+def launch(body: LaunchIn, rt: Rt, me: Me) -> Launched:
+    """Launch a referral of one of your district's clients (consent must cover it)."""
+    code = new_code("R")
+    request = LaunchRequest(
+        client_code=body.client, pathway=body.pathway, partner=body.partner, urgent=body.urgent
+    )
+    try:
+        with transaction(rt.engine) as s:
+            client = get_client(s, body.client)
+            if not sees_area(me, client.area_key):
+                raise HTTPException(404, f"unknown client {body.client!r}")
+            if not acts_in_area(me, client.area_key):
+                raise HTTPException(403, "you cannot launch referrals here")
+            launch_one(
+                s,
+                code=code,
+                request=request,
+                coordinator=me,
+                ctx=rt.ctx,
+                now=dt.datetime.now(dt.UTC),
+            )
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except DomainError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return Launched(code=code)
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["accept", "decline", "done", "fail", "hold", "resume", "cancel"]
+    step: str | None = Field(default=None, max_length=60)
+    reason: str | None = Field(default=None, max_length=40)
+    version: int = Field(ge=1, description="the referral's version you last saw")
+
+
+class Moved(BaseModel):
+    code: str
+    status: str
+    version: int
+
+
+@router.post(
+    "/referrals/{code}/actions",
+    tags=["referrals"],
+    responses={
+        403: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem},
+        422: {"model": Problem},
+    },
+)
+def act(code: str, body: ActionIn, rt: Rt, me: Me) -> Moved:
+    """Record an event on a referral: accept, decline, done, fail, hold, resume or cancel."""
+    try:
+        with transaction(rt.engine) as s:
+            found = get_referral(s, code)
+            if not sees_area(me, found.area_key):
+                raise HTTPException(404, f"unknown referral {code!r}")
+            if not acts_in_area(me, found.area_key):
+                raise HTTPException(403, "you can read this referral but not change it")
+            moved = advance(
+                s,
+                code=code,
+                action=Action(body.action),
+                actor=actor_name(me),
+                ctx=rt.ctx,
+                now=dt.datetime.now(dt.UTC),
+                step_key=body.step,
+                reason=body.reason,
+                expected_version=body.version,
+            )
+            return Moved(code=moved.code, status=moved.status, version=moved.version)
+    except Conflict as exc:
+        with transaction(rt.engine) as s:
+            current = get_referral(s, code).version
+        raise HTTPException(409, {"message": str(exc), "version": current}) from None
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except DomainError as exc:
+        raise HTTPException(422, str(exc)) from None
