@@ -10,10 +10,11 @@ from sqlalchemy import select, update
 
 from helpers import ready_referral, row_counts
 from referrals.models.advancing import advance
+from referrals.models.clients import withdraw_consent
 from referrals.models.db import transaction
 from referrals.models.lifecycle import Action
 from referrals.models.links import link_token
-from referrals.models.people import User
+from referrals.models.people import Client, User
 from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification, Referral, Step
 from referrals.web.app import create_app
@@ -50,15 +51,42 @@ def referral(rt: Runtime, code: str) -> tuple[str, list[tuple[str, str]]]:
     return r.status, [tuple(x) for x in steps]  # type: ignore[misc]
 
 
-def test_the_page_shows_the_prompt_without_the_client(rt: Runtime, web: TestClient) -> None:
-    code, links = launched(rt)
+def test_the_page_shows_the_prompt_and_only_what_the_pathway_shares_with_consent(
+    rt: Runtime, web: TestClient
+) -> None:
+    code, links = launched(rt, id_number="079190001234")
     page = web.get(f"/l/{links['sms']}")
     assert page.status_code == 200
     assert code in page.text and "Làm giấy tờ tùy thân" in page.text
     assert "Xác nhận tiếp nhận" in page.text and "<script" not in page.text
-    assert NAME not in page.text and "888" not in page.text
+    # id_papers shares the name and ID number with the police, under the client's consent
+    assert NAME in page.text and "079190001234" in page.text and "888" not in page.text
+    with transaction(rt.engine) as s:
+        viewed = s.scalars(select(Event).where(Event.kind == "pii.viewed")).one()
+    assert viewed.data["fields"] == ["id_number", "name"] and viewed.actor.startswith("contact:")
+    with transaction(rt.engine) as s:  # consent withdrawn: the page shows nothing of the client
+        withdraw_consent(
+            s,
+            client_code=_client_code(s, code),
+            partner="police-nha-trang",
+            purpose="id_papers",
+            by=rt.user(s),
+            now=dt.datetime.now(dt.UTC),
+        )
+    page = web.get(f"/l/{links['sms']}")
+    assert NAME not in page.text and "079190001234" not in page.text
+
     english = launched(rt, pathway="legal_aid", partner="saphira-legal")[1]["email"]
-    assert "Accept the referral" in web.get(f"/l/{english}").text
+    page = web.get(f"/l/{english}")
+    assert "Accept the referral" in page.text and NAME not in page.text  # legal aid shares nothing
+
+
+def _client_code(s, code: str) -> str:  # type: ignore[no-untyped-def]
+    return s.scalars(
+        select(Client.code)
+        .join(Referral, Referral.client_id == Client.id)
+        .where(Referral.code == code)
+    ).one()
 
 
 def test_the_closed_loop_from_the_links(rt: Runtime, web: TestClient) -> None:
@@ -98,9 +126,11 @@ def test_the_closed_loop_from_the_links(rt: Runtime, web: TestClient) -> None:
             token = link_token(rt.ctx.vault, msg.id)  # type: ignore[arg-type]
         page = web.get(f"/l/{token}")
         assert "Đã xong" in page.text and "Xác nhận tiếp nhận" not in page.text
-        assert (
-            web.post(f"/l/{token}", data={"action": "done", "on": "2026-12-01"}).status_code == 200
-        )
+        if key == "card_issued":  # the pathway asks for the date the card was issued
+            assert "Ngày cấp thẻ" in page.text
+            assert web.post(f"/l/{token}", data={"action": "done"}).status_code == 409
+        done = web.post(f"/l/{token}", data={"action": "done", "on": "2026-12-01"})
+        assert done.status_code == 200
     status, steps = referral(rt, code)
     assert status == "in-progress" and steps[-1] == ("client_confirmed", "active")
     with transaction(rt.engine) as s:

@@ -143,6 +143,10 @@ class StepTemplate(Strict):
     due: DueRule
     urgent_due: DueRule | None = None
     ladder: Ladder | None = Field(default=None, description="overrides the pathway's ladder")
+    asks: Text | None = Field(
+        default=None, description="a date the partner gives when the step is done, e.g. issued on"
+    )
+    asks_en: Text | None = None
 
 
 class Pathway(Strict):
@@ -153,6 +157,10 @@ class Pathway(Strict):
     name_en: Text
     steps: list[StepTemplate] = Field(min_length=1)
     ladder: Ladder = Ladder()
+    shares: list[Literal["name", "phone", "id_number"]] = Field(
+        default=[],
+        description="what the partner sees of the client on its page, while consent covers it",
+    )
 
     @field_validator("steps")
     @classmethod

@@ -32,7 +32,7 @@ from referrals.models.lifecycle import (
     StepStatus,
 )
 from referrals.models.links import message_of
-from referrals.models.people import User
+from referrals.models.people import Client, Consent, User
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 
 LINK_DAYS = 60
@@ -74,6 +74,8 @@ class LinkView:
     step_name: str
     due_at: dt.datetime | None
     actions: list[str] = field(default_factory=list)
+    asks: str | None = None  # the date the step asks for when done, in the contact's language
+    client: dict[str, str] = field(default_factory=dict)  # what the pathway shares, with consent
 
 
 @dataclass
@@ -119,6 +121,7 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
         step=step_key or "",
         step_name=(template["name"] if vi else template["name_en"]) if template else "",
         due_at=step.due_at if step else None,
+        asks=(template.get("asks") if vi else template.get("asks_en")) if template else None,
     )
     if message.status == MessageStatus.cancelled.value:
         raise LinkRefused("revoked", view)
@@ -137,9 +140,64 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
     return _Opened(message, referral, step, view)
 
 
-def view_link(session: Session, *, ctx: Context, token: str, now: dt.datetime) -> LinkView:
-    """What the link's page shows, or LinkRefused saying why it cannot be used."""
-    return _open(session, ctx, token, now, lock=False).view
+def view_link(
+    session: Session, *, ctx: Context, token: str, now: dt.datetime, share: bool = True
+) -> LinkView:
+    """What the link's page shows, or LinkRefused saying why it cannot be used.
+
+    The client's details the pathway shares with partners are shown only while the client's
+    consent to this partner for this pathway stands, and every showing is on the timeline.
+    """
+    opened = _open(session, ctx, token, now, lock=False)
+    referral = opened.referral
+    shares = (
+        (
+            session.scalars(
+                select(PathwayVersion.definition).where(
+                    PathwayVersion.key == referral.pathway_key,
+                    PathwayVersion.version == referral.pathway_version,
+                )
+            )
+            .one()
+            .get("shares")
+            or []
+        )
+        if share
+        else []
+    )
+    consented = (
+        shares
+        and session.scalars(
+            select(Consent.id).where(
+                Consent.client_id == referral.client_id,
+                Consent.organization_id == referral.organization_id,
+                Consent.purpose == referral.pathway_key,
+                Consent.withdrawn_at.is_(None),
+            )
+        ).first()
+    )
+    if consented:
+        client = session.get(Client, referral.client_id)
+        assert client is not None
+        for name in shares:
+            value = ctx.vault.decrypt(getattr(client, f"{name}_enc"), f"client.{name}")
+            if value:
+                opened.view.client[name] = value
+        session.add(
+            Event(
+                referral_id=referral.id,
+                client_id=referral.client_id,
+                kind="pii.viewed",
+                at=now,
+                actor=f"contact:{opened.message.contact_id}",
+                data={
+                    "fields": sorted(opened.view.client),
+                    "via": "link",
+                    "message": opened.message.id,
+                },
+            )
+        )
+    return opened.view
 
 
 def answer_link(
@@ -151,6 +209,8 @@ def answer_link(
     assert step is not None
     if answer.action not in opened.view.actions:
         raise DomainError(f"{answer.action} is not possible at this step")
+    if answer.action == "done" and opened.view.asks and answer.on is None:
+        raise DomainError(f"this step needs a date: {opened.view.asks}")
     actor = f"contact:{message.contact_id}"
     if answer.action == "decline":
         if answer.reason is not None and answer.reason not in DECLINE_REASONS:

@@ -85,7 +85,7 @@ def create_app() -> FastAPI:
         except ValidationError:
             with transaction(rt.engine) as s:
                 try:
-                    view = view_link(s, ctx=rt.ctx, token=token, now=now)
+                    view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
                 except LinkRefused as refused:
                     language = refused.view.language if refused.view else "vi"
                     return _page(
@@ -100,7 +100,7 @@ def create_app() -> FastAPI:
             return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
         except DomainError:
             with transaction(rt.engine) as s:
-                view = view_link(s, ctx=rt.ctx, token=token, now=now)
+                view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
             return _page(view.language, 409, view=view, token=token, error="state")
         return _page(view.language, view=view, done=answer.action)
 

@@ -29,6 +29,11 @@ WORDS: dict[str, dict[str, str]] = {
         "client_not_eligible": "Người được hỗ trợ không đủ điều kiện",
         "other": "Lý do khác",
         "privacy": "Trang này không hiển thị thông tin cá nhân của người được hỗ trợ.",
+        "client": "Người được hỗ trợ",
+        "name": "họ tên",
+        "phone": "điện thoại",
+        "id_number": "số định danh",
+        "consent": "Hiển thị theo sự đồng ý của người được hỗ trợ; xin giữ bí mật.",
     },
     "en": {
         "title": "Referral",
@@ -56,5 +61,10 @@ WORDS: dict[str, dict[str, str]] = {
         "client_not_eligible": "The client is not eligible",
         "other": "Another reason",
         "privacy": "This page shows no personal details of the client.",
+        "client": "Client",
+        "name": "name",
+        "phone": "phone",
+        "id_number": "ID number",
+        "consent": "Shown with the client's consent; please keep it confidential.",
     },
 }
