@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from referrals.models.context import Context
 
 
+_CURRENT: dict[str, Runtime] = {}
+
+
 @dataclass
 class Runtime:
     settings: Settings = field(default_factory=get_settings)
@@ -37,6 +40,16 @@ class Runtime:
         from referrals.models.context import Context  # the calendar and the vault: only for writes
 
         return Context.build(self.settings, self.province)
+
+    @classmethod
+    def current(cls) -> Runtime:
+        """One runtime per settings object, for long-lived processes (the web app): its engine,
+        province and calendar (with its memo of working days) are built once, not per request."""
+        settings = get_settings()
+        hit = _CURRENT.get("runtime")
+        if hit is None or hit.settings is not settings:
+            hit = _CURRENT["runtime"] = cls(settings)
+        return hit
 
     def user(self, session: Session, username: str | None = None) -> User:
         name = username or self.settings.user

@@ -39,7 +39,7 @@ class Problem(BaseModel):
 
 
 def runtime() -> Runtime:
-    return Runtime()
+    return Runtime.current()
 
 
 def current_user(

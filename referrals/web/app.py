@@ -41,7 +41,7 @@ STATUS = {
 
 def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     words = WORDS.get(language, WORDS["vi"])
-    rt = Runtime()
+    rt = Runtime.current()
     due = context.get("view").due_at if context.get("view") else None  # type: ignore[union-attr]
     local_due = due.astimezone(rt.settings.tz).strftime("%H:%M %d/%m/%Y") if due else ""
     html = PAGES.get_template("link.html").render(
@@ -62,7 +62,7 @@ def create_app() -> FastAPI:
 
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     def link_page(token: str) -> HTMLResponse:
-        rt = Runtime()
+        rt = Runtime.current()
         now = dt.datetime.now(dt.UTC)
         try:
             with transaction(rt.engine) as s:
@@ -74,7 +74,7 @@ def create_app() -> FastAPI:
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_answer(token: str, request: Request) -> HTMLResponse:
-        rt = Runtime()
+        rt = Runtime.current()
         now = dt.datetime.now(dt.UTC)
         form = {
             k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
