@@ -9,12 +9,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from helpers import consent, new_client, ready_referral, row_counts
+from receivers import SmtpSink
 from referrals.models.db import transaction
 from referrals.models.links import link_token
 from referrals.models.people import Role, User
 from referrals.models.runtime import Runtime
 from referrals.models.tokens import ApiToken, issue_token
 from referrals.models.workflow import Notification, Referral
+from referrals.notifiers.channels import Channels
+from referrals.notifiers.delivery import deliver
 from referrals.web.app import create_app
 
 
@@ -69,6 +72,8 @@ def test_the_authorisation_matrix(rt: Runtime, api) -> None:  # type: ignore[no-
     expected = [
         # method, path, body, {who: status}; None is anonymous
         ("GET", "/api/v1/pathways", None, {"mai": 200, "binh": 200, "hoa": 200, None: 401}),
+        ("GET", "/api/v1/partners", None, {"mai": 200, "binh": 200, "hoa": 200, None: 401}),
+        ("GET", "/api/v1/referrals", None, {"mai": 200, "binh": 200, "hoa": 200, None: 401}),
         ("GET", f"/api/v1/referrals/{nt}", None, {"mai": 200, "binh": 404, "hoa": 200, None: 401}),
         (
             "GET",
@@ -126,7 +131,7 @@ def test_a_stale_version_gets_409_with_the_current_one(rt: Runtime, api) -> None
     assert bad.status_code == 422 and row_counts(rt) == before
 
 
-def test_the_closed_loop_through_http(rt: Runtime, api) -> None:  # type: ignore[no-untyped-def]
+def test_the_closed_loop_through_http(rt: Runtime, api, smtp: SmtpSink) -> None:  # type: ignore[no-untyped-def]
     client, headers = api
     now = dt.datetime.now(dt.UTC)
     person = new_client(rt, now, name="Loop Client")
@@ -159,6 +164,16 @@ def test_the_closed_loop_through_http(rt: Runtime, api) -> None:  # type: ignore
     )
     assert any(m["template"] == "referral.answered" and m["to"] == "mai" for m in shown["messages"])
     assert "Loop Client" not in launched.text + str(shown)
+    # the coordinator's e-mail arrives through the outbox
+    channels = Channels(
+        rt.province.province.delivery, secrets={"REFERRALS_EMAIL_URL": smtp.url()}.get
+    )
+    deliver(rt, now=dt.datetime.now(dt.UTC), channels=channels)
+    (mail,) = [m for m in smtp.mails if m.to == ["mai@chicuc.example.vn"]]
+    assert (
+        mail.subject == f"{code}: Công an thành phố Nha Trang đã nhận"
+        and "Loop Client" not in mail.body
+    )
     openapi = client.get("/openapi.json").json()
     assert {
         "/api/v1/referrals",
