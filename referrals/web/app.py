@@ -50,6 +50,21 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
+def _refused(refused: LinkRefused) -> HTMLResponse:
+    language = refused.view.language if refused.view else "vi"
+    return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
+
+
+def _again(rt: Runtime, token: str, now: dt.datetime, status: int, error: str) -> HTMLResponse:
+    """The link's page once more, with what went wrong (and no client details: nothing new)."""
+    try:
+        with transaction(rt.engine) as s:
+            view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
+    except LinkRefused as refused:
+        return _refused(refused)
+    return _page(view.language, status, view=view, token=token, error=error)
+
+
 def create_app() -> FastAPI:
     from referrals.web.api import router
 
@@ -63,45 +78,30 @@ def create_app() -> FastAPI:
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     def link_page(token: str) -> HTMLResponse:
         rt = Runtime.current()
-        now = dt.datetime.now(dt.UTC)
         try:
             with transaction(rt.engine) as s:
-                view = view_link(s, ctx=rt.ctx, token=token, now=now)
+                view = view_link(s, ctx=rt.ctx, token=token, now=dt.datetime.now(dt.UTC))
         except LinkRefused as refused:
-            language = refused.view.language if refused.view else "vi"
-            return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
+            return _refused(refused)
         return _page(view.language, view=view, token=token)
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_answer(token: str, request: Request) -> HTMLResponse:
         rt = Runtime.current()
         now = dt.datetime.now(dt.UTC)
-        form = {
-            k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()
-        }
-        form = {k: v for k, v in form.items() if v.strip()}
+        body = (await request.body()).decode("utf-8", "replace")
+        form = {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
         try:
             answer = Answer.model_validate(form)
         except ValidationError:
-            with transaction(rt.engine) as s:
-                try:
-                    view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
-                except LinkRefused as refused:
-                    language = refused.view.language if refused.view else "vi"
-                    return _page(
-                        language, STATUS[refused.why], refused=refused.why, view=refused.view
-                    )
-            return _page(view.language, 400, view=view, token=token, error="form")
+            return _again(rt, token, now, 400, "form")
         try:
             with transaction(rt.engine) as s:
                 view = answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
         except LinkRefused as refused:
-            language = refused.view.language if refused.view else "vi"
-            return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
+            return _refused(refused)
         except DomainError:
-            with transaction(rt.engine) as s:
-                view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
-            return _page(view.language, 409, view=view, token=token, error="state")
+            return _again(rt, token, now, 409, "state")
         return _page(view.language, view=view, done=answer.action)
 
     return app
