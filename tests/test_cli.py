@@ -250,6 +250,12 @@ def test_deliver_and_the_outbox_from_the_command_line(
     assert exit_code == 1 and "no message 999999" in err and "Traceback" not in err
     exit_code, _, err = cli(capsys, "outbox", "--status", "lost")
     assert exit_code == 2 and "lost" in err
+    exit_code, out, _ = cli(capsys, "outbox", "revoke", str(sent["id"]))
+    assert exit_code == 0 and f"the link in message {sent['id']} is withdrawn" in out
+    kinds = [e["kind"] for e in ok_json(capsys, "show", code)["events"]]
+    assert kinds[-1] == "link.revoked"
+    exit_code, _, err = cli(capsys, "outbox", "revoke", "999999")
+    assert exit_code == 1 and "no message 999999" in err
 
 
 def test_sweep_and_the_overdue_view_from_the_command_line(

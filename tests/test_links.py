@@ -10,10 +10,11 @@ from sqlalchemy import select, update
 
 from helpers import ready_referral, row_counts
 from referrals.models.advancing import advance
+from referrals.models.answering import revoke_link
 from referrals.models.clients import withdraw_consent
 from referrals.models.db import transaction
 from referrals.models.lifecycle import Action
-from referrals.models.links import link_token
+from referrals.models.links import link_token, message_of
 from referrals.models.people import Client, User
 from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification, Referral, Step
@@ -215,6 +216,16 @@ def test_expired_and_revoked_links_are_refused(rt: Runtime, web: TestClient) -> 
         )
     response = web.get(f"/l/{links['sms']}")
     assert response.status_code == 410 and "thu hồi" in response.text
+
+    code, links = launched(
+        rt, pathway="health_check", partner="ninh-hiep-health", district="ninh-hoa"
+    )
+    with transaction(rt.engine) as s:  # a link withdrawn by hand (sent to a lost phone)
+        message_id = message_of(rt.ctx.vault, links["sms"])
+        revoke_link(s, message_id=message_id, actor="user:mai", now=dt.datetime.now(dt.UTC))  # type: ignore[arg-type]
+    response = web.post(f"/l/{links['sms']}", data={"action": "accept"})
+    assert response.status_code == 410 and referral(rt, code)[0] == "requested"
+    assert web.get(f"/l/{links['email']}").status_code == 200  # the e-mail's link still works
 
 
 def test_a_bad_form_is_refused_and_changes_nothing(rt: Runtime, web: TestClient) -> None:

@@ -627,6 +627,22 @@ def outbox(
     )
 
 
+@outbox_app.command("revoke")
+def outbox_revoke(message_id: int, now: NowOpt = None) -> None:
+    """Withdraw the partner's link in message ID: it opens a "withdrawn" page from now on."""
+    from referrals.cli.clock import parse_now
+    from referrals.models.answering import revoke_link
+    from referrals.models.db import transaction
+    from referrals.models.people import actor_name
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        row = revoke_link(
+            s, message_id=message_id, actor=actor_name(rt.user(s)), now=parse_now(now)
+        )
+    print(f"the link in message {row.id} is withdrawn")
+
+
 @outbox_app.command("retry")
 def outbox_retry(message_id: int, now: NowOpt = None) -> None:
     """Send a failed or dead message again (after fixing the address or the channel)."""

@@ -1,7 +1,7 @@
 """Partners answer from the link in their message: no account, one tap.
 
 A link names the outbox message that carried it (models/links.py). Opening it is checked here:
-forged or tampered (bad MAC), revoked (the message was cancelled), expired (`LINK_DAYS` after
+forged or tampered (bad MAC), revoked (the message was cancelled, or its link withdrawn), expired (`LINK_DAYS` after
 the message), used (an answer was already recorded through it), or the step it asked about is
 no longer waiting. An answer moves the referral through `advance()` like any other actor, in one
 transaction with its events, the link's use, the now-pointless reminders cancelled and the
@@ -21,7 +21,7 @@ from sqlmodel import Session
 from referrals.models.advancing import advance
 from referrals.models.context import Context
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
-from referrals.models.errors import DomainError
+from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import (
     CLOSED,
     DUE,
@@ -123,7 +123,7 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
         due_at=step.due_at if step else None,
         asks=(template.get("asks") if vi else template.get("asks_en")) if template else None,
     )
-    if message.status == MessageStatus.cancelled.value:
+    if message.status == MessageStatus.cancelled.value or message.link_revoked_at is not None:
         raise LinkRefused("revoked", view)
     if message.created_at + dt.timedelta(days=LINK_DAYS) < now:
         raise LinkRefused("expired", view)
@@ -333,3 +333,22 @@ def _tell_coordinator(
             created_at=now,
         )
     )
+
+
+def revoke_link(session: Session, *, message_id: int, actor: str, now: dt.datetime) -> Notification:
+    """Withdraw the link a message carried (sent to the wrong person, a phone lost)."""
+    message = session.get(Notification, message_id, with_for_update=True)
+    if message is None or message.contact_id is None:
+        raise NotFound(f"no message {message_id} with a partner's link")
+    if message.link_revoked_at is None:
+        message.link_revoked_at = now
+        session.add(
+            Event(
+                referral_id=message.referral_id,
+                kind="link.revoked",
+                at=now,
+                actor=actor,
+                data={"message": message.id},
+            )
+        )
+    return message

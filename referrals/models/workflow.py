@@ -137,9 +137,9 @@ class Notification(SQLModel, table=True):
     next_attempt_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     lease_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     lease_token: str | None = Field(default=None, max_length=32)
-    link_used_at: dt.datetime | None = Field(
-        default=None, sa_type=UTCDateTime
-    )  # answered through it
+    # The partner's link in this message: when an answer came through it, when it was withdrawn.
+    link_used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    link_revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
