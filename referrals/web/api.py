@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -31,6 +31,11 @@ from referrals.models.runtime import Runtime
 from referrals.models.tokens import user_for_token
 
 router = APIRouter(prefix="/api/v1")
+# Codes, keys and slugs: plain characters only (PostgreSQL refuses NUL in text, for one).
+CODE = r"^[A-Za-z0-9-]{1,20}$"
+KEY = r"^[A-Za-z0-9_-]{1,60}$"
+CodePath = Annotated[str, Path(pattern=CODE)]
+KeyQuery = Annotated[str | None, Query(pattern=KEY)]
 
 
 class Problem(BaseModel):
@@ -96,10 +101,10 @@ def referrals(
     rt: Rt,
     me: Me,
     read: Read,
-    status: str | None = None,
-    partner: str | None = None,
-    district: str | None = None,
-    coordinator: str | None = None,
+    status: KeyQuery = None,
+    partner: KeyQuery = None,
+    district: KeyQuery = None,
+    coordinator: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,60}$")] = None,
     overdue: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -123,7 +128,7 @@ def referrals(
 
 
 @router.get("/referrals/{code}", tags=["referrals"], responses={404: {"model": Problem}})
-def referral(code: str, rt: Rt, me: Me, read: Read) -> dict[str, Any]:
+def referral(code: CodePath, rt: Rt, me: Me, read: Read) -> dict[str, Any]:
     """One referral with its steps, timeline and messages."""
     return _visible(read, rt, me, code)
 
@@ -131,9 +136,9 @@ def referral(code: str, rt: Rt, me: Me, read: Read) -> dict[str, Any]:
 class LaunchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    client: str = Field(min_length=1, max_length=20, description="the client's code")
-    pathway: str = Field(min_length=1, max_length=60)
-    partner: str = Field(min_length=1, max_length=60)
+    client: str = Field(pattern=CODE, description="the client's code")
+    pathway: str = Field(pattern=KEY)
+    partner: str = Field(pattern=KEY)
     urgent: bool = False
 
 
@@ -179,8 +184,8 @@ class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["accept", "decline", "done", "fail", "hold", "resume", "cancel"]
-    step: str | None = Field(default=None, max_length=60)
-    reason: str | None = Field(default=None, max_length=40)
+    step: str | None = Field(default=None, pattern=KEY)
+    reason: str | None = Field(default=None, pattern=KEY)
     version: int = Field(ge=1, description="the referral's version you last saw")
 
 
@@ -200,7 +205,7 @@ class Moved(BaseModel):
         422: {"model": Problem},
     },
 )
-def act(code: str, body: ActionIn, rt: Rt, me: Me) -> Moved:
+def act(code: CodePath, body: ActionIn, rt: Rt, me: Me) -> Moved:
     """Record an event on a referral: accept, decline, done, fail, hold, resume or cancel."""
     try:
         with transaction(rt.engine) as s:
