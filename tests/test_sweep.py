@@ -215,3 +215,16 @@ def test_two_sweeps_at_once_fire_each_alert_once(staff: Runtime) -> None:
     assert kinds == {"step.overdue": 25, "step.escalated": 25}
     assert len(keys) == len(set(keys)) == 25 * 2 + 25 * 2 * 2  # referral.new + overdue + level 1
     assert sum(r.counts["overdue"] for r in runs) == 25 and all(r.finished_at for r in runs)
+
+
+def test_a_late_sweep_sends_the_overdue_notice_and_only_the_highest_level(staff: Runtime) -> None:
+    rt = staff
+    ready_referral(rt, local("2026-11-23 09:00"))
+    sweep(rt.engine, ctx=rt.ctx, now=local("2026-12-10 09:00"))  # the engine was down for weeks
+    assert fired(rt) == [
+        ("step.overdue", 0, [f"contact:{police(rt)[1]}"]),
+        ("step.escalated", 3, ["user:hoa"]),
+    ]
+    with transaction(rt.engine) as s:
+        step = s.scalars(select(Step).where(Step.seq == 0)).one()
+    assert step.escalation_level == 3 and step.next_alert_at is None

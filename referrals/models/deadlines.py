@@ -51,8 +51,9 @@ def due_now(
 ) -> tuple[list[Alert], int, dt.datetime | None]:
     """The alerts from `seq` whose time has come, the new cursor, and when the next one falls.
 
-    A reminder whose deadline has already passed is dropped (the overdue notice says more); the
-    other alerts fire even if the sweep comes late, each once.
+    A sweep that comes late (the engine was down, or a step was imported long overdue) does not
+    send a burst: a reminder whose deadline has passed is dropped (the overdue notice says more),
+    and of several escalation levels reached only the highest fires.
     """
     fire: list[Alert] = []
     while seq < len(alerts) and alerts[seq].at <= now:
@@ -60,4 +61,7 @@ def due_now(
         if not (alert.kind == "reminder" and due_at <= now):
             fire.append(alert)
         seq += 1
+    escalations = [a for a in fire if a.kind == "escalation"]
+    if len(escalations) > 1:
+        fire = [a for a in fire if a.kind != "escalation"] + escalations[-1:]
     return fire, seq, alerts[seq].at if seq < len(alerts) else None
