@@ -123,6 +123,7 @@ def serve(
             host,
             "--port",
             str(port),
+            "--no-access-log",  # request paths carry partners' link tokens: keep them out of logs
         ],
         env,
         logs / "web.log",
