@@ -176,6 +176,16 @@ class Via(StrEnum):
     direct = "direct"
     prefect = "prefect"
 
+    @property
+    def runs_flow(self) -> bool:
+        """Run the Prefect flow: when asked to, or (auto) when a Prefect server is configured."""
+        return self is Via.prefect or (self is Via.auto and bool(os.environ.get("PREFECT_API_URL")))
+
+
+ViaOpt = Annotated[
+    Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
+]
+
 
 @app.command()
 def launch(
@@ -184,9 +194,7 @@ def launch(
     partner: Annotated[str, typer.Option("--partner")],
     urgent: Annotated[bool, typer.Option("--urgent")] = False,
     now: NowOpt = None,
-    via: Annotated[
-        Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
-    ] = Via.auto,
+    via: ViaOpt = Via.auto,
     as_json: JsonOpt = False,
 ) -> None:
     """Launch a referral of CLIENT to PARTNER along PATHWAY; prints the referral code."""
@@ -196,7 +204,7 @@ def launch(
 
     request = LaunchRequest(client_code=client, pathway=pathway, partner=partner, urgent=urgent)
     code, when = new_code("R"), parse_now(now)
-    use_prefect = via == Via.prefect or (via == Via.auto and os.environ.get("PREFECT_API_URL"))
+    use_prefect = via.runs_flow
     if use_prefect:
         from referrals.flows.launch import run_launch
 
@@ -433,16 +441,14 @@ def deliver(
         int | None, typer.Option("--limit", min=1, help="At most this many messages.")
     ] = None,
     now: NowOpt = None,
-    via: Annotated[
-        Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
-    ] = Via.auto,
+    via: ViaOpt = Via.auto,
     as_json: JsonOpt = False,
 ) -> None:
     """One delivery pass: send every due message through its channel, record each outcome."""
     from referrals.cli.clock import parse_now
 
     when = parse_now(now)
-    use_prefect = via == Via.prefect or (via == Via.auto and os.environ.get("PREFECT_API_URL"))
+    use_prefect = via.runs_flow
     if use_prefect:
         from referrals.flows.deliver import deliver_notifications
 
@@ -465,16 +471,14 @@ def deliver(
 @app.command()
 def sweep(
     now: NowOpt = None,
-    via: Annotated[
-        Via, typer.Option("--via", help="auto: the Prefect flow if PREFECT_API_URL is set.")
-    ] = Via.auto,
+    via: ViaOpt = Via.auto,
     as_json: JsonOpt = False,
 ) -> None:
     """One deadline pass: reminders before deadlines, overdue notices, escalation levels."""
     from referrals.cli.clock import parse_now
 
     when = parse_now(now)
-    use_prefect = via == Via.prefect or (via == Via.auto and os.environ.get("PREFECT_API_URL"))
+    use_prefect = via.runs_flow
     if use_prefect:
         from referrals.flows.sweep import sweep_deadlines
 
