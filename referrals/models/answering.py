@@ -42,6 +42,13 @@ DECLINE_REASONS = (
     Reason.client_not_eligible,
     Reason.other,
 )
+# A partner's answer -> (the lifecycle action, its reason, whether it names the step)
+ANSWERS: dict[str, tuple[Action, str | None, bool]] = {
+    "accept": (Action.accept, None, True),
+    "done": (Action.done, None, True),
+    "decline": (Action.decline, None, False),  # the reason comes from the partner's form
+    "unreachable": (Action.fail, Reason.client_unreachable.value, False),
+}
 Refusal = Literal["invalid", "revoked", "expired", "used", "closed", "answered"]
 
 
@@ -212,40 +219,21 @@ def answer_link(
     if answer.action == "done" and opened.view.asks and answer.on is None:
         raise DomainError(f"this step needs a date: {opened.view.asks}")
     actor = f"contact:{message.contact_id}"
+    if answer.action == "decline" and answer.reason not in (None, *DECLINE_REASONS):
+        raise DomainError(f"{answer.reason} is not a reason to decline")
+    action, reason, step_key = ANSWERS[answer.action]
     if answer.action == "decline":
-        if answer.reason is not None and answer.reason not in DECLINE_REASONS:
-            raise DomainError(f"{answer.reason} is not a reason to decline")
-        why = (answer.reason or Reason.other).value
-        advance(
-            session,
-            code=referral.code,
-            action=Action.decline,
-            actor=actor,
-            ctx=ctx,
-            now=now,
-            reason=why,
-        )
-    elif answer.action == "unreachable":
-        advance(
-            session,
-            code=referral.code,
-            action=Action.fail,
-            actor=actor,
-            ctx=ctx,
-            now=now,
-            reason=Reason.client_unreachable.value,
-        )
-    else:
-        action = Action.accept if answer.action == "accept" else Action.done
-        advance(
-            session,
-            code=referral.code,
-            action=action,
-            actor=actor,
-            ctx=ctx,
-            now=now,
-            step_key=step.key,
-        )
+        reason = (answer.reason or Reason.other).value
+    advance(
+        session,
+        code=referral.code,
+        action=action,
+        actor=actor,
+        ctx=ctx,
+        now=now,
+        reason=reason,
+        step_key=step.key if step_key else None,
+    )
     data: dict[str, Any] = {"message": message.id, "action": answer.action, "step": step.key}
     if answer.on:
         data["on"] = answer.on.isoformat()
