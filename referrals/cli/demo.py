@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import secrets
 
 from sqlalchemy import select
 
+from referrals.models.accounts import hash_password
 from referrals.models.advancing import advance
 from referrals.models.db import transaction
 from referrals.models.importing import HEADER, import_referrals
@@ -154,6 +156,9 @@ def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
         if s.scalars(select(User).where(User.username == USERS[0][0])).first() is not None:
             return "demo data already loaded"
         users = {}
+        # One random password for the demo accounts, printed once: never a known default.
+        password = secrets.token_urlsafe(9)
+        hashed = hash_password(password)
         for username, full_name, role, area in USERS:
             users[username] = User(
                 username=username,
@@ -161,6 +166,7 @@ def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
                 role=role.value,
                 area_key=area,
                 email=f"{username}@example.vn",  # demo: alerts about undeliverable messages
+                password_hash=hashed,
             )
             s.add(users[username])
         s.flush()
@@ -187,7 +193,9 @@ def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
             codes += report.referrals
     return (
         f"demo: {len(USERS)} users (dieuphoi.nt, dieuphoi.nh, quanly), {len(CASES)} clients, "
-        f"{len(codes)} referrals; try `referrals list` and `referrals show {codes[0]}`"
+        f"{len(codes)} referrals; try `referrals list` and `referrals show {codes[0]}`\n"
+        f"web pages (`referrals serve`): log in as dieuphoi.nt, dieuphoi.nh or quanly with the "
+        f"password {password}"
     )
 
 

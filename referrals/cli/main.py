@@ -30,6 +30,8 @@ app.add_typer(consent_app, name="consent")
 outbox_app = typer.Typer(help="Messages to partners and staff, and their delivery state.")
 token_app = typer.Typer(help="API tokens (for /api/v1).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+user_app = typer.Typer(help="Staff accounts for the web pages.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 app.add_typer(outbox_app, name="outbox")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -676,6 +678,75 @@ def token_create(
     with transaction(rt.engine) as s:
         token = issue_token(s, username=username, name=name, now=dt.datetime.now(dt.UTC))
     print(token)
+
+
+class StaffRole(StrEnum):
+    coordinator = "coordinator"
+    manager = "manager"
+    admin = "admin"
+
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin (scripts).")
+]
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    full_name: Annotated[str, typer.Option("--name", help="Shown in the pages.")],
+    role: Annotated[StaffRole, typer.Option("--role")],
+    district: Annotated[
+        str | None, typer.Option("--district", help="A coordinator's area key.")
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email", help="For alerts and digests.")] = None,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Add a staff account with a password (at least 10 characters) for the web pages."""
+    import datetime as dt
+
+    from referrals.models.accounts import UserIn, add_user
+    from referrals.models.db import transaction
+    from referrals.models.people import actor_name
+
+    data = UserIn(
+        username=username, full_name=full_name, role=role.value, district=district, email=email
+    )
+    password = _password(password_stdin)
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        add_user(
+            s, data=data, password=password, by=actor_name(rt.user(s)), now=dt.datetime.now(dt.UTC)
+        )
+    print(f"user {data.username} added ({data.role})")
+
+
+@user_app.command("password")
+def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
+    """Set USERNAME's password; it ends the user's web sessions and lifts a lockout."""
+    import datetime as dt
+
+    from referrals.models.accounts import set_password
+    from referrals.models.db import transaction
+    from referrals.models.people import actor_name
+
+    password = _password(password_stdin)
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        set_password(
+            s,
+            username=username,
+            password=password,
+            by=actor_name(rt.user(s)),
+            now=dt.datetime.now(dt.UTC),
+        )
+    print(f"password of {username} set")
 
 
 def rt_session(rt: Any) -> Any:

@@ -140,11 +140,15 @@ def advance(
     referral = get_referral(session, code, for_update=True)
     if expected_version is not None and referral.version != expected_version:
         raise Conflict(
-            f"referral {code} changed (version {referral.version}, you had {expected_version})"
+            f"referral {code} changed (version {referral.version}, you had {expected_version})",
+            key="conflict",
         )
     why = parse_reason(reason)
     if action in REASON_REQUIRED and why is None:
-        raise DomainError(f"{action} needs --reason (one of: {', '.join(r.value for r in Reason)})")
+        raise DomainError(
+            f"{action} needs --reason (one of: {', '.join(r.value for r in Reason)})",
+            key="reason_needed",
+        )
     m = _Mover(session, referral, actor, now, ctx)
     referral.updated_at = now  # every action bumps the version, even one that only moves steps
     if action in (Action.accept, Action.done):
@@ -170,7 +174,7 @@ def advance(
         session.flush()
     except StaleDataError:
         raise Conflict(
-            f"referral {code} was changed by someone else; reload and try again"
+            f"referral {code} was changed by someone else; reload and try again", key="conflict"
         ) from None
     return referral
 
@@ -209,11 +213,17 @@ def _complete_step(m: _Mover, action: Action, step_key: str | None) -> None:
     status = ReferralStatus(m.referral.status)
     active = m.active
     if status == ReferralStatus.on_hold:
-        raise IllegalTransition(f"referral {m.referral.code} is on hold; resume it first")
+        raise IllegalTransition(
+            f"referral {m.referral.code} is on hold; resume it first", key="on_hold"
+        )
     if active is None or status in CLOSED:
-        raise IllegalTransition(f"referral {m.referral.code} is {status}; no step is waiting")
+        raise IllegalTransition(
+            f"referral {m.referral.code} is {status}; no step is waiting", key="no_step"
+        )
     if step_key is not None and step_key != active.key:
-        raise IllegalTransition(f"step {step_key!r} is not the active step (active: {active.key})")
+        raise IllegalTransition(
+            f"step {step_key!r} is not the active step (active: {active.key})", key="not_active"
+        )
     first = active.seq == 0
     if action == Action.accept and not first:
         raise IllegalTransition(f"cannot accept a referral that is {status}")

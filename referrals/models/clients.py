@@ -200,3 +200,31 @@ def _active_consents(
     if purpose:
         query = query.where(Consent.purpose == purpose)
     return list(session.scalars(query))
+
+
+REVEAL_PURPOSES = ("contact_client", "partner_asked", "verify_identity", "other")
+
+
+def reveal_client(
+    session: Session, *, code: str, user: User, purpose: str, ctx: Context, now: dt.datetime
+) -> dict[str, str | None]:
+    """A client's name, phone and ID number in clear, for one person, with the view audited."""
+    if purpose not in REVEAL_PURPOSES:
+        raise DomainError(f"say why you need the details (one of: {', '.join(REVEAL_PURPOSES)})")
+    client = get_client(session, code)
+    v = ctx.vault
+    shown = {
+        "name": v.decrypt(client.name_enc, "client.name"),
+        "phone": v.decrypt(client.phone_enc, "client.phone"),
+        "id_number": v.decrypt(client.id_number_enc, "client.id_number"),
+    }
+    session.add(
+        Event(
+            client_id=client.id,
+            kind="pii.viewed",
+            at=now,
+            actor=actor_name(user),
+            data={"fields": sorted(k for k, x in shown.items() if x), "via": "web", "why": purpose},
+        )
+    )
+    return shown

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
-def _derive(secret: str, purpose: bytes) -> bytes:
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose, from REFERRALS_SECRET_KEY (HKDF-SHA256)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"referrals", info=purpose).derive(
         secret.encode()
     )
@@ -28,11 +29,11 @@ def _derive(secret: str, purpose: bytes) -> bytes:
 
 class Vault:
     def __init__(self, secret_key: str) -> None:
-        key = _derive(secret_key, b"pii-encryption-v1")
+        key = derive_key(secret_key, b"pii-encryption-v1")
         self.key_id = hashlib.sha256(key).hexdigest()[:8]
         self._keys = {self.key_id: AESGCM(key)}
-        self._lookup_key = _derive(secret_key, b"pii-lookup-v1")
-        self._link_key = _derive(secret_key, b"action-link-v1")
+        self._lookup_key = derive_key(secret_key, b"pii-lookup-v1")
+        self._link_key = derive_key(secret_key, b"action-link-v1")
 
     def encrypt(self, value: str | None, column: str) -> str | None:
         if value is None:

@@ -59,3 +59,7 @@ class Contact(SQLModel, table=True):
     quiet_hours: str | None = Field(default=None, max_length=11)  # None: the province's
     active: bool = True
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # An admin's decision (web admin page) that outlives re-loading the YAML: while set, the
+    # contact stays inactive whatever the config says.
+    deactivated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deactivated_by: str | None = Field(default=None, max_length=80)

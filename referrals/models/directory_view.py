@@ -41,6 +41,7 @@ def directory(session: Session) -> list[dict[str, Any]]:
             ],
             "contacts": [
                 {
+                    "id": c.id,
                     "name": c.name,
                     "role": c.role,
                     "phone": c.phone,

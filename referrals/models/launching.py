@@ -47,11 +47,14 @@ class LaunchRequest(BaseModel):
 class LaunchRefused(DomainError):
     """One or more requests were refused; `problems` holds (request index, message)."""
 
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
+    def __init__(
+        self, problems: list[tuple[int, str]], first_error: DomainError | None = None
+    ) -> None:
         self.problems = problems
         first = problems[0][1]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(first + more)
+        key, params = (first_error.key, first_error.params) if first_error else (None, {})
+        super().__init__(first + more, key=key, **params)
 
 
 @dataclass
@@ -124,6 +127,7 @@ def launch_referrals(
         open_refs.update(((cid, key), code) for cid, key, code in rows)
 
     problems: list[tuple[int, str]] = []
+    first_error: DomainError | None = None
     plans: list[
         tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]
     ] = []
@@ -134,12 +138,13 @@ def launch_referrals(
             plan = _check(req, clients, directory, consents, open_refs, ctx, now)
         except DomainError as exc:
             problems.append((i, str(exc)))
+            first_error = first_error or exc
             continue
         client, org, service, pathway, at = plan
         open_refs[(client.id, pathway.key)] = "(earlier in this batch)"  # type: ignore[index]
         plans.append((req, client, org, service, pathway, at))
     if problems:
-        raise LaunchRefused(problems)
+        raise LaunchRefused(problems, first_error)
     codes = list(codes) if codes else [new_code("R") for _ in plans]
     progress("write", 0, len(plans))
     _write(session, plans, codes, coordinator, directory, ctx)
@@ -159,14 +164,17 @@ def _check(
     pathway = directory.pathways.get(req.pathway)
     if pathway is None:
         raise DomainError(
-            f"unknown pathway {req.pathway!r} (known: {', '.join(sorted(directory.pathways))})"
+            f"unknown pathway {req.pathway!r} (known: {', '.join(sorted(directory.pathways))})",
+            key="unknown_pathway",
         )
     org = directory.orgs.get(req.partner)
     if org is None or not org.active:
-        raise DomainError(f"unknown partner {req.partner!r} (see `referrals partners`)")
+        raise DomainError(
+            f"unknown partner {req.partner!r} (see `referrals partners`)", key="unknown_partner"
+        )
     client = clients.get(req.client_code)
     if client is None:
-        raise DomainError(f"unknown client {req.client_code!r}")
+        raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
     at = req.launched_at or now
     if at.tzinfo is None:
         at = at.replace(tzinfo=ctx.tz)
@@ -174,30 +182,53 @@ def _check(
         raise DomainError(f"launch time {at.isoformat()} is in the future")
     service = directory.services.get((org.id, pathway.key))  # type: ignore[arg-type]
     if service is None:
-        raise DomainError(f"partner {org.slug} does not offer {pathway.key}")
+        raise DomainError(
+            f"partner {org.slug} does not offer {pathway.key}",
+            key="not_offered",
+            partner=org.name,
+            pathway=pathway.name,
+        )
     if (service.id, client.area_key) not in directory.service_areas:
         others = directory.partners_serving(pathway.key, client.area_key)
         hint = f"; partners that do: {', '.join(others)}" if others else ""
         raise DomainError(
-            f"partner {org.slug} does not serve {client.area_key} for {pathway.key}{hint}"
+            f"partner {org.slug} does not serve {client.area_key} for {pathway.key}{hint}",
+            key="not_served",
+            partner=org.name,
+            pathway=pathway.name,
         )
     consent = consents.get((client.id, org.id, pathway.key))  # type: ignore[arg-type]
     if consent is None or consent.granted_at > at:
         raise DomainError(
             f"no consent from client {client.code} for {pathway.key} with {org.slug}; record it with "
-            f"`referrals consent grant {client.code} --partner {org.slug} --purpose {pathway.key}`"
+            f"`referrals consent grant {client.code} --partner {org.slug} --purpose {pathway.key}`",
+            key="no_consent",
+            client=client.code,
+            partner=org.name,
+            pathway=pathway.name,
         )
     if consent.withdrawn_at is not None and consent.withdrawn_at <= at:
         day = consent.withdrawn_at.astimezone(ctx.tz).strftime("%d/%m/%Y")
         raise DomainError(
-            f"client {client.code} withdrew consent for {pathway.key} with {org.slug} on {day}"
+            f"client {client.code} withdrew consent for {pathway.key} with {org.slug} on {day}",
+            key="consent_withdrawn",
+            client=client.code,
+            partner=org.name,
+            pathway=pathway.name,
+            day=day,
         )
     if (existing := open_refs.get((client.id, pathway.key))) is not None:  # type: ignore[arg-type]
         raise DomainError(
-            f"client {client.code} already has an open {pathway.key} referral {existing}"
+            f"client {client.code} already has an open {pathway.key} referral {existing}",
+            key="already_open",
+            client=client.code,
+            pathway=pathway.name,
+            referral=existing,
         )
     if not directory.first_contacts.get(org.id):  # type: ignore[arg-type]
-        raise DomainError(f"partner {org.slug} has no active contact to ask")
+        raise DomainError(
+            f"partner {org.slug} has no active contact to ask", key="no_contact", partner=org.name
+        )
     return client, org, service, pathway, at
 
 

@@ -90,6 +90,9 @@ STEP_MOVES: dict[str, tuple[frozenset[T], T]] = {
     "skip": (frozenset({T.pending, T.active}), T.skipped),
 }
 
+# A referral the partner declined can be sent on to another partner (a new referral, linked).
+REROUTABLE = frozenset({S.rejected})
+
 # Actions that close a referral without success need a reason; `cancel` defaults to this one.
 REASON_REQUIRED = frozenset({Action.decline, Action.fail})
 DEFAULT_CANCEL_REASON = Reason.no_longer_needed
@@ -102,7 +105,10 @@ def referral_move(trigger: str, current: S, held_from: S | None = None) -> S:
         allowed = ", ".join(sorted(a for a, (src, _) in REFERRAL_MOVES.items() if current in src))
         raise IllegalTransition(
             f"cannot {trigger} a referral that is {current}"
-            + (f" (possible: {allowed})" if allowed else "")
+            + (f" (possible: {allowed})" if allowed else ""),
+            key="illegal_move",
+            action=trigger,
+            status=current.value,
         )
     if dest == PREVIOUS:
         if held_from is None or held_from not in WORKING:

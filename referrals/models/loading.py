@@ -110,4 +110,5 @@ def _load_contacts(session: Session, org: Organization, partner: object) -> None
             "active",
         ):
             setattr(row, field, getattr(c, field))
+        row.active = row.active and row.deactivated_at is None
         session.add(row)

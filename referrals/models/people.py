@@ -24,6 +24,13 @@ class User(SQLModel, table=True):
     area_key: str | None = Field(default=None, foreign_key="area.key")
     email: str | None = None
     active: bool = True
+    # Web login (models/accounts.py): a scrypt hash, the lockout counter, and an epoch that ends
+    # every session of the user when it changes (logout, new password, deactivation).
+    password_hash: str | None = Field(default=None, max_length=200)
+    failed_logins: int = 0
+    locked_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    session_epoch: int = 0
+    language: str = Field(default="vi", max_length=5)
 
 
 class Client(SQLModel, table=True):

@@ -20,7 +20,7 @@ from referrals.models.errors import NotFound
 
 if TYPE_CHECKING:
     from referrals.models.calendar import WorkingCalendar
-from referrals.models.lifecycle import WORKING, StepStatus
+from referrals.models.lifecycle import OPEN, WORKING, StepStatus
 
 TIME_COLUMNS = frozenset(
     {
@@ -35,6 +35,9 @@ TIME_COLUMNS = frozenset(
         "created_at",
         "now",
         "finished_at",
+        "activated_at",
+        "granted_at",
+        "withdrawn_at",
     }
 )
 JSON_COLUMNS = frozenset({"data", "counts"})
@@ -113,6 +116,7 @@ def local_iso(value: dt.datetime | None, tz: ZoneInfo) -> str | None:
 
 
 _WORKING = ", ".join(f"'{s.value}'" for s in sorted(WORKING))
+_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
 # Overdue: waiting on an active step whose deadline has passed. Computed, never stored; the SQL
 # below and `is_overdue` are the two spellings of this one rule.
 OVERDUE_SQL = f"r.status IN ({_WORKING}) AND a.due_at < :now"
@@ -125,10 +129,11 @@ def is_overdue(status: str, due_at: dt.datetime | None, now: dt.datetime) -> boo
 LIST_SQL = f"""
 SELECT r.id, r.code, r.status, r.priority, r.pathway_key AS pathway, r.pathway_version,
        r.area_key AS district, r.launched_at, r.closed_at, r.outcome, r.outcome_reason, r.version,
-       o.slug AS partner, c.code AS client, u.username AS coordinator,
+       o.slug AS partner, o.name AS partner_name, sv.name AS service, c.code AS client, u.username AS coordinator,
        a.key AS active_step, a.due_at AS next_due_at, a.escalation_level
 FROM referral r
 JOIN organization o ON o.id = r.organization_id
+JOIN service sv ON sv.id = r.service_id
 JOIN client c ON c.id = r.client_id
 JOIN "user" u ON u.id = r.coordinator_id
 LEFT JOIN step a ON a.referral_id = r.id AND a.status = '{StepStatus.active.value}'
@@ -146,6 +151,8 @@ def list_referrals(
     district: str | None = None,
     code: str | None = None,
     coordinator: str | None = None,
+    client: str | None = None,
+    open_only: bool = False,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
     calendar: WorkingCalendar | None = None,
@@ -161,10 +168,13 @@ def list_referrals(
         ("r.area_key", district),
         ("r.code", code),
         ("u.username", coordinator),
+        ("c.code", client),
     ):
         if value is not None:
             where.append(f"{column} = :{column[2:]}")
             params[column[2:]] = value
+    if open_only:
+        where.append(f"r.status IN ({_OPEN})")
     if overdue:
         where.append(OVERDUE_SQL)
         params["now"] = now

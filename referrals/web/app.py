@@ -1,34 +1,42 @@
-"""The engine's web app: the partners' action-link pages (`/l/<token>`) and the JSON API.
+"""The engine's web app: staff pages, the partners' action-link pages (`/l/<token>`), the API.
 
-Thin routes over models/answering.py. Pages are server-rendered, work without JavaScript on a
-cheap phone, and show codes and partner-facing names only. Forms are parsed here (no extra
-multipart dependency) and validated by pydantic before anything is written.
+Thin routes over models/. Pages are server-rendered, work without JavaScript on a cheap phone,
+and carry strict security headers (no framing, scripts and styles from this site only). The
+link pages show codes and partner-facing names only. Forms are parsed here (no extra multipart
+dependency) and validated by pydantic before anything is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from referrals.models.answering import DECLINE_REASONS, Answer, LinkRefused, answer_link, view_link
 from referrals.models.db import transaction
 from referrals.models.errors import DomainError
 from referrals.models.runtime import Runtime
+from referrals.web.staff import PAGES, LoginNeeded, language, render
 from referrals.web.words import WORDS
 
-PAGES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 STATUS = {
     "invalid": 404,
     "revoked": 410,
@@ -65,7 +73,9 @@ def _again(rt: Runtime, token: str, now: dt.datetime, status: int, error: str) -
     return _page(view.language, status, view=view, token=token, error=error)
 
 
-def create_app() -> FastAPI:
+def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
+    """The app; `clock` replaces real time for the staff pages (tests and demos travel in time)."""
+    from referrals.web import admin, cases, dashboard, login
     from referrals.web.api import router
 
     app = FastAPI(
@@ -73,7 +83,37 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Referral-workflow engine: the JSON API (/api/v1) and the partners' pages.",
     )
+    app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
     app.include_router(router)
+    for pages in (login.router, cases.router, dashboard.router, admin.router):
+        app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def page_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """The API answers JSON; pages answer a short page in the visitor's language."""
+        if request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        lang = language(request)
+        return render(
+            "error.html", lang, exc.status_code, code=exc.status_code, detail=exc.detail
+        )
+
+    @app.exception_handler(LoginNeeded)
+    async def to_login(request: Request, exc: LoginNeeded) -> Response:
+        return RedirectResponse(f"/login?next={exc.next_path}", 303)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if not request.url.path.startswith("/api/"):
+            for name, value in HEADERS.items():
+                response.headers.setdefault(name, value)
+        if request.url.path.startswith(("/l/", "/clients", "/referrals")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     def link_page(token: str) -> HTMLResponse:

@@ -1,0 +1,83 @@
+"""Read models for the staff pages: clients, consents, and who serves a district, in plain SQL.
+
+Same `Reader` as models/reading.py; every function takes the district scope the caller may see
+(None: all districts) so the pages cannot forget it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from referrals.models.lifecycle import OPEN
+from referrals.models.reading import Reader
+
+_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
+
+
+def list_clients(reader: Reader, *, district: str | None, limit: int = 500) -> list[dict[str, Any]]:
+    """Clients, newest first, with how many referrals each has open."""
+    sql = f"""
+        SELECT c.code, c.area_key AS district, a.name AS district_name, c.created_at,
+               (SELECT COUNT(*) FROM referral r
+                 WHERE r.client_id = c.id AND r.status IN ({_OPEN})) AS open_referrals
+        FROM client c JOIN area a ON a.key = c.area_key
+        {"WHERE c.area_key = :district" if district else ""}
+        ORDER BY c.created_at DESC, c.id DESC LIMIT :limit"""
+    params: dict[str, Any] = {"limit": limit}
+    if district:
+        params["district"] = district
+    return reader.rows(sql, **params)
+
+
+def client_consents(reader: Reader, *, code: str) -> list[dict[str, Any]]:
+    return reader.rows(
+        """
+        SELECT o.slug AS partner, o.name AS partner_name, k.purpose, k.method,
+               k.granted_at, k.withdrawn_at, p.name AS purpose_name
+        FROM consent k
+        JOIN client c ON c.id = k.client_id
+        JOIN organization o ON o.id = k.organization_id
+        LEFT JOIN (SELECT key, MIN(name) AS name FROM pathwayversion GROUP BY key) p
+               ON p.key = k.purpose
+        WHERE c.code = :code
+        ORDER BY k.granted_at DESC, k.id DESC""",
+        code=code,
+    )
+
+
+def client_events(reader: Reader, *, code: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The client's own timeline (added, consents, views of their details), newest first."""
+    return reader.rows(
+        """
+        SELECT e.kind, e.at, e.actor, e.data FROM event e JOIN client c ON c.id = e.client_id
+        WHERE c.code = :code ORDER BY e.at DESC, e.id DESC LIMIT :limit""",
+        code=code,
+        limit=limit,
+    )
+
+
+def pathways(reader: Reader) -> list[dict[str, Any]]:
+    """Each pathway's latest version: key and names."""
+    return reader.rows(
+        """
+        SELECT p.key, p.name, p.name_en FROM pathwayversion p
+        WHERE p.version = (SELECT MAX(q.version) FROM pathwayversion q WHERE q.key = p.key)
+        ORDER BY p.name"""
+    )
+
+
+def partners_serving(reader: Reader, *, district: str) -> list[dict[str, Any]]:
+    """Active partners with an active service in `district`: one row per (partner, pathway)."""
+    return reader.rows(
+        """
+        SELECT o.slug, o.name, s.pathway_key AS pathway, s.name AS service
+        FROM organization o
+        JOIN service s ON s.organization_id = o.id AND s.active
+        JOIN servicearea sa ON sa.service_id = s.id AND sa.area_key = :district
+        WHERE o.active ORDER BY o.name, s.pathway_key""",
+        district=district,
+    )
+
+
+def areas(reader: Reader) -> list[dict[str, Any]]:
+    return reader.rows("SELECT key, name, name_en FROM area ORDER BY name")

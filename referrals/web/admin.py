@@ -1,0 +1,103 @@
+"""Admins' pages: partners and their contacts (deactivate, and what that affects), users."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.models.accounts import UserIn, add_user, set_active
+from referrals.models.db import transaction
+from referrals.models.directory import Contact
+from referrals.models.directory_admin import affected_by, set_contact_active
+from referrals.models.errors import DomainError
+from referrals.models.people import Role, User, actor_name
+from referrals.models.reading import Reader
+from referrals.models.views import areas
+from referrals.web.cases import _why
+from referrals.web.staff import Me, Staff, require
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+Username = Annotated[str, Path(pattern=r"^[a-z0-9_.-]{2,60}$")]
+
+
+def _admin_page(me: Staff, status: int = 200, error: str | None = None) -> Response:
+    from referrals.models.directory_view import directory
+
+    with Session(me.rt.engine) as s:
+        partners = directory(s)
+        users = list(s.scalars(select(User).order_by(User.role, User.username)))
+    with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
+        known = areas(read)
+    return me.page("admin.html", status, partners=partners, users=users, areas=known, error=error)
+
+
+@router.get("")
+def admin(me: Me) -> Response:
+    require(me, Role.admin)
+    return _admin_page(me)
+
+
+@router.get("/contacts/{contact_id}")
+def contact_page(contact_id: int, me: Me) -> Response:
+    """One contact and the open referrals that turning it off would affect."""
+    require(me, Role.admin)
+    with Session(me.rt.engine) as s:
+        contact = s.get(Contact, contact_id)
+        if contact is None:
+            raise HTTPException(404, "no such contact")
+        impact = affected_by(s, contact=contact)
+    return me.page("contact.html", contact=contact, impact=impact)
+
+
+@router.post("/contacts/{contact_id}/active")
+async def contact_active(contact_id: int, request: Request, me: Me) -> Response:
+    require(me, Role.admin)
+    form = await me.form(request)
+    with transaction(me.rt.engine) as s:
+        set_contact_active(
+            s,
+            contact_id=contact_id,
+            active=form.get("active") == "1",
+            by=actor_name(me.user),
+            now=me.now,
+        )
+    return RedirectResponse(f"/admin/contacts/{contact_id}", 303)
+
+
+@router.post("/users")
+async def user_new(request: Request, me: Me) -> Response:
+    require(me, Role.admin)
+    form = await me.form(request)
+    password = form.pop("password", "")
+    try:
+        data = UserIn.model_validate(form)
+        with transaction(me.rt.engine) as s:
+            add_user(s, data=data, password=password, by=actor_name(me.user), now=me.now)
+    except (ValidationError, DomainError) as exc:
+        return _admin_page(me, 422, _why(me, exc))
+    return RedirectResponse("/admin", 303)
+
+
+@router.post("/users/{username}/active")
+async def user_active(username: Username, request: Request, me: Me) -> Response:
+    require(me, Role.admin)
+    form = await me.form(request)
+    if username == me.user.username:
+        return _admin_page(me, 422, me.w["err_self"])
+    try:
+        with transaction(me.rt.engine) as s:
+            set_active(
+                s,
+                username=username,
+                active=form.get("active") == "1",
+                by=actor_name(me.user),
+                now=me.now,
+            )
+    except DomainError as exc:
+        return _admin_page(me, 404, me.say(exc))
+    return RedirectResponse("/admin", 303)

@@ -1,0 +1,50 @@
+"""The managers' dashboard: what is late, how partners answer, dead messages, this period's counts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from referrals.models.people import Role
+from referrals.models.policy import district_scope
+from referrals.models.reading import Reader, list_messages, list_referrals
+from referrals.models.stats import counts, period_starts, scorecard
+from referrals.models.views import areas, pathways
+from referrals.web.staff import Me, require
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/dashboard")
+def dashboard(me: Me) -> Response:
+    require(me, Role.manager, Role.admin, Role.coordinator)
+    tz = me.rt.settings.tz
+    starts = period_starts(me.now, tz)
+    with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
+        overdue = list_referrals(
+            read,
+            tz=tz,
+            now=me.now,
+            overdue=True,
+            district=district_scope(me.user),
+            limit=0,
+            calendar=me.rt.ctx.calendar,
+        )
+        cards = scorecard(read, since=starts["year"], now=me.now)
+        dead = list_messages(read, tz=tz, status="dead", limit=50) if me.is_manager else []
+        periods = {name: counts(read, since=start, until=me.now) for name, start in starts.items()}
+        names = {p["key"]: p for p in pathways(read)}
+        places = {a["key"]: a for a in areas(read)}
+    overdue.sort(key=lambda r: (r["partner_name"], r["active_step"] or "", -r["days_late"]))
+    most = max((c["median_ack_hours"] or 0 for c in cards), default=0) or 1
+    return me.page(
+        "dashboard.html",
+        overdue=overdue,
+        cards=cards,
+        most_hours=most,
+        dead=dead,
+        periods=periods,
+        names=names,
+        places=places,
+        starts=starts,
+    )

@@ -1,0 +1,101 @@
+"""Logging in and out, the language switch, and the home page that sends each role its way."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from referrals.models.accounts import LoginRefused, log_in, log_out
+from referrals.models.db import transaction
+from referrals.models.people import Role
+from referrals.models.runtime import Runtime
+from referrals.web import sessions
+from referrals.web.staff import MAX_FORM, Me, language, now_of, render
+from referrals.web.words import UI
+
+router = APIRouter(include_in_schema=False)
+HOME = {
+    Role.coordinator.value: "/cases",
+    Role.manager.value: "/dashboard",
+    Role.admin.value: "/admin",
+}
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site: never `//evil.example` or a full URL (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/"
+
+
+def _login_page(request: Request, status: int = 200, error: str | None = None) -> Response:
+    now = now_of(request)
+    anonymous = sessions.current(request, now)
+    if anonymous is None or anonymous.user_id is not None:
+        anonymous = sessions.fresh(now)
+    page = render(
+        "login.html",
+        language(request),
+        status,
+        csrf=anonymous.csrf,
+        next=_safe_next(request.query_params.get("next")),
+        error=UI[language(request)][f"login_{error}"] if error else None,
+    )
+    sessions.store(page, anonymous)
+    return page
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    now = now_of(request)
+    body = await request.body()
+    fields = {k: v[-1] for k, v in parse_qs(body[:MAX_FORM].decode("utf-8", "replace")).items()}
+    before = sessions.current(request, now)
+    if before is None or fields.get("csrf") != before.csrf:
+        return _login_page(request, 403, "csrf")
+    rt = Runtime.current()
+    with transaction(rt.engine) as s:
+        result = log_in(
+            s,
+            username=fields.get("username", "")[:60],
+            password=fields.get("password", "")[:200],
+            now=now,
+        )
+        if not isinstance(result, LoginRefused):
+            user_id, epoch, role = result.id, result.session_epoch, result.role
+    if isinstance(result, LoginRefused):
+        return _login_page(request, 401, result.why)
+    target = _safe_next(fields.get("next"))
+    response = RedirectResponse(HOME.get(role, "/") if target == "/" else target, 303)
+    sessions.store(response, sessions.fresh(now, user_id, epoch))  # a new session id, always
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, me: Me) -> Response:
+    await me.form(request)
+    with transaction(me.rt.engine) as s:
+        log_out(s, user_id=me.user.id, now=me.now)  # type: ignore[arg-type]
+    response = RedirectResponse("/login", 303)
+    sessions.store(response, None)
+    return response
+
+
+@router.get("/lang/{code}")
+def switch_language(code: Annotated[str, Path(pattern="^(vi|en)$")], request: Request) -> Response:
+    response = RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+    response.set_cookie("lang", code, max_age=365 * 86400, samesite="lax", httponly=True)
+    return response
+
+
+@router.get("/")
+def home(me: Me) -> Response:
+    return RedirectResponse(HOME.get(me.user.role, "/cases"), 303)

@@ -1,0 +1,151 @@
+"""What every staff page shares: who is asking, in which language, at what time, and rendering.
+
+A page's route takes `Me` (the logged-in user, or a redirect to the login page) and calls
+`me.page(...)`. Forms are read with `me.form(request)`, which refuses a missing or wrong CSRF
+token before the route sees a field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.models.errors import DomainError
+from referrals.models.people import Role, User
+from referrals.models.runtime import Runtime
+from referrals.web import sessions
+from referrals.web.words import UI
+
+MAX_FORM = 64 * 1024
+PAGES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _local(value: dt.datetime | str | None, fmt: str) -> str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(Runtime.current().settings.tz).strftime(fmt)
+
+
+PAGES.filters["day"] = lambda v: _local(v, "%d/%m/%Y")
+PAGES.filters["when"] = lambda v: _local(v, "%H:%M %d/%m/%Y")
+
+
+class LoginNeeded(Exception):
+    """No valid session: the app answers with a redirect to /login (see app.py)."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def now_of(request: Request) -> dt.datetime:
+    """The app's clock: real time, or a test's (create_app(clock=...)) for time travel."""
+    return request.app.state.clock()
+
+
+def language(request: Request, user: User | None = None) -> str:
+    chosen = request.cookies.get("lang") or (user.language if user else None) or "vi"
+    return chosen if chosen in UI else "vi"
+
+
+@dataclass
+class Staff:
+    user: User
+    session: sessions.WebSession
+    lang: str
+    now: dt.datetime
+    rt: Runtime
+    path: str = "/"
+
+    @property
+    def w(self) -> dict[str, str]:
+        return UI[self.lang]
+
+    def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return render(template, self.lang, status, me=self, **context)
+
+    def say(self, error: DomainError) -> str:
+        """A refusal in the user's language when we have its words, else its English message."""
+        text = self.w.get(f"err_{error.key}") if error.key else None
+        try:
+            return text.format(**error.params) if text else str(error)
+        except (KeyError, IndexError):
+            return str(error)
+
+    async def form(self, request: Request) -> dict[str, str]:
+        """The posted urlencoded form, once its CSRF token matches this session's."""
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            raise HTTPException(413, "form too large")
+        fields = {k: v[-1].strip() for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if fields.pop("csrf", "") != self.session.csrf:
+            raise HTTPException(403, "the form's security token is missing or wrong; reload")
+        return {k: v for k, v in fields.items() if v}
+
+    def step_name(self, key: str | None) -> str:
+        """A step's name from the pathway templates, in the page's language."""
+        if not key:
+            return ""
+        names = _step_names(self.rt)
+        return names.get((key, self.lang)) or names.get((key, "vi")) or key
+
+    @property
+    def is_manager(self) -> bool:
+        return self.user.role in (Role.manager.value, Role.admin.value)
+
+
+def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:
+    """(step key, language) -> name, read once per runtime from the latest pathway versions."""
+    if not hasattr(rt, "_step_names"):
+        from referrals.models.directory_view import pathway_templates
+
+        with Session(rt.engine) as s:
+            names: dict[tuple[str, str], str] = {}
+            for p in pathway_templates(s):
+                for st in p["steps"]:
+                    names.setdefault((st["key"], "vi"), st["name"])
+                    names.setdefault((st["key"], "en"), st["name_en"])
+        rt._step_names = names  # type: ignore[attr-defined]
+    return rt._step_names  # type: ignore[attr-defined]
+
+
+def render(template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = PAGES.get_template(template).render(w=UI[lang], lang=lang, **context)
+    return HTMLResponse(html, status_code=status)
+
+
+def me(request: Request) -> Staff:
+    rt = Runtime.current()
+    now = now_of(request)
+    found = sessions.current(request, now)
+    user = None
+    if found is not None and found.user_id is not None:
+        with Session(rt.engine, expire_on_commit=False) as s:
+            user = s.scalars(select(User).where(User.id == found.user_id, User.active)).first()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if user is None or found is None or user.session_epoch != found.epoch:
+        raise LoginNeeded(quote(path))
+    return Staff(user=user, session=found, lang=language(request, user), now=now, rt=rt, path=path)
+
+
+Me = Annotated[Staff, Depends(me)]
+
+
+def require(staff: Staff, *roles: Role) -> None:
+    if staff.user.role not in {r.value for r in roles}:
+        raise HTTPException(403, "not for your role")
