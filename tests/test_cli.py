@@ -312,3 +312,45 @@ def test_token_create_prints_a_token_once(rt: Runtime, capsys: pytest.CaptureFix
     assert exit_code == 0 and out.strip().startswith("rf_") and len(out.strip()) > 40
     exit_code, _, err = cli(capsys, "token", "create", "nobody")
     assert exit_code == 1 and err.strip() == "error: no active user 'nobody'"
+
+
+def test_user_accounts_for_the_web_pages(
+    rt: Runtime, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from referrals.models.accounts import verify_password
+    from referrals.models.people import User
+
+    def with_stdin(text: str, *args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        return cli(capsys, *args)
+
+    add = ("user", "add", "lan", "--name", "Nguyễn Thị Lan", "--role", "coordinator")
+    code, _, err = with_stdin("long enough pw\n", *add, "--password-stdin")
+    assert code == 1 and "district" in err  # a coordinator works in one district
+    code, _, err = with_stdin("short\n", *add, "--district", "nha-trang", "--password-stdin")
+    assert code == 1 and "at least 10 characters" in err
+    code, out, err = with_stdin(
+        "long enough pw\n", *add, "--district", "nha-trang", "--password-stdin"
+    )
+    assert code == 0 and "lan" in out, err
+    code, _, err = with_stdin(
+        "long enough pw\n", *add, "--district", "atlantis", "--password-stdin"
+    )
+    assert code == 1 and "exists" in err
+    code, _, _ = with_stdin("another password\n", "user", "password", "lan", "--password-stdin")
+    assert code == 0
+    with Session(rt.engine) as s:
+        lan = s.scalars(select(User).where(User.username == "lan")).one()
+        assert lan.area_key == "nha-trang" and lan.session_epoch == 1
+        assert lan.password_hash and lan.password_hash.startswith("scrypt$")
+        assert verify_password("another password", lan.password_hash)
+        assert not verify_password("long enough pw", lan.password_hash)
+    code, _, err = with_stdin(
+        "another password\n", "user", "password", "nobody", "--password-stdin"
+    )
+    assert code == 1 and "unknown user" in err

@@ -154,7 +154,10 @@ CASES = [
 def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
     with transaction(rt.engine) as s:
         if s.scalars(select(User).where(User.username == USERS[0][0])).first() is not None:
-            return "demo data already loaded"
+            return (
+                "demo data already loaded (a new web password: "
+                "`referrals user password dieuphoi.nt`)"
+            )
         users = {}
         # One random password for the demo accounts, printed once: never a known default.
         password = secrets.token_urlsafe(9)

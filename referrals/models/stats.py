@@ -59,12 +59,13 @@ WHERE s.actor = 'partner' AND s.due_at IS NOT NULL
 LOAD_SQL = f"""
 SELECT o.slug, o.name, COUNT(r.id) AS open_load
 FROM organization o LEFT JOIN referral r ON r.organization_id = o.id AND r.status IN ({_OPEN})
-WHERE o.active GROUP BY o.slug, o.name ORDER BY o.name
+WHERE o.active AND EXISTS (SELECT 1 FROM service s WHERE s.organization_id = o.id AND s.active)
+GROUP BY o.slug, o.name ORDER BY o.name
 """
 
 
 def scorecard(reader: Reader, *, since: dt.datetime, now: dt.datetime) -> list[dict[str, Any]]:
-    """Per active partner: median hours to acknowledge, % of its steps on time, open referrals.
+    """Per active partner offering a service: median hours to acknowledge, % of its steps on time, open referrals.
 
     A step counts if it was done since `since`, or is still waiting past its deadline (late).
     """

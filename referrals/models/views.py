@@ -81,3 +81,30 @@ def partners_serving(reader: Reader, *, district: str) -> list[dict[str, Any]]:
 
 def areas(reader: Reader) -> list[dict[str, Any]]:
     return reader.rows("SELECT key, name, name_en FROM area ORDER BY name")
+
+
+def actor_names(reader: Reader, actors: set[str]) -> dict[str, str]:
+    """How the timeline's actors (`user:mai`, `contact:13`) read on a page: a person's name,
+    and a contact's organisation. Staff and partner contacts only, never a client."""
+    users = sorted(a.removeprefix("user:") for a in actors if a.startswith("user:"))
+    contacts = sorted(
+        int(a.removeprefix("contact:"))
+        for a in actors
+        if a.startswith("contact:") and a.removeprefix("contact:").isdigit()
+    )
+    names: dict[str, str] = {}
+    if users:
+        binds = {f"u{i}": u for i, u in enumerate(users)}
+        sql = f'SELECT username, full_name FROM "user" WHERE username IN ({", ".join(":" + b for b in binds)})'
+        names |= {f"user:{r['username']}": r["full_name"] for r in reader.rows(sql, **binds)}
+    if contacts:
+        binds = {f"c{i}": c for i, c in enumerate(contacts)}
+        sql = (
+            "SELECT c.id, c.name, o.name AS partner FROM contact c"
+            " JOIN organization o ON o.id = c.organization_id"
+            f" WHERE c.id IN ({', '.join(':' + b for b in binds)})"
+        )
+        names |= {
+            f"contact:{r['id']}": f"{r['name']} ({r['partner']})" for r in reader.rows(sql, **binds)
+        }
+    return names

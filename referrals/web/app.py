@@ -25,7 +25,7 @@ from referrals.models.answering import DECLINE_REASONS, Answer, LinkRefused, ans
 from referrals.models.db import transaction
 from referrals.models.errors import DomainError
 from referrals.models.runtime import Runtime
-from referrals.web.staff import PAGES, LoginNeeded, language, render
+from referrals.web.staff import PAGES, LoginNeeded, language, now_of, render
 from referrals.web.words import WORDS
 
 HEADERS = {
@@ -95,9 +95,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return await http_exception_handler(request, exc)
         lang = language(request)
-        return render(
-            "error.html", lang, exc.status_code, code=exc.status_code, detail=exc.detail
-        )
+        return render("error.html", lang, exc.status_code, code=exc.status_code, detail=exc.detail)
 
     @app.exception_handler(LoginNeeded)
     async def to_login(request: Request, exc: LoginNeeded) -> Response:
@@ -116,11 +114,11 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         return response
 
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
-    def link_page(token: str) -> HTMLResponse:
+    def link_page(token: str, request: Request) -> HTMLResponse:
         rt = Runtime.current()
         try:
             with transaction(rt.engine) as s:
-                view = view_link(s, ctx=rt.ctx, token=token, now=dt.datetime.now(dt.UTC))
+                view = view_link(s, ctx=rt.ctx, token=token, now=now_of(request))
         except LinkRefused as refused:
             return _refused(refused)
         return _page(view.language, view=view, token=token)
@@ -128,7 +126,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_answer(token: str, request: Request) -> HTMLResponse:
         rt = Runtime.current()
-        now = dt.datetime.now(dt.UTC)
+        now = now_of(request)
         body = (await request.body()).decode("utf-8", "replace")
         form = {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
         try:

@@ -32,6 +32,7 @@ from referrals.models.policy import acts_in_area, district_scope, sees_area
 from referrals.models.reading import Reader, list_referrals, show_referral
 from referrals.models.rerouting import reroute
 from referrals.models.views import (
+    actor_names,
     areas,
     client_consents,
     client_events,
@@ -138,6 +139,8 @@ def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Respo
         history = client_events(read, code=code)
         offered = partners_serving(read, district=client.area_key)
         paths = pathways(read)
+        actors = actor_names(read, {e["actor"] for e in history})
+        places = {a["key"]: a for a in areas(read)}
     return me.page(
         "client.html",
         status,
@@ -148,6 +151,8 @@ def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Respo
         offered=offered,
         pathways=paths,
         purposes=REVEAL_PURPOSES,
+        actors=actors,
+        district=places.get(client.area_key, {}).get("name", client.area_key),
         may_act=acts_in_area(me.user, client.area_key),
         **extra,
     )
@@ -288,10 +293,12 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
             for p in partners_serving(read, district=found["district"])
             if p["pathway"] == found["pathway"] and p["slug"] != found["partner"]
         ]
+        actors = actor_names(read, {e["actor"] for e in found["events"]})
     return me.page(
         "referral.html",
         status,
         r=found,
+        actors=actors,
         error=error,
         reasons=list(Reason),
         may_act=acts_in_area(me.user, found["district"]),

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -44,6 +45,37 @@ def _local(value: dt.datetime | str | None, fmt: str) -> str:
 
 PAGES.filters["day"] = lambda v: _local(v, "%d/%m/%Y")
 PAGES.filters["when"] = lambda v: _local(v, "%H:%M %d/%m/%Y")
+
+
+@pass_context
+def _number(context: Context, value: float | None) -> str:
+    """A decimal comma on Vietnamese pages (1,5 giờ), a point on English ones."""
+    if value is None:
+        return ""
+    text = f"{value:g}"
+    return text.replace(".", ",") if context.get("lang") == "vi" else text
+
+
+PAGES.filters["num"] = _number
+
+
+def _phone(value: str | None) -> str:
+    """+84905246810 as a Vietnamese reads it: 0905 246 810."""
+    if not value:
+        return ""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, "VN")
+    except phonenumbers.NumberParseException:
+        return value
+    kind = phonenumbers.PhoneNumberFormat
+    return phonenumbers.format_number(
+        number, kind.NATIONAL if number.country_code == 84 else kind.INTERNATIONAL
+    )
+
+
+PAGES.filters["phone"] = _phone
 
 
 class LoginNeeded(Exception):
