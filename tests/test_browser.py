@@ -153,6 +153,17 @@ def test_coordinator_partner_and_manager_in_chromium(
     page.screenshot(path=shots / "cases.png", full_page=True)
     context.close()
 
+    # On a phone: the same session's pages fit the screen (wide tables scroll inside their box).
+    mobile = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    small = mobile.new_page()
+    _log_in(small, base, "mai")
+    for path in ("/cases", f"/referrals/{referral}", f"/clients/{code}"):
+        small.goto(f"{base}{path}")
+        assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    small.goto(f"{base}/referrals/{referral}")
+    small.screenshot(path=shots / "referral-phone.png", full_page=True)
+    mobile.close()
+
     # A week later, an unanswered referral is overdue and escalated: the manager sees it.
     late = ready_referral(rt, now, pathway="legal_aid", partner="legal-aid-centre", name="Late One")
     clock.now = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # Tue 01/12 09:00

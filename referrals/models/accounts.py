@@ -2,8 +2,8 @@
 
 scrypt (RFC 7914, in the standard library) is memory-hard: n=2**14, r=8 costs 16 MiB and about
 50 ms per guess. After `MAX_FAILURES` wrong passwords in a row an account is locked for
-`LOCKOUT`; the answer to a locked account is the same whatever the password, so the lock cannot
-be used to test guesses.
+`LOCKOUT`; a locked account answers exactly as a wrong password does (the lock is in the audit
+events and on the admin page), so it can be used neither to test guesses nor to find names.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hmac
 import os
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from referrals.config.province import Email
@@ -26,6 +26,7 @@ from referrals.models.workflow import Event
 
 N, R, P = 2**14, 8, 1
 MIN_LENGTH = 10
+MAX_LENGTH = 200
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 
@@ -63,6 +64,8 @@ def hash_password(password: str) -> str:
         raise DomainError(
             f"a password needs at least {MIN_LENGTH} characters", key="password_short"
         )
+    if len(password) > MAX_LENGTH:
+        raise DomainError(f"a password has at most {MAX_LENGTH} characters", key="password_long")
     salt = os.urandom(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=32)
     b64 = base64.b64encode
@@ -102,26 +105,37 @@ def log_in(
     session: Session, *, username: str, password: str, now: dt.datetime
 ) -> User | LoginRefused:
     """The active user with this password, or the refusal: returned, not raised, so the caller's
-    transaction commits the failure count and its audit event."""
+    transaction commits the failure count and its audit event.
+
+    Every answer costs one scrypt and a refusal says the same whether the user is unknown, the
+    password wrong or the account locked, so neither timing nor wording tells which names exist.
+    """
     user = session.scalars(
-        select(User).where(User.username == username.strip().lower(), User.active)
+        select(User).where(User.username == username.strip().lower(), User.active).with_for_update()
     ).first()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        return LoginRefused("locked")
-    if user is None or not verify_password(password, user.password_hash):
-        if user is not None:
-            user.failed_logins += 1
-            locked = user.failed_logins >= MAX_FAILURES
-            if locked:
-                user.locked_until, user.failed_logins = now + LOCKOUT, 0
-            session.add(
-                Event(
-                    kind="user.locked" if locked else "user.login_failed",
-                    at=now,
-                    actor=actor_name(user),
-                    data={"user": user.username},
-                )
+    right = verify_password(password, user.password_hash if user else None)
+    if user is None:
+        return LoginRefused("credentials")
+    if user.locked_until is not None and user.locked_until > now:
+        session.add(Event(kind="user.login_locked", at=now, actor=actor_name(user), data={}))
+        return LoginRefused("credentials")
+    if not right:
+        # Counted in SQL (failed_logins + 1), so parallel guesses cannot share one count.
+        session.execute(
+            update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
+        )
+        session.refresh(user)
+        locked = user.failed_logins >= MAX_FAILURES
+        if locked:
+            user.locked_until, user.failed_logins = now + LOCKOUT, 0
+        session.add(
+            Event(
+                kind="user.locked" if locked else "user.login_failed",
+                at=now,
+                actor=actor_name(user),
+                data={"user": user.username},
             )
+        )
         return LoginRefused("credentials")
     user.failed_logins, user.locked_until = 0, None
     session.add(Event(kind="user.login", at=now, actor=actor_name(user), data={}))

@@ -122,6 +122,17 @@ _OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
 OVERDUE_SQL = f"r.status IN ({_WORKING}) AND a.due_at < :now"
 
 
+def count_overdue(reader: Reader, *, now: dt.datetime, district: str | None = None) -> int:
+    """How many referrals are overdue now (in one district, or all)."""
+    sql = (
+        "SELECT COUNT(*) AS n FROM referral r JOIN step a ON a.referral_id = r.id"
+        f" AND a.status = '{StepStatus.active.value}' WHERE {OVERDUE_SQL}"
+    )
+    if district is not None:
+        sql += " AND r.area_key = :district"
+    return int(reader.rows(sql, now=now, **({"district": district} if district else {}))[0]["n"])
+
+
 def is_overdue(status: str, due_at: dt.datetime | None, now: dt.datetime) -> bool:
     return due_at is not None and due_at < now and status in WORKING
 
@@ -153,11 +164,13 @@ def list_referrals(
     coordinator: str | None = None,
     client: str | None = None,
     open_only: bool = False,
+    by_due: bool = False,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
     calendar: WorkingCalendar | None = None,
 ) -> list[dict[str, Any]]:
-    """Referrals with their steps: newest first, or most late first with `overdue`.
+    """Referrals with their steps: newest first, or most late first with `overdue` (next
+    deadline first with `by_due`, those with no deadline last).
 
     `limit` 0 means all. With a `calendar`, late referrals say how many working days late.
     """
@@ -179,7 +192,10 @@ def list_referrals(
         where.append(OVERDUE_SQL)
         params["now"] = now
     sql = LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY a.due_at, r.id" if overdue else " ORDER BY r.launched_at DESC, r.id DESC"
+    if overdue or by_due:
+        sql += " ORDER BY CASE WHEN a.due_at IS NULL THEN 1 ELSE 0 END, a.due_at, r.id"
+    else:
+        sql += " ORDER BY r.launched_at DESC, r.id DESC"
     if limit:
         sql += " LIMIT :limit OFFSET :offset"
         params.update(limit=limit, offset=offset)

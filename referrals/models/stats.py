@@ -24,20 +24,27 @@ SELECT r.pathway_key AS pathway, r.area_key AS district,
            THEN 1 ELSE 0 END) AS not_successful,
        SUM(CASE WHEN r.closed_at IS NULL OR r.closed_at >= :until THEN 1 ELSE 0 END) AS still_open
 FROM referral r
-WHERE r.launched_at >= :since AND r.launched_at < :until
+WHERE r.launched_at >= :since AND r.launched_at < :until {{district}}
 GROUP BY r.pathway_key, r.area_key
 ORDER BY r.pathway_key, r.area_key
 """
 
 
-def counts(reader: Reader, *, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
-    """Per pathway and district: referrals launched in [since, until), the clients they were for,
-    and how they stood at `until`."""
-    rows = reader.rows(COUNTS_SQL, since=since, until=until)
+def counts(
+    reader: Reader, *, since: dt.datetime, until: dt.datetime, district: str | None = None
+) -> list[dict[str, Any]]:
+    """Per pathway and district (or one district): referrals launched in [since, until), the
+    clients they were for, and how they stood at `until`."""
+    sql = COUNTS_SQL.format(district="AND r.area_key = :district" if district else "")
+    rows = reader.rows(sql, since=since, until=until, **_in(district))
     for r in rows:
         for k in ("launched", "clients", "successful", "not_successful", "still_open"):
             r[k] = int(r[k] or 0)
     return rows
+
+
+def _in(district: str | None) -> dict[str, str]:
+    return {"district": district} if district else {}
 
 
 def period_starts(now: dt.datetime, tz: Any) -> dict[str, dt.datetime]:
@@ -52,27 +59,33 @@ SELECT o.slug, o.name, s.seq, s.status, s.activated_at, s.completed_at, s.due_at
 FROM step s
 JOIN referral r ON r.id = s.referral_id
 JOIN organization o ON o.id = r.organization_id
-WHERE s.actor = 'partner' AND s.due_at IS NOT NULL
+WHERE s.actor = 'partner' AND s.due_at IS NOT NULL {{district}}
   AND ((s.status = '{StepStatus.done.value}' AND s.completed_at >= :since)
        OR (s.status = '{StepStatus.active.value}' AND s.due_at < :now))
 """
 LOAD_SQL = f"""
 SELECT o.slug, o.name, COUNT(r.id) AS open_load
-FROM organization o LEFT JOIN referral r ON r.organization_id = o.id AND r.status IN ({_OPEN})
+FROM organization o
+LEFT JOIN referral r ON r.organization_id = o.id AND r.status IN ({_OPEN}) {{district}}
 WHERE o.active AND EXISTS (SELECT 1 FROM service s WHERE s.organization_id = o.id AND s.active)
 GROUP BY o.slug, o.name ORDER BY o.name
 """
 
 
-def scorecard(reader: Reader, *, since: dt.datetime, now: dt.datetime) -> list[dict[str, Any]]:
-    """Per active partner offering a service: median hours to acknowledge, % of its steps on time, open referrals.
+def scorecard(
+    reader: Reader, *, since: dt.datetime, now: dt.datetime, district: str | None = None
+) -> list[dict[str, Any]]:
+    """Per active partner offering a service: median hours to acknowledge, % of its steps on
+    time, open referrals; over every district, or one.
 
     A step counts if it was done since `since`, or is still waiting past its deadline (late).
     """
+    only = "AND r.area_key = :district" if district else ""
     cards = {
-        r["slug"]: {**r, "ack_hours": [], "on_time": 0, "counted": 0} for r in reader.rows(LOAD_SQL)
+        r["slug"]: {**r, "ack_hours": [], "on_time": 0, "counted": 0}
+        for r in reader.rows(LOAD_SQL.format(district=only), **_in(district))
     }
-    for s in reader.rows(SCORE_SQL, since=since, now=now):
+    for s in reader.rows(SCORE_SQL.format(district=only), since=since, now=now, **_in(district)):
         card = cards.get(s["slug"])
         if card is None:
             continue

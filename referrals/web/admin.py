@@ -14,7 +14,7 @@ from referrals.models.accounts import UserIn, add_user, set_active
 from referrals.models.db import transaction
 from referrals.models.directory import Contact
 from referrals.models.directory_admin import affected_by, set_contact_active
-from referrals.models.errors import DomainError
+from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User, actor_name
 from referrals.models.reading import Reader
 from referrals.models.views import areas
@@ -23,6 +23,7 @@ from referrals.web.staff import Me, Staff, require
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 Username = Annotated[str, Path(pattern=r"^[a-z0-9_.-]{2,60}$")]
+ContactId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _admin_page(me: Staff, status: int = 200, error: str | None = None) -> Response:
@@ -43,7 +44,7 @@ def admin(me: Me) -> Response:
 
 
 @router.get("/contacts/{contact_id}")
-def contact_page(contact_id: int, me: Me) -> Response:
+def contact_page(contact_id: ContactId, me: Me) -> Response:
     """One contact and the open referrals that turning it off would affect."""
     require(me, Role.admin)
     with Session(me.rt.engine) as s:
@@ -55,17 +56,20 @@ def contact_page(contact_id: int, me: Me) -> Response:
 
 
 @router.post("/contacts/{contact_id}/active")
-async def contact_active(contact_id: int, request: Request, me: Me) -> Response:
+async def contact_active(contact_id: ContactId, request: Request, me: Me) -> Response:
     require(me, Role.admin)
     form = await me.form(request)
-    with transaction(me.rt.engine) as s:
-        set_contact_active(
-            s,
-            contact_id=contact_id,
-            active=form.get("active") == "1",
-            by=actor_name(me.user),
-            now=me.now,
-        )
+    try:
+        with transaction(me.rt.engine) as s:
+            set_contact_active(
+                s,
+                contact_id=contact_id,
+                active=form.get("active") == "1",
+                by=actor_name(me.user),
+                now=me.now,
+            )
+    except NotFound:
+        raise HTTPException(404, "no such contact") from None
     return RedirectResponse(f"/admin/contacts/{contact_id}", 303)
 
 

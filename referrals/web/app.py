@@ -12,10 +12,13 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -25,7 +28,7 @@ from referrals.models.answering import DECLINE_REASONS, Answer, LinkRefused, ans
 from referrals.models.db import transaction
 from referrals.models.errors import DomainError
 from referrals.models.runtime import Runtime
-from referrals.web.staff import PAGES, LoginNeeded, language, now_of, render
+from referrals.web.staff import PAGES, LoginNeeded, language, now_of, read_form, render
 from referrals.web.words import WORDS
 
 HEADERS = {
@@ -97,6 +100,13 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         lang = language(request)
         return render("error.html", lang, exc.status_code, code=exc.status_code, detail=exc.detail)
 
+    @app.exception_handler(RequestValidationError)
+    async def page_invalid(request: Request, exc: RequestValidationError) -> Response:
+        """A malformed code in a page's address is a page that does not exist."""
+        if request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return render("error.html", language(request), 404, code=404, detail="")
+
     @app.exception_handler(LoginNeeded)
     async def to_login(request: Request, exc: LoginNeeded) -> Response:
         return RedirectResponse(f"/login?next={exc.next_path}", 303)
@@ -127,8 +137,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     async def link_answer(token: str, request: Request) -> HTMLResponse:
         rt = Runtime.current()
         now = now_of(request)
-        body = (await request.body()).decode("utf-8", "replace")
-        form = {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
+        form = {k: v for k, v in (await read_form(request)).items() if v}
         try:
             answer = Answer.model_validate(form)
         except ValidationError:

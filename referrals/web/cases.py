@@ -6,6 +6,7 @@ see what in models/policy.py. Another district's client or referral answers 404,
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
@@ -45,6 +46,7 @@ from referrals.web.staff import Me, Staff
 router = APIRouter(include_in_schema=False)
 Code = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,20}$")]
 KEY = r"^[a-z0-9_-]{1,60}$"
+PAGE_ROWS = 300  # a page lists the 300 most pressing; an office's open caseload fits
 
 
 def _reader(me: Staff) -> Reader:
@@ -89,11 +91,11 @@ def cases(me: Me, all: bool = False) -> Response:
             district=district_scope(me.user),
             coordinator=me.user.username if mine else None,
             open_only=True,
-            limit=0,
+            by_due=True,
+            limit=PAGE_ROWS,
             calendar=me.rt.ctx.calendar,
         )
-    rows.sort(key=lambda r: (r["next_due_at"] is None, r["next_due_at"] or ""))
-    return me.page("cases.html", rows=rows, mine=mine)
+    return me.page("cases.html", rows=rows, mine=mine, more=len(rows) == PAGE_ROWS)
 
 
 @router.get("/clients")
@@ -362,6 +364,8 @@ async def referral_reroute(code: Code, request: Request, me: Me) -> Response:
         raise HTTPException(404, "no such referral")
     _may_act(me, area)
     partner = form.get("partner", "")
+    if not re.fullmatch(KEY, partner):
+        return _referral_page(me, code, 422, me.say(DomainError("", key="unknown_partner")))
     try:
         with transaction(me.rt.engine) as s:
             new = reroute(

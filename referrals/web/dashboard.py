@@ -7,12 +7,13 @@ from fastapi.responses import Response
 
 from referrals.models.people import Role
 from referrals.models.policy import district_scope
-from referrals.models.reading import Reader, list_messages, list_referrals
+from referrals.models.reading import Reader, count_overdue, list_messages, list_referrals
 from referrals.models.stats import counts, period_starts, scorecard
 from referrals.models.views import areas, pathways
 from referrals.web.staff import Me, require
 
 router = APIRouter(include_in_schema=False)
+OVERDUE_ROWS = 300  # the most late; the count above the table is the whole number
 
 
 @router.get("/dashboard")
@@ -20,19 +21,24 @@ def dashboard(me: Me) -> Response:
     require(me, Role.manager, Role.admin, Role.coordinator)
     tz = me.rt.settings.tz
     starts = period_starts(me.now, tz)
+    scope = district_scope(me.user)  # a coordinator's dashboard is their district's
     with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
         overdue = list_referrals(
             read,
             tz=tz,
             now=me.now,
             overdue=True,
-            district=district_scope(me.user),
-            limit=0,
+            district=scope,
+            limit=OVERDUE_ROWS,
             calendar=me.rt.ctx.calendar,
         )
-        cards = scorecard(read, since=starts["year"], now=me.now)
+        late_count = count_overdue(read, now=me.now, district=scope)
+        cards = scorecard(read, since=starts["year"], now=me.now, district=scope)
         dead = list_messages(read, tz=tz, status="dead", limit=50) if me.is_manager else []
-        periods = {name: counts(read, since=start, until=me.now) for name, start in starts.items()}
+        periods = {
+            name: counts(read, since=start, until=me.now, district=scope)
+            for name, start in starts.items()
+        }
         names = {p["key"]: p for p in pathways(read)}
         places = {a["key"]: a for a in areas(read)}
     overdue.sort(key=lambda r: (r["partner_name"], r["active_step"] or "", -r["days_late"]))
@@ -40,6 +46,7 @@ def dashboard(me: Me) -> Response:
     return me.page(
         "dashboard.html",
         overdue=overdue,
+        late_count=late_count,
         cards=cards,
         most_hours=most,
         dead=dead,

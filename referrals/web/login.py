@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hmac
 from typing import Annotated
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from referrals.models.accounts import LoginRefused, log_in, log_out
 from referrals.models.db import transaction
 from referrals.models.people import Role
 from referrals.models.runtime import Runtime
 from referrals.web import sessions
-from referrals.web.staff import MAX_FORM, Me, language, now_of, render
+from referrals.web.staff import LoginNeeded, Me, language, now_of, read_form, render
+from referrals.web.staff import me as signed_in_staff
 from referrals.web.words import UI
 
 router = APIRouter(include_in_schema=False)
@@ -50,29 +53,37 @@ def _login_page(request: Request, status: int = 200, error: str | None = None) -
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
-    return _login_page(request)
+    try:
+        signed_in = signed_in_staff(request)
+    except LoginNeeded:
+        return _login_page(request)
+    return RedirectResponse(HOME.get(signed_in.user.role, "/"), 303)  # a link here logs no one out
+
+
+def _check(username: str, password: str, now: dt.datetime) -> tuple[int, int, str] | LoginRefused:
+    """(user id, session epoch, role) or the refusal; runs in a worker thread (scrypt is slow)."""
+    with transaction(Runtime.current().engine) as s:
+        result = log_in(s, username=username[:60], password=password[:200], now=now)
+        if isinstance(result, LoginRefused):
+            return result
+        return result.id, result.session_epoch, result.role  # type: ignore[return-value]
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     now = now_of(request)
-    body = await request.body()
-    fields = {k: v[-1] for k, v in parse_qs(body[:MAX_FORM].decode("utf-8", "replace")).items()}
+    fields = await read_form(request)
     before = sessions.current(request, now)
-    if before is None or fields.get("csrf") != before.csrf:
+    if before is None or not hmac.compare_digest(
+        fields.get("csrf", "").encode(), before.csrf.encode()
+    ):
         return _login_page(request, 403, "csrf")
-    rt = Runtime.current()
-    with transaction(rt.engine) as s:
-        result = log_in(
-            s,
-            username=fields.get("username", "")[:60],
-            password=fields.get("password", "")[:200],
-            now=now,
-        )
-        if not isinstance(result, LoginRefused):
-            user_id, epoch, role = result.id, result.session_epoch, result.role
+    result = await run_in_threadpool(
+        _check, fields.get("username", ""), fields.get("password", ""), now
+    )
     if isinstance(result, LoginRefused):
         return _login_page(request, 401, result.why)
+    user_id, epoch, role = result
     target = _safe_next(fields.get("next"))
     response = RedirectResponse(HOME.get(role, "/") if target == "/" else target, 303)
     sessions.store(response, sessions.fresh(now, user_id, epoch))  # a new session id, always

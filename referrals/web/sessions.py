@@ -62,7 +62,9 @@ def encode(session: WebSession) -> str:
 def decode(value: str | None, now: dt.datetime) -> WebSession | None:
     """The session a cookie names, if its signature holds and it has not expired."""
     payload, _, mac = (value or "").partition(".")
-    if not payload or not hmac.compare_digest(mac, _sign(payload.encode())):
+    if not payload or not payload.isascii() or not mac.isascii():
+        return None
+    if not hmac.compare_digest(mac.encode(), _sign(payload.encode()).encode()):
         return None
     try:
         sid, user_id, epoch, issued = json.loads(base64.urlsafe_b64decode(payload + "=="))

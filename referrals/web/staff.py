@@ -8,6 +8,7 @@ token before the route sees a field.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -121,11 +122,8 @@ class Staff:
 
     async def form(self, request: Request) -> dict[str, str]:
         """The posted urlencoded form, once its CSRF token matches this session's."""
-        body = await request.body()
-        if len(body) > MAX_FORM:
-            raise HTTPException(413, "form too large")
-        fields = {k: v[-1].strip() for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        if fields.pop("csrf", "") != self.session.csrf:
+        fields = await read_form(request)
+        if not hmac.compare_digest(fields.pop("csrf", "").encode(), self.session.csrf.encode()):
             raise HTTPException(403, "the form's security token is missing or wrong; reload")
         return {k: v for k, v in fields.items() if v}
 
@@ -154,6 +152,22 @@ def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:
                     names.setdefault((st["key"], "en"), st["name_en"])
         rt._step_names = names  # type: ignore[attr-defined]
     return rt._step_names  # type: ignore[attr-defined]
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form, read up to MAX_FORM bytes (413 beyond, before reading the rest);
+    values stripped, the last of repeated names kept. A NUL byte is refused (400): no text
+    column takes it and no person types it."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise HTTPException(413, "form too large")
+    text = body.decode("utf-8", "replace")
+    fields = {k: v[-1].strip() for k, v in parse_qs(text).items()}
+    if any("\x00" in k or "\x00" in v for k, v in fields.items()):
+        raise HTTPException(400, "a form field holds a NUL byte")
+    return fields
 
 
 def render(template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
