@@ -443,3 +443,32 @@ def test_odd_inputs_on_admin_and_reroute_pages_answer_cleanly(
     )
     assert too_long.status_code == 422 and "tối đa 200" in too_long.text
     assert row_counts(rt) == before
+
+
+def test_dead_messages_on_the_dashboard_and_an_admin_retries_one(
+    rt: Runtime, clock: Clock, now: dt.datetime
+) -> None:
+    from sqlalchemy import update
+
+    from referrals.models.workflow import Notification
+
+    ready_referral(rt, now)
+    with transaction(rt.engine) as s:
+        message = s.scalars(select(Notification.id).where(Notification.channel == "sms")).first()
+        s.execute(
+            update(Notification)
+            .where(Notification.id == message)
+            .values(status="dead", attempts=6, last_error="gateway said 400")
+        )
+    hoa, admin = logged_in(clock, "hoa"), logged_in(clock, "admin")
+    seen = hoa.get("/dashboard").text
+    assert 'id="dead-count">1<' in seen and "gateway said 400" in seen
+    assert f"/messages/{message}/retry" not in seen  # a manager reads, an admin acts
+    assert post_form(hoa, f"/messages/{message}/retry", "/dashboard").status_code == 403
+    assert f"/messages/{message}/retry" in admin.get("/dashboard").text
+    assert post_form(admin, f"/messages/{message}/retry", "/dashboard").status_code == 303
+    with Session(rt.engine) as s:
+        assert s.get(Notification, message).status == "queued"  # type: ignore[union-attr]
+    assert post_form(admin, f"/messages/{message}/retry", "/dashboard").status_code == 409
+    assert post_form(admin, "/messages/99999/retry", "/dashboard").status_code == 404
+    assert len(_events(rt, "message.retry")) == 1

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from typing import Annotated
 
-from referrals.models.people import Role
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from referrals.models.db import transaction
+from referrals.models.errors import DomainError, NotFound
+from referrals.models.people import Role, actor_name
 from referrals.models.policy import district_scope
 from referrals.models.reading import Reader, count_overdue, list_messages, list_referrals
 from referrals.models.stats import counts, period_starts, scorecard
 from referrals.models.views import areas, pathways
+from referrals.notifiers.outbox import retry
 from referrals.web.staff import Me, require
 
 router = APIRouter(include_in_schema=False)
@@ -55,3 +60,20 @@ def dashboard(me: Me) -> Response:
         places=places,
         starts=starts,
     )
+
+
+@router.post("/messages/{message_id}/retry")
+async def message_retry(
+    message_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, me: Me
+) -> Response:
+    """An admin sends an undeliverable message again, once its address or channel is fixed."""
+    require(me, Role.admin)
+    await me.form(request)
+    try:
+        with transaction(me.rt.engine) as s:
+            retry(s, message_id=message_id, actor=actor_name(me.user), now=me.now)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except DomainError as exc:  # not failed or dead (any more): nothing to retry
+        raise HTTPException(409, str(exc)) from None
+    return RedirectResponse("/dashboard", 303)

@@ -194,7 +194,9 @@ UI: dict[str, dict[str, str]] = {
         "overdue_now": "ca quá hạn",
         "open_now": "ca đang mở",
         "dead_messages": "Tin không gửi được",
-        "dead_note": "Sửa địa chỉ hoặc kênh, rồi gửi lại: referrals outbox retry SỐ",
+        "dead_note": "Sửa địa chỉ hoặc kênh, rồi gửi lại (quản trị: nút Gửi lại; "
+        "hoặc referrals outbox retry SỐ).",
+        "retry": "Gửi lại",
         "dead_none": "Không có tin nào bị kẹt.",
         "overdue_by_partner": "Ca quá hạn theo đơn vị và bước",
         "overdue_none": "Không có ca nào quá hạn.",
@@ -455,7 +457,9 @@ UI: dict[str, dict[str, str]] = {
         "overdue_now": "overdue",
         "open_now": "open",
         "dead_messages": "Undeliverable messages",
-        "dead_note": "Fix the address or channel, then: referrals outbox retry ID",
+        "dead_note": "Fix the address or channel, then send it again (admins: the Retry "
+        "button; or referrals outbox retry ID).",
+        "retry": "Retry",
         "dead_none": "No message is stuck.",
         "overdue_by_partner": "Overdue by partner and step",
         "overdue_none": "Nothing is overdue.",
