@@ -39,7 +39,8 @@ from referrals.models.accounts import hash_password
 from referrals.models.db import transaction
 from referrals.models.people import Role, User
 from referrals.models.reading import LIST_SQL, OVERDUE_SQL, Reader
-from referrals.models.stats import COUNTS_SQL, LOAD_SQL, SCORE_SQL, period_starts
+from referrals.models.report import counts
+from referrals.models.stats import LOAD_SQL, SCORE_SQL, period_starts
 from referrals.models.workflow import Referral
 from referrals.web.app import create_app
 
@@ -146,8 +147,8 @@ def one(kind: str, n: int, workdir: Path) -> dict[str, object]:
                 ),
                 reader.rows(LOAD_SQL.format(district="")),
                 reader.rows(SCORE_SQL.format(district=""), since=starts["year"], now=NOW),
-                reader.rows(COUNTS_SQL.format(district=""), since=starts["month"], until=NOW),
-                reader.rows(COUNTS_SQL.format(district=""), since=starts["year"], until=NOW),
+                counts(reader, since=starts["month"], until=NOW),
+                counts(reader, since=starts["year"], until=NOW),
                 reader.rows(
                     "SELECT * FROM notification WHERE status = 'dead' ORDER BY id DESC LIMIT 50"
                 ),

@@ -178,6 +178,11 @@ def test_coordinator_partner_and_manager_in_chromium(
     assert int(row.locator("td").nth(6).inner_text()) >= 1  # escalation level
     expect(board.locator("#chart")).to_be_visible()
     board.screenshot(path=shots / "dashboard.png", full_page=True)
+    board.click("#report button")  # the period report, from 1 January to today
+    expect(board.locator("#chart-services")).to_be_visible()
+    expect(board.locator("body")).to_contain_text("Tư vấn pháp lý")
+    board.screenshot(path=shots / "report.png", full_page=True)
+    board.go_back()
     board.click("#lang")
     expect(board.locator("h1")).to_have_text("Dashboard")
     manager.close()

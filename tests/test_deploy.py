@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[1]
 def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"deliver", "sweep", "digest", "launch"}
+    assert set(deployments) == {"deliver", "sweep", "digest", "launch", "report"}
     flows = {}
     for name, d in deployments.items():
         path, function = d["entrypoint"].split(":")
@@ -31,6 +31,7 @@ def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> No
         "sweep": "sweep-deadlines",
         "launch": "launch-referral",
         "digest": "manager-digest",
+        "report": "period-report",
     }
     defaults = {p.name: p.default for p in inspect.signature(serve).parameters.values()}
     assert deployments["deliver"]["schedules"] == [{"interval": defaults["deliver_every"]}]

@@ -127,3 +127,24 @@ def test_deliver_flow_takes_its_gateway_secret_from_a_prefect_block_and_never_lo
     assert "sent 1" in exposed
     for secret in (token, NAME, "905777666"):
         assert secret not in exposed
+
+
+def test_period_report_flow_writes_the_report_and_its_run_holds_no_pii(
+    prefect_server: None, rt: Runtime, now: dt.datetime
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from referrals.flows.report import period_report
+
+    ready_referral(rt, now, name=NAME, phone="0905 777 666")
+    state = period_report("2026-11-01", "2026-11-30", fmt="html", return_state=True)
+    path = Path(state.result())
+    assert path == get_settings().data_dir / "reports" / "report-2026-11-01-2026-11-30.html"
+    html = path.read_text(encoding="utf-8")
+    assert "Làm giấy tờ tùy thân" in html and 'id="chart-services"' in html
+    assert NAME not in html and "777 666" not in html
+    with get_client(sync_client=True) as prefect:
+        run = prefect.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == "report 2026-11-01..2026-11-30"
+    assert run.state and run.state.is_completed()
+    assert NAME not in json.dumps([run.name, run.tags, run.parameters], ensure_ascii=False)

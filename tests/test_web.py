@@ -472,3 +472,22 @@ def test_dead_messages_on_the_dashboard_and_an_admin_retries_one(
     assert post_form(admin, f"/messages/{message}/retry", "/dashboard").status_code == 409
     assert post_form(admin, "/messages/99999/retry", "/dashboard").status_code == 404
     assert len(_events(rt, "message.retry")) == 1
+
+
+def test_the_period_report_from_the_dashboard(rt: Runtime, clock: Clock, now: dt.datetime) -> None:
+    ready_referral(rt, now)  # Nha Trang, ID papers
+    clock.now += dt.timedelta(hours=1)
+    hoa, binh = logged_in(clock, "hoa"), logged_in(clock, "binh")
+    assert 'action="/report"' in hoa.get("/dashboard").text
+    page = hoa.get("/report?from=2026-11-01&to=2026-11-30&format=html")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Làm giấy tờ tùy thân" in page.text and 'id="chart-services"' in page.text
+    assert "script-src" not in page.headers["content-security-policy"]
+    sheet = hoa.get("/report?from=01/11/2026&to=30/11/2026&format=csv")
+    assert sheet.content.startswith(b"\xef\xbb\xbf")
+    assert 'filename="report-2026-11-01-2026-11-30.csv"' in sheet.headers["content-disposition"]
+    theirs = binh.get("/report?from=2026-11-01&to=2026-11-30&format=json").json()
+    assert theirs["period"]["district"] == "ninh-hoa" and theirs["total"]["launched"] == 0
+    assert hoa.get("/report?from=2026-11-30&to=2026-11-01").status_code == 422
+    assert hoa.get("/report?from=nope&to=2026-11-01").status_code == 422
+    assert hoa.get("/report?from=2026-11-01&to=2026-11-30&format=pdf").status_code == 404

@@ -347,6 +347,48 @@ def list_cmd(
     )
 
 
+class ReportFormat(StrEnum):
+    md = "md"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def report(
+    first: Annotated[
+        str, typer.Option("--from", help="First day, ISO (2026-01-01) or dd/mm/yyyy.")
+    ],
+    last: Annotated[str, typer.Option("--to", help="Last day, included.")],
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.md,
+    district: Annotated[str | None, typer.Option("--district", help="One district only.")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="vi or en.")] = "vi",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The period report: clients and referrals by service and district, partners' response
+    times, messages; as of the end of the period, so a past period's figures do not move."""
+    from referrals.cli.clock import parse_now
+    from referrals.reports.period import period_report
+
+    text = period_report(
+        first=first,
+        last=last,
+        fmt="json" if as_json else fmt.value,
+        now=parse_now(now),
+        district=district,
+        lang=lang,
+    )
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.write_text(text, encoding="utf-8")
+    print(f"report written to {out}")
+
+
 @app.command()
 def show(code: str, now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """One referral: steps with due dates in local time, the timeline, the messages."""

@@ -1,7 +1,6 @@
-"""Figures for the managers' dashboard (and the period report): counts, partner scorecards.
+"""Figures for the managers' dashboard: the partner scorecard, and where this month and year begin.
 
-Counts are "as of" the end of the period: a referral closed after the period counts as open in
-it, so a past period's figures do not move when later events arrive.
+The dashboard's counts by service and district are the period report's (models/report.py).
 """
 
 from __future__ import annotations
@@ -10,37 +9,10 @@ import datetime as dt
 import statistics
 from typing import Any
 
-from referrals.models.lifecycle import OPEN, Outcome, StepStatus
+from referrals.models.lifecycle import OPEN, StepStatus
 from referrals.models.reading import Reader
 
 _OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
-
-COUNTS_SQL = f"""
-SELECT r.pathway_key AS pathway, r.area_key AS district,
-       COUNT(*) AS launched, COUNT(DISTINCT r.client_id) AS clients,
-       SUM(CASE WHEN r.closed_at < :until AND r.outcome = '{Outcome.successful.value}'
-           THEN 1 ELSE 0 END) AS successful,
-       SUM(CASE WHEN r.closed_at < :until AND r.outcome = '{Outcome.not_successful.value}'
-           THEN 1 ELSE 0 END) AS not_successful,
-       SUM(CASE WHEN r.closed_at IS NULL OR r.closed_at >= :until THEN 1 ELSE 0 END) AS still_open
-FROM referral r
-WHERE r.launched_at >= :since AND r.launched_at < :until {{district}}
-GROUP BY r.pathway_key, r.area_key
-ORDER BY r.pathway_key, r.area_key
-"""
-
-
-def counts(
-    reader: Reader, *, since: dt.datetime, until: dt.datetime, district: str | None = None
-) -> list[dict[str, Any]]:
-    """Per pathway and district (or one district): referrals launched in [since, until), the
-    clients they were for, and how they stood at `until`."""
-    sql = COUNTS_SQL.format(district="AND r.area_key = :district" if district else "")
-    rows = reader.rows(sql, since=since, until=until, **_in(district))
-    for r in rows:
-        for k in ("launched", "clients", "successful", "not_successful", "still_open"):
-            r[k] = int(r[k] or 0)
-    return rows
 
 
 def _in(district: str | None) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from referrals.models.db import transaction
@@ -12,9 +12,12 @@ from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, actor_name
 from referrals.models.policy import district_scope
 from referrals.models.reading import Reader, count_overdue, list_messages, list_referrals
-from referrals.models.stats import counts, period_starts, scorecard
+from referrals.models.report import Period, build_report, counts
+from referrals.models.stats import period_starts, scorecard
 from referrals.models.views import areas, pathways
 from referrals.notifiers.outbox import retry
+from referrals.reports.period import parse_day
+from referrals.reports.render import render
 from referrals.web.staff import Me, require
 
 router = APIRouter(include_in_schema=False)
@@ -77,3 +80,43 @@ async def message_retry(
     except DomainError as exc:  # not failed or dead (any more): nothing to retry
         raise HTTPException(409, str(exc)) from None
     return RedirectResponse("/dashboard", 303)
+
+
+REPORT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "json": "application/json",
+}
+
+
+@router.get("/report")
+def period_report_page(
+    me: Me,
+    first: Annotated[str, Query(alias="from", max_length=10)],
+    last: Annotated[str, Query(alias="to", max_length=10)],
+    fmt: Annotated[str, Query(alias="format", pattern="^(html|csv|md|json)$")] = "html",
+) -> Response:
+    """The period report for the dates asked (a coordinator's for their district), to read in
+    the browser (HTML) or download (CSV for Excel, Markdown, JSON)."""
+    try:
+        period = Period(parse_day(first), parse_day(last), me.rt.settings.tz)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
+        data = build_report(
+            read,
+            period=period,
+            calendar=me.rt.ctx.calendar,
+            now=me.now,
+            district=district_scope(me.user),
+        )
+    response = Response(render(data, fmt, lang=me.lang), media_type=REPORT_TYPES[fmt])
+    if fmt == "html":  # a standalone page with its own styles, and no script at all
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        )
+    else:
+        name = f"report-{period.first}-{period.last}.{fmt}"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

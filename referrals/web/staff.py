@@ -46,6 +46,7 @@ def _local(value: dt.datetime | str | None, fmt: str) -> str:
 
 PAGES.filters["day"] = lambda v: _local(v, "%d/%m/%Y")
 PAGES.filters["when"] = lambda v: _local(v, "%H:%M %d/%m/%Y")
+PAGES.filters["iso_day"] = lambda v: _local(v, "%Y-%m-%d")  # what <input type=date> takes
 
 
 @pass_context

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from referrals.models.lifecycle import REASON_NAMES
+
 WORDS: dict[str, dict[str, str]] = {
     "vi": {
         "title": "Giới thiệu",
@@ -264,14 +266,6 @@ UI: dict[str, dict[str, str]] = {
         "msg_sent": "đã gửi",
         "msg_dead": "không gửi được",
         "msg_cancelled": "đã huỷ",
-        "reason_client_refused": "đối tượng không đồng ý",
-        "reason_client_unreachable": "không liên lạc được với đối tượng",
-        "reason_client_not_eligible": "đối tượng không đủ điều kiện",
-        "reason_partner_lacks_capacity": "đơn vị không còn khả năng tiếp nhận",
-        "reason_partner_unreachable": "không liên lạc được với đơn vị",
-        "reason_not_our_service": "không thuộc chức năng của đơn vị",
-        "reason_no_longer_needed": "không còn cần",
-        "reason_other": "lý do khác",
         "template_referral.new": "Chuyển gửi mới",
         "template_step.reminder": "Nhắc hạn",
         "template_step.overdue": "Báo quá hạn",
@@ -331,6 +325,14 @@ UI: dict[str, dict[str, str]] = {
         "err_user_exists": "Tên đăng nhập {user} đã có.",
         "err_self": "Không thể tự ngừng tài khoản của mình.",
         "showing_first": "Hiện {n} ca có hạn gần nhất.",
+        "overdue_col": "Quá hạn",
+        "report": "Báo cáo theo kỳ",
+        "report_from": "Từ ngày",
+        "report_to": "Đến ngày",
+        "report_format": "Dạng",
+        "report_html": "Trang (có biểu đồ)",
+        "report_csv": "CSV cho Excel",
+        "report_make": "Lập báo cáo",
         "showing_most": "Hiện {n} ca trễ nhất trong tổng số {total}.",
     },
     "en": {
@@ -527,14 +529,6 @@ UI: dict[str, dict[str, str]] = {
         "msg_sent": "sent",
         "msg_dead": "undeliverable",
         "msg_cancelled": "cancelled",
-        "reason_client_refused": "client refused",
-        "reason_client_unreachable": "client unreachable",
-        "reason_client_not_eligible": "client not eligible",
-        "reason_partner_lacks_capacity": "partner lacks capacity",
-        "reason_partner_unreachable": "partner unreachable",
-        "reason_not_our_service": "not the partner's service",
-        "reason_no_longer_needed": "no longer needed",
-        "reason_other": "other",
         "template_referral.new": "New referral",
         "template_step.reminder": "Reminder",
         "template_step.overdue": "Overdue notice",
@@ -594,6 +588,17 @@ UI: dict[str, dict[str, str]] = {
         "err_user_exists": "Username {user} is taken.",
         "err_self": "You cannot deactivate your own account.",
         "showing_first": "Showing the {n} with the nearest deadlines.",
+        "overdue_col": "Overdue",
+        "report": "Period report",
+        "report_from": "From",
+        "report_to": "To",
+        "report_format": "Format",
+        "report_html": "Page (with charts)",
+        "report_csv": "CSV for Excel",
+        "report_make": "Make the report",
         "showing_most": "Showing the {n} most late of {total}.",
     },
 }
+
+for _lang, _names in REASON_NAMES.items():
+    UI[_lang].update({f"reason_{reason}": name for reason, name in _names.items()})

@@ -1,0 +1,357 @@
+"""The office's period report, computed in SQL over referrals, steps, events and the outbox.
+
+Who is counted: the referrals launched in the period (local dates `first`..`last`, inclusive).
+How they stood is read **as of the end of the period**: a referral closed after it counts as
+open, a step done after it as not yet done. Re-running the report for a past period therefore
+gives the same figures whatever happened since. The dashboard's counts are this module's
+`counts()` with the end at "now", so the two agree by construction.
+
+Working days between two instants are `cumulative working days` at the later local date minus
+at the earlier, from a small table of the period's days built from the province's calendar and
+joined in SQL (a VALUES list: the reader may be read-only, so no temporary table). Medians and
+90th percentiles are nearest-rank, computed from per-partner histograms of whole working days,
+so memory does not grow with the number of referrals.
+
+As-of limits, read from the current rows: a referral on hold at the period's end, or a deadline
+reset by a later resume, is judged by the step's current deadline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from referrals.models.calendar import WorkingCalendar
+from referrals.models.lifecycle import OPEN, MessageStatus, Outcome, ReferralStatus, StepStatus
+from referrals.models.reading import Reader
+from referrals.models.views import areas, pathways
+
+_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
+OK, NOT_OK = Outcome.successful.value, Outcome.not_successful.value
+COUNTED = ("clients", "launched", "successful", "not_successful", "still_open", "overdue")
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local dates `first`..`last`, both included, in the province's time zone."""
+
+    first: dt.date
+    last: dt.date
+    tz: ZoneInfo
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"the period ends ({self.last}) before it starts ({self.first})")
+
+    @property
+    def since(self) -> dt.datetime:
+        return dt.datetime.combine(self.first, dt.time(), tzinfo=self.tz).astimezone(dt.UTC)
+
+    @property
+    def until(self) -> dt.datetime:
+        end = self.last + dt.timedelta(days=1)
+        return dt.datetime.combine(end, dt.time(), tzinfo=self.tz).astimezone(dt.UTC)
+
+
+# Who is counted (launched in [:since, :until)) and their state at :asof (the end of the period,
+# or now for a period not over yet). {where} adds a district.
+#
+# Plans, measured at 100,000 referrals (benchmarks/bench_report.py): queries that read steps
+# start from the step table ("step s CROSS JOIN referral r WHERE r.id = s.referral_id": SQLite
+# keeps that order, PostgreSQL plans as it likes) and group by organisation id, joining names
+# once at the end; SQLite otherwise drives from the launch-date index and probes steps per
+# referral, 3-5x slower.
+_COHORT = "r.launched_at >= :since AND r.launched_at < :until {where}"
+_OPEN_AT_END = "(r.closed_at IS NULL OR r.closed_at >= :asof)"
+_STEPS = "step s CROSS JOIN referral r"
+_WAITING_AT_END = "s.activated_at < :asof AND (s.completed_at IS NULL OR s.completed_at >= :asof)"
+COUNTS_SQL = f"""
+SELECT r.pathway_key AS pathway, r.area_key AS district,
+       COUNT(DISTINCT r.client_id) AS clients, COUNT(*) AS launched,
+       SUM(CASE WHEN r.closed_at < :asof AND r.outcome = '{OK}' THEN 1 ELSE 0 END) AS successful,
+       SUM(CASE WHEN r.closed_at < :asof AND r.outcome = '{NOT_OK}' THEN 1 ELSE 0 END)
+           AS not_successful,
+       SUM(CASE WHEN {_OPEN_AT_END} THEN 1 ELSE 0 END) AS still_open
+FROM referral r WHERE {_COHORT}
+GROUP BY r.pathway_key, r.area_key ORDER BY r.pathway_key, r.area_key
+"""
+# Overdue at the end: open then, with its waiting step past its deadline. A referral has at most
+# one step waiting at any instant (the unique index on active steps), so steps count referrals.
+LATE_SQL = f"""
+SELECT r.pathway_key AS pathway, r.area_key AS district, COUNT(*) AS overdue
+FROM {_STEPS}
+WHERE r.id = s.referral_id AND {_WAITING_AT_END} AND s.due_at < :asof
+  AND {_COHORT} AND {_OPEN_AT_END}
+GROUP BY r.pathway_key, r.area_key
+"""
+# People, not rows: distinct clients per service across districts, and overall.
+CLIENTS_SQL = f"""
+SELECT {{key}} COUNT(DISTINCT r.client_id) AS clients FROM referral r WHERE {_COHORT} {{group}}
+"""
+REASONS_SQL = f"""
+SELECT r.pathway_key AS pathway, r.area_key AS district, r.organization_id AS partner,
+       r.status, r.outcome_reason AS reason, COUNT(*) AS n
+FROM referral r
+WHERE {_COHORT} AND r.closed_at < :asof AND r.outcome = '{NOT_OK}'
+GROUP BY r.pathway_key, r.area_key, r.organization_id, r.status, r.outcome_reason
+"""
+PARTNERS_SQL = f"""
+SELECT o.id, o.slug AS partner, o.name, o.name_en, p.launched, p.successful, p.still_open
+FROM (SELECT r.organization_id, COUNT(*) AS launched,
+             SUM(CASE WHEN r.closed_at < :asof AND r.outcome = '{OK}' THEN 1 ELSE 0 END)
+                 AS successful,
+             SUM(CASE WHEN {_OPEN_AT_END} THEN 1 ELSE 0 END) AS still_open
+      FROM referral r WHERE {_COHORT} GROUP BY r.organization_id) p
+JOIN organization o ON o.id = p.organization_id
+ORDER BY o.name
+"""
+# Spans grouped by their local start and end dates: few groups (partners x days x days apart),
+# turned into working days in Python with the province's calendar.
+SPANS_SQL = """
+SELECT r.organization_id AS partner, {start_day} AS a, {end_day} AS b, COUNT(*) AS k
+FROM {source}
+WHERE {cohort} AND {done}
+GROUP BY r.organization_id, {start_day}, {end_day}
+"""
+ON_TIME_SQL = f"""
+SELECT r.organization_id AS partner,
+       SUM(CASE WHEN s.completed_at < :asof AND s.completed_at <= s.due_at THEN 1 ELSE 0 END)
+           AS on_time,
+       COUNT(*) AS counted
+FROM {_STEPS}
+WHERE r.id = s.referral_id AND {_COHORT} AND s.actor = 'partner' AND s.due_at IS NOT NULL
+  AND ((s.status = '{StepStatus.done.value}' AND s.completed_at < :asof)
+       OR ({_WAITING_AT_END} AND s.due_at < :asof))
+GROUP BY r.organization_id
+"""
+SENT_SQL = f"""
+SELECT n.channel, COUNT(*) AS n FROM notification n {{join}}
+WHERE n.status = '{MessageStatus.sent.value}' AND n.sent_at >= :since AND n.sent_at < :until
+{{where}} GROUP BY n.channel
+"""
+DEAD_SQL = """
+SELECT COUNT(*) AS n FROM event e {join}
+WHERE e.kind = 'message.dead' AND e.at >= :since AND e.at < :until {where}
+"""
+
+
+def _scoped(sql: str, district: str | None, **parts: str) -> str:
+    return sql.format(where="AND r.area_key = :district" if district else "", **parts)
+
+
+def counts(
+    reader: Reader, *, since: dt.datetime, until: dt.datetime, district: str | None = None
+) -> list[dict[str, Any]]:
+    """Per pathway and district: the clients and referrals launched in [since, until) and how
+    they stood at `until` (successful, not, open, overdue)."""
+    return _table(reader, {"since": since, "until": until, "asof": until, **_in(district)})
+
+
+def _table(reader: Reader, bind: dict[str, Any]) -> list[dict[str, Any]]:
+    district = bind.get("district")
+    late = {
+        (r["pathway"], r["district"]): int(r["overdue"])
+        for r in reader.rows(_scoped(LATE_SQL, district), **bind)
+    }
+    return [
+        {**_ints(r), "overdue": late.get((r["pathway"], r["district"]), 0)}
+        for r in reader.rows(_scoped(COUNTS_SQL, district), **bind)
+    ]
+
+
+def build_report(
+    reader: Reader,
+    *,
+    period: Period,
+    calendar: WorkingCalendar,
+    now: dt.datetime,
+    district: str | None = None,
+) -> dict[str, Any]:
+    """Every figure of the period report, as plain data (see referrals/reports for formats).
+    A period not over yet is read as of `now`."""
+    since, until = period.since, period.until
+    asof = min(until, now)
+    bind = {"since": since, "until": until, "asof": asof, **_in(district)}
+    rows = _table(reader, bind)
+    people = {
+        r["pathway"]: int(r["clients"])
+        for r in reader.rows(
+            _scoped(
+                CLIENTS_SQL,
+                district,
+                key="r.pathway_key AS pathway,",
+                group="GROUP BY r.pathway_key",
+            ),
+            **bind,
+        )
+    }
+    (everyone,) = reader.rows(_scoped(CLIENTS_SQL, district, key="", group=""), **bind)
+    reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    declines: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in reader.rows(_scoped(REASONS_SQL, district), **bind):
+        reason = r["reason"] or "other"
+        for key in ((r["pathway"], r["district"]), (r["pathway"], "")):
+            reasons[key][reason] += int(r["n"])
+        if r["status"] == ReferralStatus.rejected.value:
+            declines[r["partner"]][reason] += int(r["n"])
+    for row in rows:
+        row["not_successful_by"] = dict(reasons[(row["pathway"], row["district"])])
+    services = [
+        {
+            "pathway": key,
+            **_summed([r for r in rows if r["pathway"] == key], clients=people[key]),
+            "not_successful_by": dict(reasons[(key, "")]),
+        }
+        for key in sorted(people)
+    ]
+    total = _summed(rows, clients=int(everyone["clients"]))
+    spans = {
+        kind: _histograms(reader, period, calendar, district, bind, kind)
+        for kind in ("acknowledge", "complete")
+    }
+    on_time = {r["partner"]: r for r in reader.rows(_scoped(ON_TIME_SQL, district), **bind)}
+    partners = []
+    for p in reader.rows(_scoped(PARTNERS_SQL, district), **bind):
+        org = p.pop("id")
+        timely = on_time.get(org, {})
+        counted = int(timely.get("counted") or 0)
+        partners.append(
+            {
+                **_ints(p),
+                **{name: _percentiles(h.get(org, {})) for name, h in spans.items()},
+                "steps_counted": counted,
+                "steps_on_time": int(timely.get("on_time") or 0),
+                "on_time_pct": round(100 * int(timely["on_time"]) / counted) if counted else None,
+                "declines": dict(declines.get(org, {})),
+            }
+        )
+    return {
+        "period": {
+            "from": period.first.isoformat(),
+            "to": period.last.isoformat(),
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "as_of": asof.astimezone(period.tz).isoformat(timespec="minutes"),
+            "district": district,
+        },
+        "rows": rows,
+        "services": services,
+        "total": total,
+        "partners": partners,
+        "messages": _messages(reader, district, bind),
+        "names": {
+            "pathways": {p["key"]: {"vi": p["name"], "en": p["name_en"]} for p in pathways(reader)},
+            "districts": {a["key"]: {"vi": a["name"], "en": a["name_en"]} for a in areas(reader)},
+        },
+    }
+
+
+def _ints(row: dict[str, Any]) -> dict[str, Any]:
+    """Counts as ints (SUM gives Decimal on PostgreSQL, None over no rows)."""
+    return {k: int(v or 0) if k in COUNTED else v for k, v in row.items()}
+
+
+def _in(district: str | None) -> dict[str, str]:
+    return {"district": district} if district else {}
+
+
+def _summed(rows: list[dict[str, Any]], *, clients: int) -> dict[str, int]:
+    """Rows added up; clients are counted apart, as people (one may be in several rows)."""
+    return {"clients": clients, **{c: sum(r[c] for r in rows) for c in COUNTED[1:]}}
+
+
+def _local_day(column: str, reader: Reader, period: Period) -> str:
+    tz = period.tz
+    if reader.dialect == "postgresql":
+        return f"CAST(({column} AT TIME ZONE '{tz.key}') AS DATE)"
+    offsets = {tz.utcoffset(dt.datetime.combine(d, dt.time())) for d in (period.first, period.last)}
+    if len(offsets) != 1:  # SQLite knows no zones; Vietnam has kept +07:00 since 1975
+        raise ValueError(f"{tz.key} changes its UTC offset within the period")
+    minutes = int(offsets.pop().total_seconds() // 60)  # type: ignore[union-attr]
+    return f"date({column}, '{minutes:+d} minutes')"
+
+
+def _histograms(
+    reader: Reader,
+    period: Period,
+    calendar: WorkingCalendar,
+    district: str | None,
+    bind: dict[str, Any],
+    kind: str,
+) -> dict[int, dict[int, int]]:
+    """Per partner (organisation id): {whole working days: how many} for acknowledging (first step done) or
+    completing (launch to successful close), by :asof."""
+    if kind == "acknowledge":
+        source = _STEPS
+        start, end = "s.activated_at", "s.completed_at"
+        done = (
+            f"r.id = s.referral_id AND s.seq = 0 AND s.status = '{StepStatus.done.value}'"
+            " AND s.completed_at < :asof"
+        )
+    else:
+        source = "referral r"
+        start, end = "r.launched_at", "r.closed_at"
+        done = f"r.outcome = '{OK}' AND r.closed_at < :asof"
+    sql = SPANS_SQL.format(
+        source=source,
+        start_day=_local_day(start, reader, period),
+        end_day=_local_day(end, reader, period),
+        cohort=_scoped(_COHORT, district),
+        done=done,
+    )
+    groups = reader.rows(sql, **bind)
+    cumulative = _cumulative(calendar, [_day(r[x]) for r in groups for x in ("a", "b")])
+    out: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for r in groups:
+        days = cumulative[_day(r["b"])] - cumulative[_day(r["a"])]
+        out[r["partner"]][days] += int(r["k"])
+    return out
+
+
+def _cumulative(calendar: WorkingCalendar, days: list[dt.date]) -> dict[dt.date, int]:
+    """Working days from the earliest date up to each date, so that the working days between
+    two dates (the later counted, the earlier not: the calendar's rule) are a subtraction."""
+    if not days:
+        return {}
+    day, last, n, out = min(days), max(days), 0, {}
+    while day <= last:
+        n += calendar.is_working_day(day)
+        out[day] = n  # working days in [first, day]
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _day(value: dt.date | str) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def _percentiles(histogram: dict[int, int]) -> dict[str, Any]:
+    """n, median and p90 (nearest rank) of a {value: count} histogram."""
+    n = sum(histogram.values())
+    if not n:
+        return {"n": 0, "median": None, "p90": None}
+    ranks = {"median": math.ceil(0.5 * n), "p90": math.ceil(0.9 * n)}
+    out: dict[str, Any] = {"n": n}
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        for name, rank in ranks.items():
+            if name not in out and seen >= rank:
+                out[name] = value
+    return out
+
+
+def _messages(reader: Reader, district: str | None, bind: dict[str, Any]) -> dict[str, Any]:
+    join = "JOIN referral r ON r.id = {}.referral_id"
+    sent = reader.rows(
+        _scoped(SENT_SQL, district, join=join.format("n") if district else ""), **bind
+    )
+    (dead,) = reader.rows(
+        _scoped(DEAD_SQL, district, join=join.format("e") if district else ""), **bind
+    )
+    by_channel = {r["channel"]: int(r["n"]) for r in sent}
+    return {"sent": by_channel, "sent_total": sum(by_channel.values()), "dead": int(dead["n"])}

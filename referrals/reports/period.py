@@ -1,0 +1,48 @@
+"""The period report from a read-only connection, in the format asked for (`referrals report`,
+the `period-report` flow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from referrals.config import load_province
+from referrals.config.settings import get_settings
+from referrals.models.calendar import WorkingCalendar
+from referrals.models.reading import Reader
+from referrals.models.report import Period, build_report
+from referrals.reports.render import render
+
+
+def parse_day(text: str) -> dt.date:
+    """A local date as an office writes it (dd/mm/yyyy) or as ISO 8601 (yyyy-mm-dd)."""
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not a date: write 2026-01-01 or 01/01/2026")
+
+
+def period_report(
+    *,
+    first: str,
+    last: str,
+    fmt: str,
+    now: dt.datetime,
+    district: str | None = None,
+    lang: str = "vi",
+) -> str:
+    if lang not in ("vi", "en"):
+        raise ValueError(f"unknown language {lang!r} (vi or en)")
+    settings = get_settings()
+    period = Period(parse_day(first), parse_day(last), settings.tz)
+    calendar = WorkingCalendar.for_province(
+        load_province(settings.config_dir).province, settings.tz
+    )
+    with Reader.open(settings.database_url) as reader:
+        if district is not None and not reader.rows(
+            "SELECT key FROM area WHERE key = :key", key=district
+        ):
+            raise ValueError(f"unknown district {district!r}")
+        data = build_report(reader, period=period, calendar=calendar, now=now, district=district)
+    return render(data, fmt, lang=lang)
