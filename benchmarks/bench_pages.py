@@ -38,7 +38,7 @@ from referrals.config import get_settings
 from referrals.models.accounts import hash_password
 from referrals.models.db import transaction
 from referrals.models.people import Role, User
-from referrals.models.reading import LIST_SQL, OVERDUE_SQL, Reader
+from referrals.models.reading import LIST_SQL, OVERDUE_SQL, Reader, count_overdue
 from referrals.models.report import counts
 from referrals.models.stats import LOAD_SQL, SCORE_SQL, period_starts
 from referrals.models.workflow import Referral
@@ -106,21 +106,17 @@ def one(kind: str, n: int, workdir: Path) -> dict[str, object]:
         raw = rt.engine.raw_connection()
         reader = Reader(raw, rt.engine.dialect.name)
         starts = period_starts(NOW, rt.settings.tz)
-        active = "LEFT JOIN step a ON a.referral_id = r.id AND a.status = 'active'"
-        steps = "SELECT * FROM step WHERE referral_id IN (SELECT r.id {tail})"
-        cases_tail = (
-            f"FROM referral r {active} WHERE r.area_key = 'nha-trang'"
-            " ORDER BY CASE WHEN a.due_at IS NULL THEN 1 ELSE 0 END, a.due_at, r.id LIMIT 300"
-        )
-        overdue_tail = (
-            f"FROM referral r {active} WHERE {OVERDUE_SQL} ORDER BY a.due_at, r.id LIMIT 300"
-        )
+
+        def with_steps(sql: str, **params: object) -> None:
+            """A list of referrals, then their steps by id: two statements, as the page does."""
+            ids = [str(r["id"]) for r in reader.rows(sql, **params)]
+            if ids:
+                reader.rows(f"SELECT * FROM step WHERE referral_id IN ({', '.join(ids)})")
+
         baselines = {
-            "cases (district, 300 nearest deadlines)": lambda: (
-                reader.rows(
-                    LIST_SQL + " WHERE r.area_key = 'nha-trang' ORDER BY a.due_at LIMIT 300"
-                ),
-                reader.rows(steps.format(tail=cases_tail)),
+            "cases (district, 300 nearest deadlines)": lambda: with_steps(
+                LIST_SQL + " WHERE r.area_key = 'nha-trang'"
+                " ORDER BY CASE WHEN a.due_at IS NULL THEN 1 ELSE 0 END, a.due_at, r.id LIMIT 300"
             ),
             "a referral": lambda: (
                 reader.rows(LIST_SQL + " WHERE r.code = :code", code=code),
@@ -138,13 +134,13 @@ def one(kind: str, n: int, workdir: Path) -> dict[str, object]:
                 ),
             ),
             "dashboard": lambda: (
-                reader.rows(
-                    LIST_SQL + f" WHERE {OVERDUE_SQL} ORDER BY a.due_at, r.id LIMIT 300", now=NOW
+                with_steps(
+                    LIST_SQL + f" WHERE {OVERDUE_SQL}"
+                    " ORDER BY CASE WHEN a.due_at IS NULL THEN 1 ELSE 0 END, a.due_at, r.id"
+                    " LIMIT 300",
+                    now=NOW,
                 ),
-                reader.rows(steps.format(tail=overdue_tail), now=NOW),
-                reader.rows(
-                    f"SELECT COUNT(*) FROM referral r {active} WHERE {OVERDUE_SQL}", now=NOW
-                ),
+                count_overdue(reader, now=NOW),
                 reader.rows(LOAD_SQL.format(district="")),
                 reader.rows(SCORE_SQL.format(district=""), since=starts["year"], now=NOW),
                 counts(reader, since=starts["month"], until=NOW),

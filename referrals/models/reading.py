@@ -116,7 +116,7 @@ def local_iso(value: dt.datetime | None, tz: ZoneInfo) -> str | None:
 
 
 _WORKING = ", ".join(f"'{s.value}'" for s in sorted(WORKING))
-_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
+OPEN_SQL = ", ".join(f"'{s.value}'" for s in sorted(OPEN))  # for `status IN (...)`
 # Overdue: waiting on an active step whose deadline has passed. Computed, never stored; the SQL
 # below and `is_overdue` are the two spellings of this one rule.
 OVERDUE_SQL = f"r.status IN ({_WORKING}) AND a.due_at < :now"
@@ -187,7 +187,7 @@ def list_referrals(
             where.append(f"{column} = :{column[2:]}")
             params[column[2:]] = value
     if open_only:
-        where.append(f"r.status IN ({_OPEN})")
+        where.append(f"r.status IN ({OPEN_SQL})")
     if overdue:
         where.append(OVERDUE_SQL)
         params["now"] = now

@@ -6,11 +6,11 @@ open, a step done after it as not yet done. Re-running the report for a past per
 gives the same figures whatever happened since. The dashboard's counts are this module's
 `counts()` with the end at "now", so the two agree by construction.
 
-Working days between two instants are `cumulative working days` at the later local date minus
-at the earlier, from a small table of the period's days built from the province's calendar and
-joined in SQL (a VALUES list: the reader may be read-only, so no temporary table). Medians and
-90th percentiles are nearest-rank, computed from per-partner histograms of whole working days,
-so memory does not grow with the number of referrals.
+Working days between two instants follow the province's calendar (the days after the earlier
+local date up to the later). SQL groups the spans by partner and local start and end dates, a
+few thousand groups whatever the number of referrals; Python turns each into working days and
+keeps per-partner histograms, from which the medians and 90th percentiles (nearest rank) come.
+Memory therefore does not grow with the number of referrals.
 
 As-of limits, read from the current rows: a referral on hold at the period's end, or a deadline
 reset by a later resume, is judged by the step's current deadline.
@@ -26,11 +26,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from referrals.models.calendar import WorkingCalendar
-from referrals.models.lifecycle import OPEN, MessageStatus, Outcome, ReferralStatus, StepStatus
+from referrals.models.lifecycle import MessageStatus, Outcome, ReferralStatus, StepStatus
 from referrals.models.reading import Reader
 from referrals.models.views import areas, pathways
 
-_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
 OK, NOT_OK = Outcome.successful.value, Outcome.not_successful.value
 COUNTED = ("clients", "launched", "successful", "not_successful", "still_open", "overdue")
 
@@ -283,8 +282,8 @@ def _histograms(
     bind: dict[str, Any],
     kind: str,
 ) -> dict[int, dict[int, int]]:
-    """Per partner (organisation id): {whole working days: how many} for acknowledging (first step done) or
-    completing (launch to successful close), by :asof."""
+    """Per partner (organisation id): {whole working days: how many} for acknowledging (the
+    first step done) or completing (launch to a successful close), by :asof."""
     if kind == "acknowledge":
         source = _STEPS
         start, end = "s.activated_at", "s.completed_at"

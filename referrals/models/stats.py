@@ -9,10 +9,8 @@ import datetime as dt
 import statistics
 from typing import Any
 
-from referrals.models.lifecycle import OPEN, StepStatus
-from referrals.models.reading import Reader
-
-_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
+from referrals.models.lifecycle import StepStatus
+from referrals.models.reading import OPEN_SQL, Reader
 
 
 def _in(district: str | None) -> dict[str, str]:
@@ -38,7 +36,7 @@ WHERE s.actor = 'partner' AND s.due_at IS NOT NULL {{district}}
 LOAD_SQL = f"""
 SELECT o.slug, o.name, COUNT(r.id) AS open_load
 FROM organization o
-LEFT JOIN referral r ON r.organization_id = o.id AND r.status IN ({_OPEN}) {{district}}
+LEFT JOIN referral r ON r.organization_id = o.id AND r.status IN ({OPEN_SQL}) {{district}}
 WHERE o.active AND EXISTS (SELECT 1 FROM service s WHERE s.organization_id = o.id AND s.active)
 GROUP BY o.slug, o.name ORDER BY o.name
 """

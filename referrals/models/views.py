@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from referrals.models.lifecycle import OPEN
-from referrals.models.reading import Reader
-
-_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN))
+from referrals.models.reading import OPEN_SQL, Reader
 
 
 def list_clients(reader: Reader, *, district: str | None, limit: int = 500) -> list[dict[str, Any]]:
@@ -19,7 +16,7 @@ def list_clients(reader: Reader, *, district: str | None, limit: int = 500) -> l
     sql = f"""
         SELECT c.code, c.area_key AS district, a.name AS district_name, c.created_at,
                (SELECT COUNT(*) FROM referral r
-                 WHERE r.client_id = c.id AND r.status IN ({_OPEN})) AS open_referrals
+                 WHERE r.client_id = c.id AND r.status IN ({OPEN_SQL})) AS open_referrals
         FROM client c JOIN area a ON a.key = c.area_key
         {"WHERE c.area_key = :district" if district else ""}
         ORDER BY c.created_at DESC, c.id DESC LIMIT :limit"""
