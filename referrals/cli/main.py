@@ -32,6 +32,10 @@ token_app = typer.Typer(help="API tokens (for /api/v1).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 user_app = typer.Typer(help="Staff accounts for the web pages.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+audit_app = typer.Typer(
+    help="The append-only audit trail and its hash chain.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
 app.add_typer(outbox_app, name="outbox")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -528,10 +532,10 @@ def sweep(
 
         summary = sweep_deadlines(now=when)
     else:
-        from referrals.models.sweeping import sweep as sweep_pass
+        from referrals.models.sweeping import sweep_and_seal
 
         rt = _runtime()
-        summary = sweep_pass(rt.engine, ctx=rt.ctx, now=when).as_dict()
+        summary = sweep_and_seal(rt.engine, ctx=rt.ctx, now=when)
     if as_json:
         return emit_json(summary)
     print(
@@ -789,6 +793,45 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
             now=dt.datetime.now(dt.UTC),
         )
     print(f"password of {username} set")
+
+
+@audit_app.command("seal")
+def audit_seal(as_json: JsonOpt = False) -> None:
+    """Seal the events written since the last pass into the chain (the sweep does this too)."""
+    from referrals.models.audit import seal
+
+    rt = _runtime()
+    sealed = seal(rt.engine, vault=rt.ctx.vault)
+    if as_json:
+        return emit_json({"sealed": sealed})
+    print(f"{sealed} events sealed")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Check the chain from its start: the first broken link, if any, is named (exit 1)."""
+    from referrals.config.settings import get_settings
+    from referrals.models.audit import verify
+    from referrals.models.crypto import vault_for
+    from referrals.models.reading import Reader
+
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
+        verdict = verify(reader, vault=vault_for(settings.secret_key))
+    if as_json:
+        emit_json(verdict.as_dict())
+    elif verdict.ok:
+        print(
+            f"chain intact: {verdict.sealed} events sealed, {verdict.unsealed} waiting for the "
+            f"next seal; head {verdict.head_seq} {verdict.head_hash[:16]}"
+        )
+    else:
+        sys.stderr.write(
+            f"error: the audit chain breaks at event {verdict.first_broken}: {verdict.why} "
+            f"({verdict.sealed} events before it are intact)\n"
+        )
+    if not verdict.ok:
+        raise typer.Exit(1)
 
 
 def rt_session(rt: Any) -> Any:

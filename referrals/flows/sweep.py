@@ -1,4 +1,5 @@
-"""`sweep-deadlines`: one pass of the deadline sweep (every 5 minutes when served).
+"""`sweep-deadlines`: one pass of the deadline sweep (every 5 minutes when served), then the
+new events sealed into the audit chain.
 
 Safe to run twice, or twice at once: each alert fires once (models/sweeping.py). Parameters and
 logs carry the instant and counts only.
@@ -13,13 +14,13 @@ from prefect import flow, get_run_logger, task
 
 from referrals.flows.retrying import transient
 from referrals.models.runtime import Runtime
-from referrals.models.sweeping import sweep
+from referrals.models.sweeping import sweep_and_seal
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
 def sweep_pass(now: dt.datetime) -> dict[str, Any]:
     rt = Runtime()
-    return sweep(rt.engine, ctx=rt.ctx, now=now).as_dict()
+    return sweep_and_seal(rt.engine, ctx=rt.ctx, now=now)
 
 
 @flow(name="sweep-deadlines", flow_run_name="sweep", log_prints=False)
@@ -27,7 +28,7 @@ def sweep_deadlines(now: dt.datetime | None = None) -> dict[str, Any]:
     summary = sweep_pass(now or dt.datetime.now(dt.UTC))
     get_run_logger().info(
         "%(steps)d steps: %(reminder)d reminders, %(overdue)d overdue, %(escalation)d "
-        "escalations, %(messages)d messages",
+        "escalations, %(messages)d messages; %(sealed)d events sealed",
         summary,
     )
     return summary

@@ -34,6 +34,7 @@ class Vault:
         self._keys = {self.key_id: AESGCM(key)}
         self._lookup_key = derive_key(secret_key, b"pii-lookup-v1")
         self._link_key = derive_key(secret_key, b"action-link-v1")
+        self._chain_key = derive_key(secret_key, b"audit-chain-v1")
 
     def encrypt(self, value: str | None, column: str) -> str | None:
         if value is None:
@@ -63,6 +64,10 @@ class Vault:
         """80 bits of HMAC-SHA256, base32 lower case: short enough for an SMS link."""
         mac = hmac.new(self._link_key, message.encode(), hashlib.sha256).digest()[:10]
         return base64.b32encode(mac).decode().lower()
+
+    def chain_mac(self, message: str) -> str:
+        """HMAC-SHA256 for the audit chain (models/audit.py), hex."""
+        return hmac.new(self._chain_key, message.encode(), hashlib.sha256).hexdigest()
 
 
 @lru_cache(maxsize=4)

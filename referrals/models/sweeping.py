@@ -323,3 +323,12 @@ def _messages(
                 }
             )
     return out
+
+
+def sweep_and_seal(engine: Engine, *, ctx: Context, now: dt.datetime) -> dict[str, Any]:
+    """The scheduled pass: fire what is due, then seal the new events into the audit chain."""
+    from referrals.models.audit import seal
+
+    summary = sweep(engine, ctx=ctx, now=now).as_dict()
+    summary["sealed"] = seal(engine, vault=ctx.vault)
+    return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from referrals.models.lifecycle import DUE, OPEN
@@ -116,6 +116,11 @@ class Event(SQLModel, table=True):
     at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
     actor: str = Field(max_length=80)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # The audit chain (models/audit.py): the event's place in sealing order and the HMAC of the
+    # previous link and this event, set once by the sealer. Database triggers refuse any other
+    # change, and any delete.
+    chain_seq: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    chain_hash: str | None = Field(default=None, max_length=64)
 
 
 class Notification(SQLModel, table=True):

@@ -1,0 +1,142 @@
+"""The audit trail: events are append-only, and sealed into a keyed hash chain.
+
+The database refuses to update or delete an event (triggers, migration 0009), so the trail
+cannot be changed through the engine or by a careless SQL session. Someone who can drop the
+triggers could still rewrite rows; the chain makes that visible. Each event's `chain_hash` is
+HMAC-SHA256, keyed from REFERRALS_SECRET_KEY, over the previous event's hash and this event's
+content, so a changed, removed or inserted event breaks every link after it, and the links
+cannot be recomputed without the key.
+
+Events are written unsealed (many writers at once, no ordering bottleneck) and sealed
+afterwards by `seal()`, which the deadline sweep runs on every pass and `referrals audit verify`
+runs first. The chain follows sealing order (`chain_seq`), not ids: an event whose transaction
+commits after a later id was sealed simply joins the chain at the next pass. The trigger lets
+the position and hash be set once on an unchanged event, never again, and `chain_seq` is
+unique, so of two sealers at once one fails and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from referrals.models.crypto import Vault
+from referrals.models.reading import Reader
+
+BATCH = 5000
+GENESIS = "0" * 64
+COLUMNS = "id, referral_id, client_id, step_id, kind, at, actor, data, chain_seq, chain_hash"
+
+
+@dataclass
+class Verdict:
+    checked: int
+    sealed: int
+    unsealed: int
+    first_broken: int | None = None
+    why: str = ""
+    head_seq: int = 0  # the last good link: worth noting down outside the database now and then
+    head_hash: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "checked": self.checked,
+            "sealed": self.sealed,
+            "unsealed": self.unsealed,
+            "first_broken": self.first_broken,
+            "why": self.why,
+        }
+
+
+def link(vault: Vault, previous: str, event: dict[str, Any]) -> str:
+    """The chain hash of `event` after `previous`: HMAC over both, the event in a canonical
+    form (UTC time, sorted JSON keys) that reads the same from SQLite and PostgreSQL."""
+    at = event["at"]
+    if isinstance(at, dt.datetime):
+        at = at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    data = event["data"] if isinstance(event["data"], dict) else json.loads(event["data"] or "{}")
+    body = [
+        event["id"],
+        event["referral_id"],
+        event["client_id"],
+        event["step_id"],
+        event["kind"],
+        at,
+        event["actor"],
+        data,
+    ]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return vault.chain_mac(previous + canonical)
+
+
+def seal(engine: Engine, *, vault: Vault) -> int:
+    """Seal every unsealed event, a batch per transaction; returns how many."""
+    sealed = 0
+    while True:
+        with engine.begin() as c:
+            last = c.execute(
+                text(
+                    "SELECT chain_seq, chain_hash FROM event WHERE chain_seq IS NOT NULL"
+                    " ORDER BY chain_seq DESC LIMIT 1"
+                )
+            ).first()
+            reader = Reader(c.connection.dbapi_connection, engine.dialect.name)
+            rows = reader.rows(
+                f"SELECT {COLUMNS} FROM event WHERE chain_hash IS NULL ORDER BY id LIMIT :n",
+                n=BATCH,
+            )
+            if not rows:
+                return sealed
+            seq, previous = (last[0], last[1]) if last else (0, GENESIS)
+            updates = []
+            for row in rows:
+                seq, previous = seq + 1, link(vault, previous, row)
+                updates.append({"id": row["id"], "seq": seq, "hash": previous})
+            c.execute(
+                text(
+                    "UPDATE event SET chain_seq = :seq, chain_hash = :hash"
+                    " WHERE id = :id AND chain_hash IS NULL"
+                ),
+                updates,
+            )
+            sealed += len(rows)
+
+
+def verify(reader: Reader, *, vault: Vault) -> Verdict:
+    """Walk the chain in sealing order; report the first event whose link does not follow
+    (changed, or after a removed or changed one), and how many events wait to be sealed."""
+    previous, position = GENESIS, 0
+    (waiting,) = reader.rows("SELECT COUNT(*) AS n FROM event WHERE chain_hash IS NULL")
+    verdict = Verdict(checked=0, sealed=0, unsealed=int(waiting["n"]))
+    while True:
+        rows = reader.rows(
+            f"SELECT {COLUMNS} FROM event WHERE chain_seq > :after ORDER BY chain_seq LIMIT :n",
+            after=position,
+            n=BATCH,
+        )
+        if not rows:
+            return verdict
+        for row in rows:
+            verdict.checked += 1
+            if row["chain_seq"] != position + 1:
+                verdict.first_broken, verdict.why = row["id"], "an event before it is missing"
+                return verdict
+            expected = link(vault, previous, row)
+            if not hmac.compare_digest(expected, row["chain_hash"] or ""):
+                verdict.first_broken = row["id"]
+                verdict.why = "it, or an event before it, was changed"
+                return verdict
+            previous, position = row["chain_hash"], row["chain_seq"]
+            verdict.sealed += 1
+            verdict.head_seq, verdict.head_hash = position, previous
