@@ -5,6 +5,7 @@ Nothing here imports Prefect unless a command runs a flow: `import prefect` alon
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from enum import StrEnum
@@ -117,6 +118,46 @@ def client_add(
     if as_json:
         return emit_json({"code": c.code, "district": c.area_key})
     print(c.code)
+
+
+@client_app.command("export")
+def client_export(
+    code: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+) -> None:
+    """Everything held about a client (their right to see it), as JSON; the export is audited."""
+    import datetime as dt
+
+    from referrals.models.db import transaction
+    from referrals.models.subject import export_client
+
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        data = export_client(s, code=code, by=rt.user(s), ctx=rt.ctx, now=dt.datetime.now(dt.UTC))
+    if out is None:
+        return emit_json(data)
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"client {code} exported to {out}")
+
+
+@client_app.command("erase")
+def client_erase(
+    code: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Erase a client's name, phone and ID number for good (their right to erasure); the code
+    and the anonymous history stay, so the statistics do not change."""
+    import datetime as dt
+
+    from referrals.models.db import transaction
+    from referrals.models.subject import erase_client
+
+    if not yes:
+        raise click.UsageError(f"erasing {code} cannot be undone: add --yes to confirm")
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        erase_client(s, code=code, by=rt.user(s), now=dt.datetime.now(dt.UTC))
+    print(f"client {code}: personal data erased")
 
 
 class Method(StrEnum):

@@ -212,6 +212,8 @@ def reveal_client(
     if purpose not in REVEAL_PURPOSES:
         raise DomainError(f"say why you need the details (one of: {', '.join(REVEAL_PURPOSES)})")
     client = get_client(session, code)
+    if client.erased_at is not None:
+        raise DomainError(f"client {code}'s personal data was erased", key="erased")
     v = ctx.vault
     shown = {
         "name": v.decrypt(client.name_enc, "client.name"),

@@ -39,13 +39,14 @@ class Client(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, index=True, max_length=20)
     area_key: str = Field(foreign_key="area.key", index=True)
-    name_enc: str
+    name_enc: str | None  # None once erased (models/subject.py); the code and history remain
     phone_enc: str | None = None
     id_number_enc: str | None = None
     phone_lookup: str | None = Field(default=None, index=True, max_length=64)
     id_number_lookup: str | None = Field(default=None, index=True, max_length=64)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: int | None = Field(default=None, foreign_key="user.id")
+    erased_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ConsentMethod(StrEnum):

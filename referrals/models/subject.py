@@ -1,0 +1,147 @@
+"""A client's rights over their data (Decree 13/2023/ND-CP): to see all of it, and to erase it.
+
+Both are audited: the export and the erasure are events on the client's history, with who did
+it. Erasure removes the personal data (name, phone, ID number and their lookup hashes) and keeps
+the pseudonymous code, the referrals, their steps and events: nothing in those identifies the
+person, and the office's statistics stay right. A client with an open referral cannot be erased
+until it is closed, so no partner is left waiting on a person the office no longer knows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.models.clients import get_client
+from referrals.models.context import Context
+from referrals.models.directory import Organization
+from referrals.models.errors import DomainError
+from referrals.models.lifecycle import OPEN
+from referrals.models.people import Client, Consent, User, actor_name
+from referrals.models.workflow import Event, Notification, Referral, Step
+
+
+def export_client(
+    session: Session, *, code: str, by: User | None, ctx: Context, now: dt.datetime
+) -> dict[str, Any]:
+    """Everything held about a client, decrypted, as plain data; the export is an event."""
+    client = get_client(session, code)
+    v = ctx.vault
+    refs = list(
+        session.scalars(
+            select(Referral).where(Referral.client_id == client.id).order_by(Referral.id)
+        )
+    )
+    orgs = {o.id: o.slug for o in session.scalars(select(Organization))}
+    ids = [r.id for r in refs]
+    steps = list(session.scalars(select(Step).where(Step.referral_id.in_(ids)).order_by(Step.id)))
+    messages = list(
+        session.scalars(
+            select(Notification).where(Notification.referral_id.in_(ids)).order_by(Notification.id)
+        )
+    )
+    events = list(
+        session.scalars(
+            select(Event)
+            .where((Event.client_id == client.id) | Event.referral_id.in_(ids))
+            .order_by(Event.id)
+        )
+    )
+    consents = list(session.scalars(select(Consent).where(Consent.client_id == client.id)))
+    out = {
+        "exported_at": now.isoformat(),
+        "client": {
+            "code": client.code,
+            "district": client.area_key,
+            "name": v.decrypt(client.name_enc, "client.name"),
+            "phone": v.decrypt(client.phone_enc, "client.phone"),
+            "id_number": v.decrypt(client.id_number_enc, "client.id_number"),
+            "created_at": _iso(client.created_at),
+            "erased_at": _iso(client.erased_at),
+        },
+        "consents": [
+            {
+                "partner": orgs.get(c.organization_id),
+                "purpose": c.purpose,
+                "method": c.method,
+                "granted_at": _iso(c.granted_at),
+                "withdrawn_at": _iso(c.withdrawn_at),
+            }
+            for c in consents
+        ],
+        "referrals": [
+            {
+                "code": r.code,
+                "pathway": r.pathway_key,
+                "partner": orgs.get(r.organization_id),
+                "status": r.status,
+                "outcome": r.outcome,
+                "outcome_reason": r.outcome_reason,
+                "launched_at": _iso(r.launched_at),
+                "closed_at": _iso(r.closed_at),
+                "steps": [
+                    {
+                        "key": s.key,
+                        "status": s.status,
+                        "due_at": _iso(s.due_at),
+                        "completed_at": _iso(s.completed_at),
+                    }
+                    for s in steps
+                    if s.referral_id == r.id
+                ],
+                "messages": [
+                    {
+                        "template": m.template,
+                        "channel": m.channel,
+                        "status": m.status,
+                        "sent_at": _iso(m.sent_at),
+                    }
+                    for m in messages
+                    if m.referral_id == r.id
+                ],
+            }
+            for r in refs
+        ],
+        "history": [
+            {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": e.data} for e in events
+        ],
+    }
+    session.add(
+        Event(client_id=client.id, kind="client.exported", at=now, actor=actor_name(by), data={})
+    )
+    return out
+
+
+def erase_client(session: Session, *, code: str, by: User | None, now: dt.datetime) -> Client:
+    """Remove the client's personal data for good; keep the code and the anonymous history."""
+    client = get_client(session, code)
+    if client.erased_at is not None:
+        raise DomainError(f"client {code} was already erased", key="already_erased")
+    still_open = list(
+        session.scalars(
+            select(Referral.code).where(
+                Referral.client_id == client.id, Referral.status.in_(sorted(OPEN))
+            )
+        )
+    )
+    if still_open:
+        raise DomainError(
+            f"client {code} has open referrals ({', '.join(still_open)}); close or cancel them "
+            "first, so no partner is left waiting",
+            key="erase_open",
+            referrals=", ".join(still_open),
+        )
+    client.name_enc = client.phone_enc = client.id_number_enc = None
+    client.phone_lookup = client.id_number_lookup = None
+    client.erased_at = now
+    session.add(
+        Event(client_id=client.id, kind="client.erased", at=now, actor=actor_name(by), data={})
+    )
+    return client
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
