@@ -134,6 +134,7 @@ def test_withdrawn_consent_is_refused(rt: Runtime, now: dt.datetime) -> None:
             purpose=None,
             by=None,
             now=now - dt.timedelta(days=1),
+            ctx=rt.ctx,
         )
     before = row_counts(rt)
     with pytest.raises(DomainError, match=r"withdrew consent .* on 22/11/2026"):

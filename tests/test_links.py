@@ -73,6 +73,7 @@ def test_the_page_shows_the_prompt_and_only_what_the_pathway_shares_with_consent
             purpose="id_papers",
             by=rt.user(s),
             now=dt.datetime.now(dt.UTC),
+            ctx=rt.ctx,
         )
     page = web.get(f"/l/{links['sms']}")
     assert NAME not in page.text and "079190001234" not in page.text

@@ -207,15 +207,17 @@ def consent_withdraw(
 
     rt = _runtime()
     with transaction(rt.engine) as s:
-        n = withdraw_consent(
+        done = withdraw_consent(
             s,
             client_code=client,
             partner=partner,
             purpose=purpose,
             by=rt.user(s),
             now=parse_now(now),
+            ctx=rt.ctx,
         )
-    print(f"{n} consent(s) withdrawn")
+    cancelled = f"; referrals cancelled: {', '.join(done.cancelled)}" if done.cancelled else ""
+    print(f"{done.consents} consent(s) withdrawn{cancelled}")
 
 
 class Via(StrEnum):
@@ -240,6 +242,14 @@ def launch(
     pathway: Annotated[str, typer.Option("--pathway")],
     partner: Annotated[str, typer.Option("--partner")],
     urgent: Annotated[bool, typer.Option("--urgent")] = False,
+    override_consent: Annotated[
+        str | None,
+        typer.Option(
+            "--override-consent",
+            help="Managers only, without the client's consent: emergency_protection, "
+            "client_unable_to_consent or legal_obligation (recorded on the referral).",
+        ),
+    ] = None,
     now: NowOpt = None,
     via: ViaOpt = Via.auto,
     as_json: JsonOpt = False,
@@ -249,7 +259,13 @@ def launch(
     from referrals.models.codes import new_code
     from referrals.models.launching import LaunchRequest
 
-    request = LaunchRequest(client_code=client, pathway=pathway, partner=partner, urgent=urgent)
+    request = LaunchRequest(
+        client_code=client,
+        pathway=pathway,
+        partner=partner,
+        urgent=urgent,
+        consent_override=override_consent,
+    )
     code, when = new_code("R"), parse_now(now)
     use_prefect = via.runs_flow
     if use_prefect:

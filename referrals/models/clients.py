@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -15,8 +16,9 @@ from referrals.models.codes import new_code
 from referrals.models.context import Context
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError, NotFound
+from referrals.models.lifecycle import OPEN, Action, Reason
 from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
-from referrals.models.workflow import Event, PathwayVersion
+from referrals.models.workflow import Event, PathwayVersion, Referral
 
 ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")  # CMND (9 digits) or CCCD / căn cước (12 digits)
 
@@ -157,6 +159,12 @@ def grant_consent(
     return consent, True
 
 
+@dataclass
+class Withdrawn:
+    consents: int
+    cancelled: list[str]  # the referrals to that partner the withdrawal closed
+
+
 def withdraw_consent(
     session: Session,
     *,
@@ -165,8 +173,15 @@ def withdraw_consent(
     purpose: str | None,
     by: User | None,
     now: dt.datetime,
-) -> int:
-    """Withdraw the client's consents to `partner` (for one purpose, or all); return how many."""
+    ctx: Context,
+) -> Withdrawn:
+    """Withdraw the client's consents to `partner` (for one purpose, or all).
+
+    The partner may no longer be asked: its open referrals for those purposes are cancelled
+    (reason `consent_withdrawn`), and whoever there received one is told it is closed, by code
+    only, like any cancellation."""
+    from referrals.models.advancing import advance  # advancing needs nothing from here
+
     client, org = get_client(session, client_code), _partner(session, partner)
     consents = _active_consents(
         session, client, org, _purpose(session, purpose) if purpose else None
@@ -186,7 +201,25 @@ def withdraw_consent(
             )
         )
     session.flush()
-    return len(consents)
+    open_refs = session.scalars(
+        select(Referral.code).where(
+            Referral.client_id == client.id,
+            Referral.organization_id == org.id,
+            Referral.pathway_key.in_([c.purpose for c in consents]),
+            Referral.status.in_(sorted(OPEN)),
+        )
+    ).all()
+    for code in open_refs:
+        advance(
+            session,
+            code=code,
+            action=Action.cancel,
+            actor=actor_name(by),
+            ctx=ctx,
+            now=now,
+            reason=Reason.consent_withdrawn.value,
+        )
+    return Withdrawn(consents=len(consents), cancelled=list(open_refs))
 
 
 def _active_consents(

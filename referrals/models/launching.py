@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +24,7 @@ from referrals.models.db import chunks, insert_many
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
-from referrals.models.people import Client, Consent, User, actor_name
+from referrals.models.people import Client, Consent, Role, User, actor_name
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 
 Progress = Callable[[str, int, int], None]  # (stage, rows done, rows in all), for progress bars
@@ -34,6 +35,15 @@ def no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
+class Override(StrEnum):
+    """Why a manager launched without the client's consent: fixed reasons, never free text (a
+    note could carry the very details the consent protects)."""
+
+    emergency_protection = "emergency_protection"  # violence, danger to life: shelter first
+    client_unable_to_consent = "client_unable_to_consent"
+    legal_obligation = "legal_obligation"
+
+
 class LaunchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,6 +52,7 @@ class LaunchRequest(BaseModel):
     partner: str = Field(min_length=1, max_length=60)
     urgent: bool = False
     launched_at: dt.datetime | None = None
+    consent_override: Override | None = None
 
 
 class LaunchRefused(DomainError):
@@ -131,10 +142,16 @@ def launch_referrals(
     plans: list[
         tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]
     ] = []
+    may_override = coordinator.role in (Role.manager.value, Role.admin.value)
     for i, req in enumerate(requests):
         if i % TICK == 0:
             progress("launch", i, len(requests))
         try:
+            if req.consent_override and not may_override:
+                raise DomainError(
+                    "only a manager may launch without the client's consent",
+                    key="override_role",
+                )
             plan = _check(req, clients, directory, consents, open_refs, ctx, now)
         except DomainError as exc:
             problems.append((i, str(exc)))
@@ -198,7 +215,9 @@ def _check(
             pathway=pathway.name,
         )
     consent = consents.get((client.id, org.id, pathway.key))  # type: ignore[arg-type]
-    if consent is None or consent.granted_at > at:
+    if req.consent_override:
+        pass  # a manager's recorded decision (an event on the referral), checked above
+    elif consent is None or consent.granted_at > at:
         raise DomainError(
             f"no consent from client {client.code} for {pathway.key} with {org.slug}; record it with "
             f"`referrals consent grant {client.code} --partner {org.slug} --purpose {pathway.key}`",
@@ -207,7 +226,7 @@ def _check(
             partner=org.name,
             pathway=pathway.name,
         )
-    if consent.withdrawn_at is not None and consent.withdrawn_at <= at:
+    elif consent.withdrawn_at is not None and consent.withdrawn_at <= at:
         day = consent.withdrawn_at.astimezone(ctx.tz).strftime("%d/%m/%Y")
         raise DomainError(
             f"client {client.code} withdrew consent for {pathway.key} with {org.slug} on {day}",
@@ -315,6 +334,17 @@ def _write(
                 },
             )
         )
+        if req.consent_override:
+            events.append(
+                _event(
+                    ref_id,
+                    None,
+                    "consent.overridden",
+                    at,
+                    actor,
+                    {"reason": req.consent_override.value, "partner": org.slug},
+                )
+            )
         events.append(
             _event(
                 ref_id,

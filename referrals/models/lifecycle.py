@@ -47,6 +47,7 @@ class Reason(StrEnum):
     partner_unreachable = "partner_unreachable"
     not_our_service = "not_our_service"
     no_longer_needed = "no_longer_needed"
+    consent_withdrawn = "consent_withdrawn"
     other = "other"
 
 
@@ -60,6 +61,7 @@ REASON_NAMES: dict[str, dict[str, str]] = {
         Reason.partner_unreachable: "không liên lạc được với đơn vị",
         Reason.not_our_service: "không thuộc chức năng của đơn vị",
         Reason.no_longer_needed: "không còn cần",
+        Reason.consent_withdrawn: "đối tượng rút lại sự đồng ý",
         Reason.other: "lý do khác",
     },
     "en": {
@@ -70,6 +72,7 @@ REASON_NAMES: dict[str, dict[str, str]] = {
         Reason.partner_unreachable: "partner unreachable",
         Reason.not_our_service: "not the partner's service",
         Reason.no_longer_needed: "no longer needed",
+        Reason.consent_withdrawn: "consent withdrawn",
         Reason.other: "other",
     },
 }

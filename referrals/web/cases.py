@@ -212,6 +212,7 @@ async def client_consent(code: Code, request: Request, me: Me) -> Response:
                     purpose=data.purpose,
                     by=me.user,
                     now=me.now,
+                    ctx=me.rt.ctx,
                 )
             else:
                 grant_consent(
