@@ -33,6 +33,8 @@ token_app = typer.Typer(help="API tokens (for /api/v1).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 user_app = typer.Typer(help="Staff accounts for the web pages.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+keys_app = typer.Typer(help="Encryption keys: status and rotation.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(
     help="The append-only audit trail and its hash chain.", no_args_is_help=True
 )
@@ -852,6 +854,50 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
     print(f"password of {username} set")
 
 
+@keys_app.command("status")
+def keys_status(as_json: JsonOpt = False) -> None:
+    """Which key seals the clients' details, and how many wait for `keys rotate`."""
+    from sqlmodel import Session
+
+    from referrals.models.keys import key_status
+
+    rt = _runtime()
+    with Session(rt.engine) as s:
+        status = key_status(s, rt.ctx.vault)
+    if as_json:
+        return emit_json(status)
+    print(
+        f"current key {status['current']}: {status['to_rotate']} clients still under an older key"
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch: Annotated[int, typer.Option("--batch", min=1, max=10_000)] = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-encrypt every client's details under the current REFERRALS_SECRET_KEY (the old one in
+    REFERRALS_PREVIOUS_SECRET_KEYS); a batch per transaction, resumable after an interruption."""
+    from sqlmodel import Session
+
+    from referrals.cli.progress import progress_bar
+    from referrals.models.keys import key_status, rotate
+
+    rt = _runtime()
+    with Session(rt.engine) as s:
+        total = key_status(s, rt.ctx.vault)["to_rotate"]
+    with progress_bar() as update:
+        moved = rotate(
+            rt.engine,
+            vault=rt.ctx.vault,
+            batch=batch,
+            progress=lambda done: update("rotate", done, total),
+        )
+    if as_json:
+        return emit_json({"rotated": moved, "current": rt.ctx.vault.key_id})
+    print(f"{moved} clients re-encrypted under key {rt.ctx.vault.key_id}")
+
+
 @audit_app.command("seal")
 def audit_seal(as_json: JsonOpt = False) -> None:
     """Seal the events written since the last pass into the chain (the sweep does this too)."""
@@ -874,7 +920,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
-        verdict = verify(reader, vault=vault_for(settings.secret_key))
+        verdict = verify(reader, vault=vault_for(settings.secret_key, settings.previous_keys))
     if as_json:
         emit_json(verdict.as_dict())
     elif verdict.ok:

@@ -13,6 +13,7 @@ STAGES = {
     "clients": "clients and consents",
     "launch": "checking launches",
     "write": "writing",
+    "rotate": "re-encrypting clients",
 }
 
 

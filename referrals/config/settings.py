@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str = ""
     secret_key: str = Field(default=DEVELOPMENT_SECRET, repr=False)
+    # Secrets used before the current one, comma-separated, while `referrals keys rotate` moves
+    # the data to the current one (and for links and audit seals made with them).
+    previous_secret_keys: str = Field(default="", repr=False)
     timezone: str = "Asia/Ho_Chi_Minh"
     config_dir: Path = BUNDLED_CONFIG
     public_url: str = "http://127.0.0.1:8000"
@@ -50,6 +53,10 @@ class Settings(BaseSettings):
                 'set a random one, e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
         return self
+
+    @property
+    def previous_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.previous_secret_keys.split(",") if k.strip())
 
     @property
     def tz(self) -> ZoneInfo:

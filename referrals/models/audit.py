@@ -60,6 +60,10 @@ class Verdict:
 
 
 def link(vault: Vault, previous: str, event: dict[str, Any]) -> str:
+    return links(vault, previous, event)[0]
+
+
+def links(vault: Vault, previous: str, event: dict[str, Any]) -> list[str]:
     """The chain hash of `event` after `previous`: HMAC over both, the event in a canonical
     form (UTC time, sorted JSON keys) that reads the same from SQLite and PostgreSQL."""
     at = event["at"]
@@ -77,7 +81,7 @@ def link(vault: Vault, previous: str, event: dict[str, Any]) -> str:
         data,
     ]
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return vault.chain_mac(previous + canonical)
+    return vault.chain_macs(previous + canonical)
 
 
 def seal(engine: Engine, *, vault: Vault) -> int:
@@ -132,8 +136,8 @@ def verify(reader: Reader, *, vault: Vault) -> Verdict:
             if row["chain_seq"] != position + 1:
                 verdict.first_broken, verdict.why = row["id"], "an event before it is missing"
                 return verdict
-            expected = link(vault, previous, row)
-            if not hmac.compare_digest(expected, row["chain_hash"] or ""):
+            found = row["chain_hash"] or ""
+            if not any(hmac.compare_digest(x, found) for x in links(vault, previous, row)):
                 verdict.first_broken = row["id"]
                 verdict.why = "it, or an event before it, was changed"
                 return verdict

@@ -21,5 +21,5 @@ class Context:
         return cls(
             tz=settings.tz,
             calendar=WorkingCalendar.for_province(province.province, settings.tz),
-            vault=vault_for(settings.secret_key),
+            vault=vault_for(settings.secret_key, settings.previous_keys),
         )

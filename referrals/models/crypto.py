@@ -28,13 +28,23 @@ def derive_key(secret: str, purpose: bytes) -> bytes:
 
 
 class Vault:
-    def __init__(self, secret_key: str) -> None:
-        key = derive_key(secret_key, b"pii-encryption-v1")
-        self.key_id = hashlib.sha256(key).hexdigest()[:8]
-        self._keys = {self.key_id: AESGCM(key)}
-        self._lookup_key = derive_key(secret_key, b"pii-lookup-v1")
-        self._link_key = derive_key(secret_key, b"action-link-v1")
-        self._chain_key = derive_key(secret_key, b"audit-chain-v1")
+    """The current secret encrypts, keys lookups and signs; previous secrets (during and after a
+    rotation, `referrals keys rotate`) still decrypt, match lookups and verify links and the
+    audit chain made with them."""
+
+    def __init__(self, secret_key: str, previous: tuple[str, ...] = ()) -> None:
+        secrets = (secret_key, *(p for p in previous if p and p != secret_key))
+        keys = [derive_key(s, b"pii-encryption-v1") for s in secrets]
+        self.key_id = hashlib.sha256(keys[0]).hexdigest()[:8]
+        self._keys = {hashlib.sha256(k).hexdigest()[:8]: AESGCM(k) for k in keys}
+        self._lookup_keys = [derive_key(s, b"pii-lookup-v1") for s in secrets]
+        self._link_keys = [derive_key(s, b"action-link-v1") for s in secrets]
+        self._chain_keys = [derive_key(s, b"audit-chain-v1") for s in secrets]
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every key id this vault can decrypt, the current one first."""
+        return list(self._keys)
 
     def encrypt(self, value: str | None, column: str) -> str | None:
         if value is None:
@@ -54,22 +64,37 @@ class Vault:
             raise ValueError(f"cannot decrypt {column}: wrong REFERRALS_SECRET_KEY?") from None
 
     def lookup(self, value: str | None, kind: str) -> str | None:
-        """Keyed hash for exact-match lookups of a normalised value."""
+        """Keyed hash for exact-match lookups of a normalised value (the current key)."""
+        return self.lookups(value, kind)[0] if value else None
+
+    def lookups(self, value: str | None, kind: str) -> list[str]:
+        """The value's lookup hash under every key, the current first: what a search must try
+        while a rotation has not yet reached every row."""
         if not value:
-            return None
-        normal = unicodedata.normalize("NFC", value).strip().upper()
-        return hmac.new(self._lookup_key, f"{kind}:{normal}".encode(), hashlib.sha256).hexdigest()
+            return []
+        normal = f"{kind}:{unicodedata.normalize('NFC', value).strip().upper()}".encode()
+        return [hmac.new(k, normal, hashlib.sha256).hexdigest() for k in self._lookup_keys]
 
     def link_mac(self, message: str) -> str:
         """80 bits of HMAC-SHA256, base32 lower case: short enough for an SMS link."""
-        mac = hmac.new(self._link_key, message.encode(), hashlib.sha256).digest()[:10]
-        return base64.b32encode(mac).decode().lower()
+        return self.link_macs(message)[0]
+
+    def link_macs(self, message: str) -> list[str]:
+        """The link MAC under every key: links sent before a rotation keep working."""
+        macs = (
+            hmac.new(k, message.encode(), hashlib.sha256).digest()[:10] for k in self._link_keys
+        )
+        return [base64.b32encode(m).decode().lower() for m in macs]
 
     def chain_mac(self, message: str) -> str:
-        """HMAC-SHA256 for the audit chain (models/audit.py), hex."""
-        return hmac.new(self._chain_key, message.encode(), hashlib.sha256).hexdigest()
+        """HMAC-SHA256 for the audit chain (models/audit.py), hex, with the current key."""
+        return self.chain_macs(message)[0]
+
+    def chain_macs(self, message: str) -> list[str]:
+        """The chain MAC under every key: links sealed before a rotation still verify."""
+        return [hmac.new(k, message.encode(), hashlib.sha256).hexdigest() for k in self._chain_keys]
 
 
 @lru_cache(maxsize=4)
-def vault_for(secret_key: str) -> Vault:
-    return Vault(secret_key)
+def vault_for(secret_key: str, previous: tuple[str, ...] = ()) -> Vault:
+    return Vault(secret_key, previous)

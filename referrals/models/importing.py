@@ -229,13 +229,21 @@ def _find_or_create_clients(
     v = ctx.vault
     ids = [v.lookup(r.id_number, "id_number") for r in rows]
     phones = [v.lookup(r.phone, "phone") for r in rows]
+    # Every key's hash is searched (a rotation may not have reached every client yet); each
+    # older hash is mapped back to the current one, which the rows below use.
+    current: dict[str, str] = {}
+    for r in rows:
+        for kind, value in (("id_number", r.id_number), ("phone", r.phone)):
+            hashes = v.lookups(value, kind)
+            current.update((h, hashes[0]) for h in hashes)
     known: dict[str, _ClientRef] = {}
     for column, values in ((Client.id_number_lookup, ids), (Client.phone_lookup, phones)):
-        wanted = sorted({x for x in values if x})
+        targets = set(values)
+        wanted = sorted(h for h, latest in current.items() if latest in targets)
         for i in range(0, len(wanted), CHUNK):
             query = select(Client.id, Client.code, column).where(column.in_(wanted[i : i + CHUNK]))
             for cid, code, key in session.execute(query):
-                known.setdefault(key, _ClientRef(cid, code))
+                known.setdefault(current[key], _ClientRef(cid, code))
     result: list[_ClientRef | None] = []
     new_rows: list[dict[str, Any]] = []
     new_index: dict[int, int] = {}  # row -> position in new_rows
