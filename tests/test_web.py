@@ -491,3 +491,27 @@ def test_the_period_report_from_the_dashboard(rt: Runtime, clock: Clock, now: dt
     assert hoa.get("/report?from=2026-11-30&to=2026-11-01").status_code == 422
     assert hoa.get("/report?from=nope&to=2026-11-01").status_code == 422
     assert hoa.get("/report?from=2026-11-01&to=2026-11-30&format=pdf").status_code == 404
+
+
+def test_logins_and_link_pages_are_rate_limited_per_address(
+    rt: Runtime, clock: Clock, now: dt.datetime
+) -> None:
+    client = TestClient(create_app(clock=clock))
+    token = csrf_of(client.get("/login").text)
+    answers = [
+        client.post("/login", data={"csrf": token, "username": "x", "password": "y"}).status_code
+        for _ in range(11)
+    ]
+    assert answers[:10] == [401] * 10 and answers[10] == 429
+    refused = client.post("/login", data={"csrf": token, "username": "mai", "password": PASSWORD})
+    assert refused.status_code == 429 and "Quá nhiều lần thử" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    clock.now += dt.timedelta(seconds=61)
+    ok = client.post(
+        "/login",
+        data={"csrf": token, "username": "mai", "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    guesses = [client.get(f"/l/aaaaaaaaaaaaaaaa{i:02d}").status_code for i in range(31)]
+    assert set(guesses[:30]) == {404} and guesses[30] == 429

@@ -28,6 +28,7 @@ from referrals.models.answering import DECLINE_REASONS, Answer, LinkRefused, ans
 from referrals.models.db import transaction
 from referrals.models.errors import DomainError
 from referrals.models.runtime import Runtime
+from referrals.web.limits import Limit
 from referrals.web.staff import PAGES, LoginNeeded, language, now_of, read_form, render
 from referrals.web.words import WORDS
 
@@ -87,6 +88,11 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         description="Referral-workflow engine: the JSON API (/api/v1) and the partners' pages.",
     )
     app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+    # Each app counts for itself (tests make many apps; a server makes one).
+    app.state.limits = {
+        "login": Limit("login", per_minute=10),
+        "link": Limit("link", per_minute=30),
+    }
     app.include_router(router)
     for pages in (login.router, cases.router, dashboard.router, admin.router):
         app.include_router(pages)
@@ -97,8 +103,15 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         """The API answers JSON; pages answer a short page in the visitor's language."""
         if request.url.path.startswith("/api/"):
             return await http_exception_handler(request, exc)
-        lang = language(request)
-        return render("error.html", lang, exc.status_code, code=exc.status_code, detail=exc.detail)
+        page = render(
+            "error.html",
+            language(request),
+            exc.status_code,
+            code=exc.status_code,
+            detail=exc.detail,
+        )
+        page.headers.update(exc.headers or {})  # e.g. Retry-After on 429
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def page_invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -125,6 +138,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
 
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     def link_page(token: str, request: Request) -> HTMLResponse:
+        request.app.state.limits["link"].check(request, now_of(request))
         rt = Runtime.current()
         try:
             with transaction(rt.engine) as s:
@@ -137,6 +151,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     async def link_answer(token: str, request: Request) -> HTMLResponse:
         rt = Runtime.current()
         now = now_of(request)
+        request.app.state.limits["link"].check(request, now)
         form = {k: v for k, v in (await read_form(request)).items() if v}
         try:
             answer = Answer.model_validate(form)

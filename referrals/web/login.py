@@ -72,6 +72,7 @@ def _check(username: str, password: str, now: dt.datetime) -> tuple[int, int, st
 @router.post("/login")
 async def login(request: Request) -> Response:
     now = now_of(request)
+    request.app.state.limits["login"].check(request, now)
     fields = await read_form(request)
     before = sessions.current(request, now)
     if before is None or not hmac.compare_digest(
