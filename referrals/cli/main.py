@@ -45,6 +45,49 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this ISO 8601 instant.")]
 
 
+def _acting(
+    rt: Any,
+    s: Any,
+    *,
+    area: str | None = None,
+    what: str = "",
+    admin: bool = False,
+    managers: bool = False,
+) -> Any:
+    """REFERRALS_USER, once the policy (models/policy.py) allows what the command does."""
+    from referrals.models.people import Role
+    from referrals.models.policy import require_area, require_role
+
+    user = rt.user(s)
+    if admin:
+        require_role(user, Role.admin, doing=what)
+    elif managers:
+        require_role(user, Role.manager, Role.admin, doing=what)
+    if area is not None:
+        require_area(user, area, what=what)
+    return user
+
+
+def _operator(what: str, *, managers: bool = False) -> None:
+    """Operator commands are for admins (reading the outbox, for managers too); read cheaply."""
+    from referrals.config.settings import get_settings
+    from referrals.models.policy import require_role
+    from referrals.models.reading import Reader, acting_user
+    from referrals.models.roles import Role
+
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
+        roles = (Role.manager, Role.admin) if managers else (Role.admin,)
+        require_role(acting_user(reader, settings.user), *roles, doing=what)
+
+
+def _client_acting(rt: Any, s: Any, code: str) -> Any:
+    """REFERRALS_USER, if it may act on client CODE's district (else: unknown client)."""
+    from referrals.models.clients import get_client
+
+    return _acting(rt, s, area=get_client(s, code).area_key, what=f"client {code!r}")
+
+
 def _runtime() -> Any:
     from referrals.models.runtime import Runtime
 
@@ -116,7 +159,8 @@ def client_add(
     rt = _runtime()
     data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
     with transaction(rt.engine) as s:
-        c = add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=parse_now(None))
+        me = _acting(rt, s, area=data.district, what=f"district {data.district}")
+        c = add_client(s, data=data, ctx=rt.ctx, created_by=me, now=parse_now(None))
     if as_json:
         return emit_json({"code": c.code, "district": c.area_key})
     print(c.code)
@@ -135,7 +179,8 @@ def client_export(
 
     rt = _runtime()
     with transaction(rt.engine) as s:
-        data = export_client(s, code=code, by=rt.user(s), ctx=rt.ctx, now=dt.datetime.now(dt.UTC))
+        me = _acting(rt, s, managers=True, what="client export")
+        data = export_client(s, code=code, by=me, ctx=rt.ctx, now=dt.datetime.now(dt.UTC))
     if out is None:
         return emit_json(data)
     out.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -158,7 +203,8 @@ def client_erase(
         raise click.UsageError(f"erasing {code} cannot be undone: add --yes to confirm")
     rt = _runtime()
     with transaction(rt.engine) as s:
-        erase_client(s, code=code, by=rt.user(s), now=dt.datetime.now(dt.UTC))
+        me = _acting(rt, s, managers=True, what="client erase")
+        erase_client(s, code=code, by=me, now=dt.datetime.now(dt.UTC))
     print(f"client {code}: personal data erased")
 
 
@@ -183,13 +229,14 @@ def consent_grant(
 
     rt = _runtime()
     with transaction(rt.engine) as s:
+        me = _client_acting(rt, s, client)
         _, created = grant_consent(
             s,
             client_code=client,
             partner=partner,
             purpose=purpose,
             method=ConsentMethod(method.value),
-            by=rt.user(s),
+            by=me,
             now=parse_now(now),
         )
     print("consent recorded" if created else "consent was already recorded")
@@ -209,12 +256,13 @@ def consent_withdraw(
 
     rt = _runtime()
     with transaction(rt.engine) as s:
+        me = _client_acting(rt, s, client)
         done = withdraw_consent(
             s,
             client_code=client,
             partner=partner,
             purpose=purpose,
-            by=rt.user(s),
+            by=me,
             now=parse_now(now),
             ctx=rt.ctx,
         )
@@ -268,19 +316,28 @@ def launch(
         urgent=urgent,
         consent_override=override_consent,
     )
+    from referrals.models.db import transaction
+
     code, when = new_code("R"), parse_now(now)
+    rt = _runtime()
+    with transaction(rt.engine) as s:
+        # A coordinator launches in their district; a launch without consent is a manager's
+        # decision (models/launching.py checks the role again).
+        me = (
+            _acting(rt, s, managers=True, what="a launch without consent")
+            if override_consent
+            else _client_acting(rt, s, client)
+        )
     use_prefect = via.runs_flow
     if use_prefect:
         from referrals.flows.launch import run_launch
 
         run_launch(code=code, request=request, now=when)
     else:
-        from referrals.models.db import transaction
         from referrals.models.launching import launch_one
 
-        rt = _runtime()
         with transaction(rt.engine) as s:
-            launch_one(s, code=code, request=request, coordinator=rt.user(s), ctx=rt.ctx, now=when)
+            launch_one(s, code=code, request=request, coordinator=me, ctx=rt.ctx, now=when)
     if as_json:
         return emit_json({"code": code, "via": "prefect" if use_prefect else "direct"})
     print(code)
@@ -341,7 +398,8 @@ def list_cmd(
     """Referrals, newest first (most late first with --overdue), a page of 100 unless --limit."""
     from referrals.cli.clock import parse_now
     from referrals.config.settings import get_settings
-    from referrals.models.reading import Reader, list_referrals
+    from referrals.models.policy import Forbidden, district_scope
+    from referrals.models.reading import Reader, acting_user, list_referrals
 
     settings = get_settings()
     calendar = None
@@ -352,6 +410,9 @@ def list_cmd(
         province = load_province(settings.config_dir).province
         calendar = WorkingCalendar.for_province(province, settings.tz)
     with Reader.open(settings.database_url) as reader:
+        scope = district_scope(acting_user(reader, settings.user))
+        if scope is not None and district not in (None, scope):
+            raise Forbidden(f"{settings.user} works in {scope}, not {district}")
         rows = list_referrals(
             reader,
             tz=settings.tz,
@@ -360,7 +421,7 @@ def list_cmd(
             overdue=overdue,
             status=status,
             partner=partner,
-            district=district,
+            district=scope or district,
             limit=limit,
             offset=offset,
         )
@@ -435,6 +496,7 @@ def report(
     """The period report: clients and referrals by service and district, partners' response
     times, messages; as of the end of the period, so a past period's figures do not move."""
     from referrals.cli.clock import parse_now
+    from referrals.config.settings import get_settings
     from referrals.reports.period import period_report
 
     text = period_report(
@@ -444,6 +506,7 @@ def report(
         now=parse_now(now),
         district=district,
         lang=lang,
+        user=get_settings().user,
     )
     if out is None:
         sys.stdout.write(text)
@@ -457,11 +520,14 @@ def show(code: str, now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """One referral: steps with due dates in local time, the timeline, the messages."""
     from referrals.cli.clock import parse_now
     from referrals.config.settings import get_settings
-    from referrals.models.reading import Reader, show_referral
+    from referrals.models.policy import require_area
+    from referrals.models.reading import Reader, acting_user, show_referral
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
+        me = acting_user(reader, settings.user)
         r = show_referral(reader, code=code, tz=settings.tz, now=parse_now(now))
+        require_area(me, r["district"], what=f"referral {code!r}", act=False)
     if as_json:
         return emit_json(r)
     print(
@@ -523,17 +589,20 @@ def advance(
     """Move a referral on: accept, decline, done, fail, hold, resume, cancel."""
     from referrals.cli.clock import parse_now
     from referrals.models.advancing import advance as advance_referral
+    from referrals.models.advancing import get_referral
     from referrals.models.db import transaction
     from referrals.models.lifecycle import Action
     from referrals.models.people import actor_name
 
     rt = _runtime()
     with transaction(rt.engine) as s:
+        area = get_referral(s, code).area_key
+        me = _acting(rt, s, area=area, what=f"referral {code!r}")
         r = advance_referral(
             s,
             code=code,
             action=Action(action.value),
-            actor=actor_name(rt.user(s)),
+            actor=actor_name(me),
             ctx=rt.ctx,
             now=parse_now(now),
             step_key=step,
@@ -552,6 +621,7 @@ def deliver(
     as_json: JsonOpt = False,
 ) -> None:
     """One delivery pass: send every due message through its channel, record each outcome."""
+    _operator("deliver")
     from referrals.cli.clock import parse_now
 
     when = parse_now(now)
@@ -582,6 +652,7 @@ def sweep(
     as_json: JsonOpt = False,
 ) -> None:
     """One deadline pass: reminders before deadlines, overdue notices, escalation levels."""
+    _operator("sweep")
     from referrals.cli.clock import parse_now
 
     when = parse_now(now)
@@ -612,6 +683,7 @@ def sweep(
 @app.command()
 def digest(now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """Queue today's digest e-mail for each manager (once a day; `deliver` sends it)."""
+    _operator("digest")
     from referrals.cli.clock import parse_now
     from referrals.models.db import transaction
     from referrals.models.digest import queue_digests
@@ -709,6 +781,7 @@ def outbox(
     """Messages, newest first: who, what, and whether it was delivered."""
     if ctx.invoked_subcommand:
         return
+    _operator("outbox", managers=True)
     from referrals.config.settings import get_settings
     from referrals.models.reading import Reader, list_messages
 
@@ -749,7 +822,10 @@ def outbox_revoke(message_id: int, now: NowOpt = None) -> None:
     rt = _runtime()
     with transaction(rt.engine) as s:
         row = revoke_link(
-            s, message_id=message_id, actor=actor_name(rt.user(s)), now=parse_now(now)
+            s,
+            message_id=message_id,
+            actor=actor_name(_acting(rt, s, admin=True, what="outbox revoke")),
+            now=parse_now(now),
         )
     print(f"the link in message {row.id} is withdrawn")
 
@@ -764,7 +840,8 @@ def outbox_retry(message_id: int, now: NowOpt = None) -> None:
 
     rt = _runtime()
     with transaction(rt.engine) as s:
-        row = retry(s, message_id=message_id, actor=actor_name(rt.user(s)), now=parse_now(now))
+        me = _acting(rt, s, admin=True, what="outbox retry")
+        row = retry(s, message_id=message_id, actor=actor_name(me), now=parse_now(now))
     print(f"message {row.id} is queued again")
 
 
@@ -774,6 +851,7 @@ def token_create(
     name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "api",
 ) -> None:
     """Issue an API token for USERNAME; it is printed once and stored only as a hash."""
+    _operator("token create")
     import datetime as dt
 
     from referrals.models.db import transaction
@@ -827,7 +905,11 @@ def user_add(
     rt = _runtime()
     with transaction(rt.engine) as s:
         add_user(
-            s, data=data, password=password, by=actor_name(rt.user(s)), now=dt.datetime.now(dt.UTC)
+            s,
+            data=data,
+            password=password,
+            by=actor_name(_acting(rt, s, admin=True, what="user add")),
+            now=dt.datetime.now(dt.UTC),
         )
     print(f"user {data.username} added ({data.role})")
 
@@ -848,7 +930,7 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
             s,
             username=username,
             password=password,
-            by=actor_name(rt.user(s)),
+            by=actor_name(_acting(rt, s, admin=True, what="user password")),
             now=dt.datetime.now(dt.UTC),
         )
     print(f"password of {username} set")
@@ -857,6 +939,7 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
 @keys_app.command("status")
 def keys_status(as_json: JsonOpt = False) -> None:
     """Which key seals the clients' details, and how many wait for `keys rotate`."""
+    _operator("keys status")
     from sqlmodel import Session
 
     from referrals.models.keys import key_status
@@ -878,6 +961,7 @@ def keys_rotate(
 ) -> None:
     """Re-encrypt every client's details under the current REFERRALS_SECRET_KEY (the old one in
     REFERRALS_PREVIOUS_SECRET_KEYS); a batch per transaction, resumable after an interruption."""
+    _operator("keys rotate")
     from sqlmodel import Session
 
     from referrals.cli.progress import progress_bar
@@ -901,6 +985,7 @@ def keys_rotate(
 @audit_app.command("seal")
 def audit_seal(as_json: JsonOpt = False) -> None:
     """Seal the events written since the last pass into the chain (the sweep does this too)."""
+    _operator("audit seal")
     from referrals.models.audit import seal
 
     rt = _runtime()

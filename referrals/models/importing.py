@@ -31,6 +31,7 @@ from referrals.models.launching import (
     no_progress,
 )
 from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
+from referrals.models.policy import acts_in_area
 from referrals.models.workflow import Event
 
 HEADER = (
@@ -182,8 +183,13 @@ def import_referrals(
         for line, row in zip(lines, rows, strict=True)
         if row.district not in areas or row.partner not in orgs
     ]
+    problems += [
+        (line, f"{coordinator.username} may not launch in {row.district}")
+        for line, row in zip(lines, rows, strict=True)
+        if row.district in areas and not acts_in_area(coordinator, row.district)
+    ]
     if problems:
-        raise ImportRefused(problems)
+        raise ImportRefused(sorted(problems))
 
     report = ImportReport()
     progress("clients", 0, len(rows))

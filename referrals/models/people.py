@@ -7,13 +7,10 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
+from referrals.models.roles import Role
 from referrals.models.types import UTCDateTime, utcnow
 
-
-class Role(StrEnum):
-    coordinator = "coordinator"
-    manager = "manager"
-    admin = "admin"
+__all__ = ["Client", "Consent", "ConsentMethod", "Role", "User", "actor_name"]
 
 
 class User(SQLModel, table=True):

@@ -1,12 +1,28 @@
-"""Who may see and do what, in one place (the API uses it now; the pages and CLI will too).
+"""Who may see and do what, in one place: the CLI, the API and the pages all ask here.
 
 Coordinators work in their district: they see and act on its referrals and clients only.
-Managers see every district and change nothing through the API. Admins see and do everything.
+Managers see every district, read reports and exports, and change no referral. Admins see and
+do everything, and alone run the operator's commands (keys, audit, users, delivery, sweeps).
 """
 
 from __future__ import annotations
 
-from referrals.models.people import Role, User
+from typing import Protocol
+
+from referrals.models.errors import DomainError, NotFound
+from referrals.models.roles import Role
+
+
+class User(Protocol):
+    """Whoever acts: a `people.User` row, or the same three fields read without the ORM."""
+
+    username: str
+    role: str
+    area_key: str | None
+
+
+class Forbidden(DomainError):
+    """The user may see this but not do that (403 on the web)."""
 
 
 def sees_area(user: User, area_key: str) -> bool:
@@ -24,3 +40,17 @@ def acts_in_area(user: User, area_key: str) -> bool:
 def district_scope(user: User) -> str | None:
     """The one district a user is limited to when listing, or None for all."""
     return user.area_key if user.role == Role.coordinator.value else None
+
+
+def require_area(user: User, area_key: str, *, what: str, act: bool = True) -> None:
+    """Refuse a user who may not see (as if `what` did not exist) or not act in `area_key`."""
+    if not sees_area(user, area_key):
+        raise NotFound(f"unknown {what}")
+    if act and not acts_in_area(user, area_key):
+        raise Forbidden(f"{user.username} ({user.role}) may read {what} but not change it")
+
+
+def require_role(user: User, *roles: Role, doing: str) -> None:
+    if user.role not in {r.value for r in roles}:
+        allowed = " or ".join(r.value for r in roles)
+        raise Forbidden(f"{doing} is for {allowed} users; {user.username} is a {user.role}")

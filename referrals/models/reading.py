@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -101,6 +102,25 @@ class Reader:
                 if isinstance(row[name], str):
                     row[name] = json.loads(row[name])
         return out
+
+
+@dataclass(frozen=True)
+class Person:
+    """The acting user as the policy needs them (models/policy.py), read without the ORM."""
+
+    username: str
+    role: str
+    area_key: str | None
+
+
+def acting_user(reader: Reader, username: str) -> Person:
+    found = reader.rows(
+        'SELECT username, role, area_key FROM "user" WHERE username = :u AND active',
+        u=username,
+    )
+    if not found:
+        raise NotFound(f"no active user {username!r} (set REFERRALS_USER or run `referrals init`)")
+    return Person(**found[0])
 
 
 def _utc(value: Any) -> dt.datetime | None:

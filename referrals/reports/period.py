@@ -8,7 +8,8 @@ import datetime as dt
 from referrals.config import load_province
 from referrals.config.settings import get_settings
 from referrals.models.calendar import WorkingCalendar
-from referrals.models.reading import Reader
+from referrals.models.policy import Forbidden, district_scope
+from referrals.models.reading import Reader, acting_user
 from referrals.models.report import Period, build_report
 from referrals.reports.render import render
 
@@ -31,7 +32,9 @@ def period_report(
     now: dt.datetime,
     district: str | None = None,
     lang: str = "vi",
+    user: str | None = None,
 ) -> str:
+    """The report as text; for `user` (a username), within what the policy lets them see."""
     if lang not in ("vi", "en"):
         raise ValueError(f"unknown language {lang!r} (vi or en)")
     settings = get_settings()
@@ -40,6 +43,10 @@ def period_report(
         load_province(settings.config_dir).province, settings.tz
     )
     with Reader.open(settings.database_url) as reader:
+        scope = district_scope(acting_user(reader, user)) if user else None
+        if scope is not None and district not in (None, scope):
+            raise Forbidden(f"{user} works in {scope}, not {district}")
+        district = scope or district
         if district is not None and not reader.rows(
             "SELECT key FROM area WHERE key = :key", key=district
         ):
