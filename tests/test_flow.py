@@ -148,3 +148,56 @@ def test_period_report_flow_writes_the_report_and_its_run_holds_no_pii(
     assert run.name == "report 2026-11-01..2026-11-30"
     assert run.state and run.state.is_completed()
     assert NAME not in json.dumps([run.name, run.tags, run.parameters], ensure_ascii=False)
+
+
+def test_no_client_detail_is_readable_anywhere_after_a_demo_run(
+    prefect_server: None, rt: Runtime, now: dt.datetime, tmp_path: Path
+) -> None:
+    """The engine's database (the SQLite file and its WAL, or a pg_dump) and Prefect's own
+    database, after the demo data, a launch, a sweep and a delivery through Prefect, hold no
+    client's name, phone or ID number in clear."""
+    import subprocess
+
+    from prefect.settings import get_current_settings
+
+    from referrals.cli.demo import CASES, load_demo
+    from referrals.flows.deliver import deliver_notifications
+    from referrals.flows.launch import run_launch
+    from referrals.flows.sweep import sweep_deadlines
+
+    load_demo(rt, now=now - dt.timedelta(days=30))
+    client = new_client(rt, now, name=NAME, phone="0905 777 555", id_number="079190777555")
+    consent(rt, client, "police-nha-trang", "id_papers", now)
+    request = LaunchRequest(client_code=client, pathway="id_papers", partner="police-nha-trang")
+    run_launch(code=new_code("R"), request=request, now=now)
+    sweep_deadlines(now=now + dt.timedelta(days=5))
+    deliver_notifications(now=now + dt.timedelta(days=5))
+
+    secrets = {NAME, "777 555", "777555", "079190777555"}
+    for name, phone, id_number, *_ in CASES:
+        digits = phone.replace(" ", "")
+        secrets |= {name, id_number} | ({phone, digits, "+84" + digits[1:]} if phone else set())
+    secrets.discard("")
+    url = rt.settings.database_url
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        engine_bytes = path.read_bytes() + (
+            Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b""
+        )
+    else:
+        dump = subprocess.run(
+            ["pg_dump", "--no-owner", url.replace("postgresql+psycopg://", "postgresql://")],
+            capture_output=True,
+            check=True,
+        )
+        engine_bytes = dump.stdout
+        assert b"CREATE TABLE public.client" in engine_bytes  # a real dump, not an empty one
+    prefect_url = get_current_settings().server.database.connection_url.get_secret_value()  # type: ignore[union-attr]
+    prefect_path = Path(prefect_url.split("///", 1)[1])
+    prefect_bytes = b"".join(
+        p.read_bytes() for p in prefect_path.parent.glob(prefect_path.name + "*") if p.is_file()
+    )
+    assert b"launch-referral" in prefect_bytes  # the runs are in there
+    for secret in sorted(secrets):
+        assert secret.encode() not in engine_bytes, secret
+        assert secret.encode() not in prefect_bytes, secret
