@@ -37,8 +37,16 @@ class ConfigError(Exception):
     """A province file is missing or wrong; the message says where."""
 
 
+PHONE_TEXT = re.compile(r"^\+?[0-9][0-9 ().-]{2,30}$")  # ASCII digits and separators only
+
+
 def e164(value: str, region: str = "VN") -> str:
-    """Normalise a Vietnamese or international phone number to E.164, or raise ValueError."""
+    """Normalise a Vietnamese or international phone number to E.164, or raise ValueError.
+
+    Letters (vanity numbers), other scripts' digits and doubled signs are refused before the
+    parser sees them: it would read them, and a coordinator would not have meant them."""
+    if not PHONE_TEXT.match(value.strip()):
+        raise ValueError(f"{value[:40]!r} is not a phone number")
     import phonenumbers  # ~0.1 s: only paid when a number is checked
 
     try:
@@ -378,6 +386,8 @@ def _load(config_dir: Path, stamps: tuple[int | None, ...]) -> Province:
             parsed[name] = model.model_validate(data or {})
         except FileNotFoundError:
             problems.append(f"{path}: file not found")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8")
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -34,6 +34,8 @@ class ClientIn(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if any(unicodedata.category(ch) == "Cc" for ch in value.replace("\t", " ")):
+            raise ValueError("a name has no control characters")
         return unicodedata.normalize("NFC", " ".join(value.split()))
 
     @field_validator("phone")

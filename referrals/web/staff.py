@@ -157,15 +157,18 @@ def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:
 
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form, read up to MAX_FORM bytes (413 beyond, before reading the rest);
-    values stripped, the last of repeated names kept. A NUL byte is refused (400): no text
-    column takes it and no person types it."""
+    values stripped, the last of repeated names kept. Text that is not UTF-8, or holds a NUL
+    byte (no text column takes it, no person types it), is refused with 400."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM:
             raise HTTPException(413, "form too large")
-    text = body.decode("utf-8", "replace")
-    fields = {k: v[-1].strip() for k, v in parse_qs(text).items()}
+    try:  # raw or percent-encoded, a form is UTF-8 or it is refused
+        text = body.decode("utf-8")
+        fields = {k: v[-1].strip() for k, v in parse_qs(text, errors="strict").items()}
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the form is not UTF-8 text") from None
     if any("\x00" in k or "\x00" in v for k, v in fields.items()):
         raise HTTPException(400, "a form field holds a NUL byte")
     return fields
