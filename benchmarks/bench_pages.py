@@ -14,16 +14,10 @@ a bare DB-API connection and fetches every row.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
 import os
-import platform
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_launch import drop_database, fresh_database, prepared_runtime
 from bench_sweep import NOW, seed
 from fastapi.testclient import TestClient
+from harness import run_sizes
 from sqlalchemy import select, update
 
 from referrals.config import get_settings
@@ -171,38 +166,7 @@ def one(kind: str, n: int, workdir: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(one(args.db[0], args.n[0], Path(tmp))))
-        return
-    results: dict[str, object] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "runs": [],
-    }
-    for kind in args.db:
-        for n in args.n:
-            child = subprocess.run(
-                [sys.executable, __file__, "--one", "--db", kind, "--n", str(n)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            run = json.loads(child.stdout.strip().splitlines()[-1])
-            results["runs"].append(run)  # type: ignore[union-attr]
-            print(json.dumps(run), flush=True)
-    out = ROOT / "benchmarks" / "results" / f"pages-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    run_sizes(__file__, __doc__, "pages", one, sizes=[10_000, 100_000])
 
 
 if __name__ == "__main__":

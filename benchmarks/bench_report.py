@@ -20,15 +20,9 @@ Memory is the process's resident set, sampled every 20 ms while the report runs.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_deliver import RssSampler
 from bench_launch import drop_database, fresh_database, prepared_runtime
+from harness import run_sizes
 from sqlalchemy import bindparam, select, text
 
 from referrals.models.db import transaction
@@ -216,38 +211,7 @@ def one(kind: str, n: int, workdir: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(one(args.db[0], args.n[0], Path(tmp))))
-        return
-    results: dict[str, object] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "runs": [],
-    }
-    for kind in args.db:
-        for n in args.n:
-            child = subprocess.run(
-                [sys.executable, __file__, "--one", "--db", kind, "--n", str(n)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            run = json.loads(child.stdout.strip().splitlines()[-1])
-            print(json.dumps(run), flush=True)
-            results["runs"].append(run)  # type: ignore[union-attr]
-    out = ROOT / "benchmarks" / "results" / f"report-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    run_sizes(__file__, __doc__, "report", one, sizes=[100_000, 1_000_000])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
@@ -68,3 +69,13 @@ def row_counts(rt: Runtime) -> dict[str, int]:
             t.name: c.execute(select(func.count()).select_from(t)).scalar_one()
             for t in SQLModel.metadata.sorted_tables
         }
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run `referrals ARGS` in this process: (exit code, stdout, stderr)."""
+    from referrals.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_.value.code or 0), out, err

@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from helpers import ready_referral
-from referrals.cli.main import main
+from helpers import cli, ready_referral
 from referrals.models.advancing import advance
 from referrals.models.audit import seal, verify
 from referrals.models.db import transaction
@@ -24,13 +23,6 @@ from referrals.models.sweeping import sweep_and_seal
 def _verdict(rt: Runtime):  # type: ignore[no-untyped-def]
     with Reader(rt.engine.raw_connection(), rt.engine.dialect.name) as reader:
         return verify(reader, vault=rt.ctx.vault)
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 def _some_history(rt: Runtime, now: dt.datetime) -> str:
@@ -104,16 +96,16 @@ def test_verify_names_the_first_broken_link(
 ) -> None:
     _some_history(rt, now)
     _some_history(rt, now)
-    code, out, _ = _cli(capsys, "audit", "seal")
+    code, out, _ = cli(capsys, "audit", "seal")
     assert code == 0 and "events sealed" in out
-    code, out, _ = _cli(capsys, "audit", "verify", "--json")
+    code, out, _ = cli(capsys, "audit", "verify", "--json")
     clean = json.loads(out)
     assert code == 0 and clean["ok"] and clean["sealed"] >= 10 and clean["unsealed"] == 0
     with rt.engine.connect() as c:
         ids = c.execute(text("SELECT id FROM event ORDER BY chain_seq")).scalars().all()
     changed, removed = ids[3], ids[6]
     _untriggered(rt, f"UPDATE event SET actor = 'user:nobody' WHERE id = {changed}")
-    code, _, err = _cli(capsys, "audit", "verify")
+    code, _, err = cli(capsys, "audit", "verify")
     assert code == 1 and f"breaks at event {changed}" in err and "3 events before it" in err
     _untriggered(rt, f"UPDATE event SET actor = 'user:mai' WHERE id = {changed}")  # put back
     assert _verdict(rt).ok

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import cli
 from receivers import SmtpSink
-from referrals.cli.main import main
 from referrals.models.runtime import Runtime
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 def ok_json(capsys: pytest.CaptureFixture[str], *args: str):

@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from helpers import consent, new_client, ready_referral, row_counts
-from referrals.cli.main import main
+from helpers import cli, consent, new_client, ready_referral, row_counts
 from referrals.config import get_settings
 from referrals.models.clients import withdraw_consent
 from referrals.models.db import transaction
@@ -20,13 +19,6 @@ from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification, Referral
 
 NAME = "Lý Thị Đồng Ý"
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 def test_withdrawing_consent_cancels_that_partners_open_referral_and_tells_it(
@@ -114,7 +106,7 @@ def test_only_a_manager_may_launch_without_consent_and_it_is_recorded(
     assert row_counts(rt) == before
     monkeypatch.setenv("REFERRALS_USER", "hoa")  # the manager
     get_settings.cache_clear()
-    code, _, err = _cli(
+    code, _, err = cli(
         capsys,
         "launch",
         client,
@@ -126,7 +118,7 @@ def test_only_a_manager_may_launch_without_consent_and_it_is_recorded(
         "a good reason in free text",
     )
     assert code == 1 and "consent_override" in err and row_counts(rt) == before
-    code, _, err = _cli(
+    code, _, err = cli(
         capsys,
         "launch",
         client,

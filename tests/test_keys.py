@@ -11,8 +11,7 @@ from conftest import SECRET
 from sqlalchemy import select
 from sqlmodel import Session
 
-from helpers import ready_referral
-from referrals.cli.main import main
+from helpers import cli, ready_referral
 from referrals.config import get_settings
 from referrals.models.audit import seal, verify
 from referrals.models.clients import reveal_client
@@ -28,13 +27,6 @@ from referrals.models.workflow import Notification
 
 NEW = "a-brand-new-secret-key-0123456789abcdef0123456789"
 PEOPLE = [(f"Người Thứ {i}", f"0905 100 {i:03d}", f"0791900{i:05d}") for i in range(5)]
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 def _switch(monkeypatch: pytest.MonkeyPatch, secret: str, previous: str = "") -> Runtime:
@@ -87,9 +79,9 @@ def test_a_rotation_from_start_to_finish(
         rotate(rotating.engine, vault=vault, batch=2, progress=stop)
     with Session(rotating.engine) as s:
         assert key_status(s, vault)["to_rotate"] == len(PEOPLE) - 2
-    code, out, err = _cli(capsys, "keys", "rotate", "--batch", "2", "--json")
+    code, out, err = cli(capsys, "keys", "rotate", "--batch", "2", "--json")
     assert code == 0 and json.loads(out)["rotated"] == len(PEOPLE) - 2, err
-    code, out, _ = _cli(capsys, "keys", "status", "--json")
+    code, out, _ = cli(capsys, "keys", "status", "--json")
     assert json.loads(out)["to_rotate"] == 0
 
     # The new key alone now reads every client and finds them by phone.

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from helpers import ready_referral, row_counts
+from helpers import cli, ready_referral, row_counts
 from referrals.cli.main import main
 from referrals.models.advancing import advance
 from referrals.models.db import transaction
@@ -23,13 +23,6 @@ from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Referral
 
 NAME, PHONE, ID_NUMBER = "Đinh Thị Quyền", "0905 246 135", "079190246135"
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def test_export_holds_everything_and_is_audited(
     rt: Runtime, person: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, ref = person
-    status, out, err = _cli(capsys, "client", "export", code)
+    status, out, err = cli(capsys, "client", "export", code)
     assert status == 0, err
     data = json.loads(out)
     assert data["client"] | {"created_at": None} == {
@@ -66,17 +59,17 @@ def test_export_holds_everything_and_is_audited(
     with Session(rt.engine) as s:
         (exported,) = s.scalars(select(Event).where(Event.kind == "client.exported")).all()
     assert exported.actor == "user:admin" and NAME not in json.dumps(exported.data)
-    assert _cli(capsys, "client", "export", "C-NOPE1-NOPE1")[0] == 1
+    assert cli(capsys, "client", "export", "C-NOPE1-NOPE1")[0] == 1
 
 
 def test_erasure_waits_for_open_referrals_then_keeps_the_statistics(
     rt: Runtime, person: tuple[str, str], now: dt.datetime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, ref = person
-    status, _, err = _cli(capsys, "client", "erase", code)
+    status, _, err = cli(capsys, "client", "erase", code)
     assert status != 0 and "--yes" in err
     before = row_counts(rt)
-    status, _, err = _cli(capsys, "client", "erase", code, "--yes")
+    status, _, err = cli(capsys, "client", "erase", code, "--yes")
     assert status == 1 and ref in err and "open referrals" in err
     assert row_counts(rt) == before
     with transaction(rt.engine) as s:
@@ -92,7 +85,7 @@ def test_erasure_waits_for_open_referrals_then_keeps_the_statistics(
         return {k: report[k] for k in ("rows", "services", "total", "partners")}
 
     report_before = figures()
-    status, out, err = _cli(capsys, "client", "erase", code, "--yes")
+    status, out, err = cli(capsys, "client", "erase", code, "--yes")
     assert status == 0 and "erased" in out, err
     with Session(rt.engine) as s:
         client = s.scalars(select(Client).where(Client.code == code)).one()
@@ -101,9 +94,9 @@ def test_erasure_waits_for_open_referrals_then_keeps_the_statistics(
         assert (client.phone_lookup, client.id_number_lookup) == (None, None)
         assert s.scalars(select(Event.kind).where(Event.kind == "client.erased")).one()
     assert figures() == report_before  # the statistics do not move
-    exported = json.loads(_cli(capsys, "client", "export", code)[1])
+    exported = json.loads(cli(capsys, "client", "export", code)[1])
     assert exported["client"]["name"] is None and exported["referrals"][0]["code"] == ref
-    status, _, err = _cli(capsys, "client", "erase", code, "--yes")
+    status, _, err = cli(capsys, "client", "erase", code, "--yes")
     assert status == 1 and "already erased" in err
     if rt.engine.dialect.name == "sqlite":  # nothing readable of the person in the file
         raw = Path(rt.settings.database_url.removeprefix("sqlite:///")).read_bytes()

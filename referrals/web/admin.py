@@ -16,7 +16,6 @@ from referrals.models.directory import Contact
 from referrals.models.directory_admin import affected_by, set_contact_active
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User, actor_name
-from referrals.models.reading import Reader
 from referrals.models.views import areas
 from referrals.web.cases import _why
 from referrals.web.staff import Me, Staff, require
@@ -32,7 +31,7 @@ def _admin_page(me: Staff, status: int = 200, error: str | None = None) -> Respo
     with Session(me.rt.engine) as s:
         partners = directory(s)
         users = list(s.scalars(select(User).order_by(User.role, User.username)))
-    with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
+    with me.reader() as read:
         known = areas(read)
     return me.page("admin.html", status, partners=partners, users=users, areas=known, error=error)
 

@@ -49,10 +49,6 @@ KEY = r"^[a-z0-9_-]{1,60}$"
 PAGE_ROWS = 300  # a page lists the 300 most pressing; an office's open caseload fits
 
 
-def _reader(me: Staff) -> Reader:
-    return Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name)
-
-
 def _client_or_404(me: Staff, code: str) -> Any:
     with transaction(me.rt.engine) as s:
         try:
@@ -83,7 +79,7 @@ def _may_act(me: Staff, area: str) -> None:
 def cases(me: Me, all: bool = False) -> Response:
     """Open referrals, next deadline first; a coordinator's own unless `all` (the district's)."""
     mine = me.user.role == Role.coordinator.value and not all
-    with _reader(me) as read:
+    with me.reader() as read:
         rows = list_referrals(
             read,
             tz=me.rt.settings.tz,
@@ -100,7 +96,7 @@ def cases(me: Me, all: bool = False) -> Response:
 
 @router.get("/clients")
 def clients(me: Me) -> Response:
-    with _reader(me) as read:
+    with me.reader() as read:
         rows = list_clients(read, district=district_scope(me.user))
         known = areas(read)
     return me.page("clients.html", rows=rows, areas=known)
@@ -117,7 +113,7 @@ async def client_new(request: Request, me: Me) -> Response:
             client = add_client(s, data=data, ctx=me.rt.ctx, created_by=me.user, now=me.now)
             code = client.code
     except (ValidationError, DomainError) as exc:
-        with _reader(me) as read:
+        with me.reader() as read:
             rows, known = list_clients(read, district=district_scope(me.user)), areas(read)
         return me.page("clients.html", 422, rows=rows, areas=known, error=_why(me, exc))
     return RedirectResponse(f"/clients/{code}", 303)
@@ -135,7 +131,7 @@ def _why(me: Staff, exc: Exception) -> str:
 
 def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Response:
     client = _client_or_404(me, code)
-    with _reader(me) as read:
+    with me.reader() as read:
         referrals = list_referrals(read, tz=me.rt.settings.tz, now=me.now, client=code, limit=0)
         consents = client_consents(read, code=code)
         history = client_events(read, code=code)
@@ -242,7 +238,7 @@ def _launch_page(
     me: Staff, status: int = 200, chosen: dict[str, str] | None = None, error: str | None = None
 ) -> Response:
     scope = district_scope(me.user)
-    with _reader(me) as read:
+    with me.reader() as read:
         people = list_clients(read, district=scope)
         offered: list[dict[str, Any]] = []
         for area in [scope] if scope else [a["key"] for a in areas(read)]:
@@ -289,7 +285,7 @@ async def launch(request: Request, me: Me) -> Response:
 
 
 def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = None) -> Response:
-    with _reader(me) as read:
+    with me.reader() as read:
         found = _referral_or_404(me, read, code)
         others = [
             p
@@ -327,7 +323,7 @@ class ActionForm(BaseModel):
 @router.post("/referrals/{code}/actions")
 async def referral_action(code: Code, request: Request, me: Me) -> Response:
     form = await me.form(request)
-    with _reader(me) as read:
+    with me.reader() as read:
         found = _referral_or_404(me, read, code)
     _may_act(me, found["district"])
     try:

@@ -11,7 +11,7 @@ from referrals.models.db import transaction
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, actor_name
 from referrals.models.policy import district_scope
-from referrals.models.reading import Reader, count_overdue, list_messages, list_referrals
+from referrals.models.reading import count_overdue, list_messages, list_referrals
 from referrals.models.report import Period, build_report, counts
 from referrals.models.stats import period_starts, scorecard
 from referrals.models.views import areas, pathways
@@ -30,7 +30,7 @@ def dashboard(me: Me) -> Response:
     tz = me.rt.settings.tz
     starts = period_starts(me.now, tz)
     scope = district_scope(me.user)  # a coordinator's dashboard is their district's
-    with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
+    with me.reader() as read:
         overdue = list_referrals(
             read,
             tz=tz,
@@ -103,7 +103,7 @@ def period_report_page(
         period = Period(parse_day(first), parse_day(last), me.rt.settings.tz)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    with Reader(me.rt.engine.raw_connection(), me.rt.engine.dialect.name) as read:
+    with me.reader() as read:
         data = build_report(
             read,
             period=period,

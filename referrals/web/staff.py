@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from referrals.models.errors import DomainError
 from referrals.models.people import Role, User
+from referrals.models.reading import Reader
 from referrals.models.runtime import Runtime
 from referrals.web import sessions
 from referrals.web.words import UI
@@ -127,6 +128,10 @@ class Staff:
         if not hmac.compare_digest(fields.pop("csrf", "").encode(), self.session.csrf.encode()):
             raise HTTPException(403, "the form's security token is missing or wrong; reload")
         return {k: v for k, v in fields.items() if v}
+
+    def reader(self) -> Reader:
+        """A read-only SQL reader on a pooled connection (models/reading.py); use `with`."""
+        return Reader(self.rt.engine.raw_connection(), self.rt.engine.dialect.name)
 
     def step_name(self, key: str | None) -> str:
         """A step's name from the pathway templates, in the page's language."""

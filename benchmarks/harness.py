@@ -1,0 +1,66 @@
+"""What the size-sweeping benchmarks share: one fresh child process per (database, N), so each
+measure starts cold and its memory is its own, and one JSON file of results per run."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    return (
+        f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def run_sizes(
+    script: str,
+    doc: str | None,
+    name: str,
+    one: Callable[[str, int, Path], dict[str, Any]],
+    sizes: list[int],
+) -> None:
+    """`--n` sizes x `--db` databases, each in a child running `one(db, n, workdir)`."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, nargs="+", default=sizes)
+    parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(one(args.db[0], args.n[0], Path(tmp))))
+        return
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "runs": [],
+    }
+    for kind in args.db:
+        for n in args.n:
+            child = subprocess.run(
+                [sys.executable, script, "--one", "--db", kind, "--n", str(n)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            run = json.loads(child.stdout.strip().splitlines()[-1])
+            print(json.dumps(run), flush=True)
+            results["runs"].append(run)
+    out = RESULTS / f"{name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written {out}")
