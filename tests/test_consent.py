@@ -106,30 +106,17 @@ def test_only_a_manager_may_launch_without_consent_and_it_is_recorded(
     assert row_counts(rt) == before
     monkeypatch.setenv("REFERRALS_USER", "hoa")  # the manager
     get_settings.cache_clear()
-    code, _, err = cli(
-        capsys,
+    shelter = (
         "launch",
         client,
         "--pathway",
         "emergency_shelter",
         "--partner",
         "social-work-centre",
-        "--override-consent",
-        "a good reason in free text",
     )
+    code, _, err = cli(capsys, *shelter, "--override-consent", "a good reason in free text")
     assert code == 1 and "consent_override" in err and row_counts(rt) == before
-    code, _, err = cli(
-        capsys,
-        "launch",
-        client,
-        "--pathway",
-        "emergency_shelter",
-        "--partner",
-        "social-work-centre",
-        "--override-consent",
-        "emergency_protection",
-        "--json",
-    )
+    code, _, err = cli(capsys, *shelter, "--override-consent", "emergency_protection", "--json")
     assert code == 0, err
     with Session(rt.engine) as s:
         (event,) = s.scalars(select(Event).where(Event.kind == "consent.overridden")).all()
