@@ -8,11 +8,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
+from referrals.models.answering import Answer, answer_link
 from referrals.models.clients import ClientIn, add_client, grant_consent
 from referrals.models.db import transaction
 from referrals.models.launching import LaunchRequest, launch_referrals
+from referrals.models.lifecycle import Reason
+from referrals.models.links import link_token
 from referrals.models.people import ConsentMethod
 from referrals.models.runtime import Runtime
+from referrals.models.workflow import Notification, Referral
 
 
 def new_client(
@@ -61,6 +65,17 @@ def ready_referral(
     code = new_client(rt, now, **client)
     consent(rt, code, partner, pathway, now)
     return launch(rt, code, pathway, partner, now)
+
+
+def decline_with_note(rt: Runtime, referral: str, note: str, now: dt.datetime) -> None:
+    """The partner declines through the first message's link, writing a free-text note."""
+    with transaction(rt.engine) as s:
+        message = s.scalars(
+            select(Notification.id).join(Referral).where(Referral.code == referral)
+        ).first()
+        assert message is not None
+        answer = Answer(action="decline", reason=Reason.partner_lacks_capacity, note=note)
+        answer_link(s, ctx=rt.ctx, token=link_token(rt.ctx.vault, message), answer=answer, now=now)
 
 
 def row_counts(rt: Runtime) -> dict[str, int]:

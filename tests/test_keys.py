@@ -8,24 +8,26 @@ import json
 
 import pytest
 from conftest import SECRET
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
-from helpers import cli, ready_referral
+from helpers import cli, decline_with_note, ready_referral
 from referrals.config import get_settings
 from referrals.models.audit import seal, verify
+from referrals.models.client_keys import cipher_of
 from referrals.models.clients import reveal_client
 from referrals.models.crypto import Vault
 from referrals.models.db import transaction
 from referrals.models.importing import import_referrals
 from referrals.models.keys import key_status, rotate
 from referrals.models.links import link_token, message_of
-from referrals.models.people import Client
+from referrals.models.people import Client, ClientKey
 from referrals.models.reading import Reader
 from referrals.models.runtime import Runtime
-from referrals.models.workflow import Notification
+from referrals.models.workflow import Event, Notification
 
 NEW = "a-brand-new-secret-key-0123456789abcdef0123456789"
+NOTE = "Người Thứ 0 đã chuyển nhà"
 PEOPLE = [(f"Người Thứ {i}", f"0905 100 {i:03d}", f"0791900{i:05d}") for i in range(5)]
 
 
@@ -43,6 +45,15 @@ def test_a_rotation_from_start_to_finish(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     refs = [ready_referral(rt, now, name=n, phone=p, id_number=i) for n, p, i in PEOPLE]
+    decline_with_note(rt, refs[0], NOTE, now)
+    with transaction(rt.engine) as s:  # the last client as sealed before per-client keys
+        old_style = s.get(Client, _id(s, -1))
+        assert old_style is not None
+        cipher = cipher_of(s, rt.ctx.vault, old_style)
+        for column in ("name", "phone", "id_number"):
+            value = cipher.decrypt(getattr(old_style, f"{column}_enc"), f"client.{column}")
+            setattr(old_style, f"{column}_enc", rt.ctx.vault.encrypt(value, f"client.{column}"))
+        s.delete(s.get(ClientKey, old_style.id))
     with Session(rt.engine) as s:
         message = s.scalars(select(Notification.id).order_by(Notification.id)).first()
     old_link = link_token(rt.ctx.vault, message)  # type: ignore[arg-type]
@@ -84,18 +95,28 @@ def test_a_rotation_from_start_to_finish(
     code, out, _ = cli(capsys, "keys", "status", "--json")
     assert json.loads(out)["to_rotate"] == 0
 
-    # The new key alone now reads every client and finds them by phone.
+    # The new key alone now reads every client, the note written before the rotation (which
+    # never moved: the event is append-only), and finds them by phone.
     alone = Vault(NEW)
     with Session(rotating.engine) as s:
         for i, client in enumerate(s.scalars(select(Client).order_by(Client.id)).all()):
-            assert alone.decrypt(client.name_enc, "client.name") == PEOPLE[i][0]
+            cipher = cipher_of(s, alone, client)
+            assert cipher.decrypt(client.name_enc, "client.name") == PEOPLE[i][0]
             assert client.phone_lookup == alone.lookup(
-                alone.decrypt(client.phone_enc, "client.phone"), "phone"
+                cipher.decrypt(client.phone_enc, "client.phone"), "phone"
             )
+            if i == 0:
+                note = s.scalars(select(Event).where(Event.kind == "link.answered")).one()
+                assert cipher.decrypt(note.data["note_enc"], "event.note") == NOTE
+        assert s.scalar(select(func.count()).select_from(ClientKey)) == len(PEOPLE)
     # Without the old secret, details sealed under it (none are left) would be refused clearly.
     with pytest.raises(ValueError, match="wrong REFERRALS_SECRET_KEY"):
         alone.decrypt(Vault(SECRET).encrypt("x", "client.name"), "client.name")
     assert refs
+
+
+def _id(s: Session, index: int) -> int:
+    return s.scalars(select(Client.id).order_by(Client.id)).all()[index]
 
 
 def _code(s: Session, index: int) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from helpers import ready_referral, row_counts
 from referrals.models.advancing import advance
 from referrals.models.answering import revoke_link
+from referrals.models.client_keys import cipher_of
 from referrals.models.clients import withdraw_consent
 from referrals.models.db import transaction
 from referrals.models.lifecycle import Action
@@ -172,11 +173,13 @@ def test_a_decline_tells_the_coordinator_who_else_offers_the_service(
             select(Notification).where(Notification.template == "referral.answered")
         ).all()
         answered = s.scalars(select(Event).where(Event.kind == "link.answered")).one()
+        client = s.scalars(select(Client).join(Referral).where(Referral.code == code)).one()
+        cipher = cipher_of(s, rt.ctx.vault, client)
     assert told.context["alternatives"] == ["Công ty Dịch vụ pháp lý Saphira Nha Trang"]
     assert told.context["reason"] == "partner_lacks_capacity"
     assert (
         NAME not in str(answered.data)
-        and rt.ctx.vault.decrypt(answered.data["note_enc"], "event.note") == form["note"]
+        and cipher.decrypt(answered.data["note_enc"], "event.note") == form["note"]
     )
 
 

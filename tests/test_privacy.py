@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from helpers import ready_referral
+from referrals.models.client_keys import cipher_of
 from referrals.models.crypto import Vault
 from referrals.models.db import transaction
 from referrals.models.people import Client
@@ -43,15 +44,18 @@ def test_pii_is_not_stored_in_clear(rt: Runtime, now: dt.datetime) -> None:
 
 def test_pii_round_trips_and_is_bound_to_its_column(rt: Runtime, now: dt.datetime) -> None:
     ready_referral(rt, now, name=NAME, phone=PHONE, id_number=ID_NUMBER)
+    vault = rt.ctx.vault
     with transaction(rt.engine) as s:
         client = s.query(Client).one()
-    vault = rt.ctx.vault
-    assert vault.decrypt(client.name_enc, "client.name") == NAME
-    assert vault.decrypt(client.phone_enc, "client.phone") == "+84905999888"
-    assert client.id_number_lookup == vault.lookup(ID_NUMBER, "id_number")
-    import pytest
+        cipher = cipher_of(s, vault, client)
+        assert cipher.decrypt(client.name_enc, "client.name") == NAME
+        assert cipher.decrypt(client.phone_enc, "client.phone") == "+84905999888"
+        assert client.id_number_lookup == vault.lookup(ID_NUMBER, "id_number")
+        import pytest
 
-    with pytest.raises(ValueError, match="cannot decrypt"):
-        vault.decrypt(client.name_enc, "client.phone")
-    with pytest.raises(ValueError, match="wrong REFERRALS_SECRET_KEY"):
-        Vault("another-secret-key-0123456789abcdef").decrypt(client.name_enc, "client.name")
+        with pytest.raises(ValueError, match="cannot decrypt"):
+            cipher.decrypt(client.name_enc, "client.phone")
+        with pytest.raises(ValueError, match="wrong REFERRALS_SECRET_KEY"):
+            cipher_of(s, Vault("another-secret-key-0123456789abcdef"), client)
+        with pytest.raises(ValueError, match="client's data key"):
+            vault.decrypt(client.name_enc, "client.name")

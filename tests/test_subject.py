@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from helpers import cli, ready_referral, row_counts
+from helpers import cli, decline_with_note, ready_referral, row_counts
 from referrals.cli.main import main
 from referrals.models.advancing import advance
+from referrals.models.client_keys import cipher_of
 from referrals.models.db import transaction
 from referrals.models.lifecycle import Action
-from referrals.models.people import Client
+from referrals.models.people import Client, ClientKey
 from referrals.models.reading import Reader
 from referrals.models.report import Period, build_report
 from referrals.models.runtime import Runtime
@@ -102,6 +103,52 @@ def test_erasure_waits_for_open_referrals_then_keeps_the_statistics(
         raw = Path(rt.settings.database_url.removeprefix("sqlite:///")).read_bytes()
         for secret in (NAME, ID_NUMBER, "905246135"):
             assert secret.encode() not in raw
+
+
+def test_erasure_shreds_every_copy_of_the_data(
+    rt: Runtime, person: tuple[str, str], now: dt.datetime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The partner's note lives on in the append-only events and the details in any dump made
+    before: after erasure neither opens, whatever secret one holds."""
+    code, ref = person
+    note = f"{NAME} đã chuyển vào Sài Gòn"
+    decline_with_note(rt, ref, note, now)
+
+    def sealed() -> tuple[Client, list[str | None], str]:
+        with Session(rt.engine) as s:
+            client = s.scalars(select(Client).where(Client.code == code)).one()
+            answered = s.scalars(select(Event).where(Event.kind == "link.answered")).one()
+            values = [client.name_enc, client.phone_enc, client.id_number_enc]
+            return client, values, answered.data["note_enc"]
+
+    client, dump, note_enc = sealed()  # a copy of the data, as a backup holds it
+    with Session(rt.engine) as s:
+        cipher = cipher_of(s, rt.ctx.vault, client)
+    assert cipher.decrypt(dump[0], "client.name") == NAME
+    assert cipher.decrypt(note_enc, "event.note") == note
+    assert NAME not in "".join(v or "" for v in dump) + note_enc
+    exported = json.loads(cli(capsys, "client", "export", code)[1])
+    assert {"action": "decline", "note": note}.items() <= next(
+        e["data"] for e in exported["history"] if e["kind"] == "link.answered"
+    ).items()
+
+    status, _, err = cli(capsys, "client", "erase", code, "--yes")
+    assert status == 0, err
+    client, values, still = sealed()
+    assert values == [None, None, None] and still == note_enc  # the event cannot change
+    with Session(rt.engine) as s:
+        assert s.get(ClientKey, client.id) is None
+        shredded = cipher_of(s, rt.ctx.vault, client)
+    assert shredded.shredded
+    assert shredded.decrypt(note_enc, "event.note") is None
+    assert [shredded.decrypt(v, "client.x") for v in dump] == [None, None, None]
+    for token, column in [(note_enc, "event.note"), (dump[0], "client.name")]:
+        with pytest.raises(ValueError):  # nor does the secret itself open them
+            rt.ctx.vault.decrypt(token, column)
+    exported = json.loads(cli(capsys, "client", "export", code)[1])
+    assert (
+        next(e for e in exported["history"] if e["kind"] == "link.answered")["data"]["note"] is None
+    )
 
 
 def test_the_client_page_after_erasure(

@@ -938,7 +938,7 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
 
 @keys_app.command("status")
 def keys_status(as_json: JsonOpt = False) -> None:
-    """Which key seals the clients' details, and how many wait for `keys rotate`."""
+    """Which secret wraps the clients' data keys, and how many clients wait for `keys rotate`."""
     _operator("keys status")
     from sqlmodel import Session
 
@@ -950,7 +950,8 @@ def keys_status(as_json: JsonOpt = False) -> None:
     if as_json:
         return emit_json(status)
     print(
-        f"current key {status['current']}: {status['to_rotate']} clients still under an older key"
+        f"current key {status['current']}: {status['to_rotate']} clients still under an older "
+        "key or without a data key of their own"
     )
 
 
@@ -959,7 +960,7 @@ def keys_rotate(
     batch: Annotated[int, typer.Option("--batch", min=1, max=10_000)] = 500,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-encrypt every client's details under the current REFERRALS_SECRET_KEY (the old one in
+    """Re-wrap every client's data key under the current REFERRALS_SECRET_KEY (the old one in
     REFERRALS_PREVIOUS_SECRET_KEYS); a batch per transaction, resumable after an interruption."""
     _operator("keys rotate")
     from sqlmodel import Session
@@ -979,7 +980,7 @@ def keys_rotate(
         )
     if as_json:
         return emit_json({"rotated": moved, "current": rt.ctx.vault.key_id})
-    print(f"{moved} clients re-encrypted under key {rt.ctx.vault.key_id}")
+    print(f"{moved} clients moved under key {rt.ctx.vault.key_id}")
 
 
 @audit_app.command("seal")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.models.advancing import advance
+from referrals.models.client_keys import cipher_of
 from referrals.models.context import Context
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError, NotFound
@@ -186,8 +187,9 @@ def view_link(
     if consented:
         client = session.get(Client, referral.client_id)
         assert client is not None
+        cipher = cipher_of(session, ctx.vault, client)
         for name in shares:
-            value = ctx.vault.decrypt(getattr(client, f"{name}_enc"), f"client.{name}")
+            value = cipher.decrypt(getattr(client, f"{name}_enc"), f"client.{name}")
             if value:
                 opened.view.client[name] = value
         session.add(
@@ -237,8 +239,10 @@ def answer_link(
     data: dict[str, Any] = {"message": message.id, "action": answer.action, "step": step.key}
     if answer.on:
         data["on"] = answer.on.isoformat()
-    if answer.note:  # free text may name the client: sealed like every note
-        data["note_enc"] = ctx.vault.encrypt(answer.note, "event.note")
+    if answer.note:  # free text may name the client: sealed under their key, shredded with it
+        client = session.get(Client, referral.client_id)
+        assert client is not None
+        data["note_enc"] = cipher_of(session, ctx.vault, client).encrypt(answer.note, "event.note")
     session.add(
         Event(
             referral_id=referral.id,

@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import e164
+from referrals.models.client_keys import cipher_of
 from referrals.models.codes import new_code
 from referrals.models.context import Context
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import OPEN, Action, Reason
-from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
+from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
 from referrals.models.workflow import Event, PathwayVersion, Referral
 
 ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")  # CMND (9 digits) or CCCD / căn cước (12 digits)
@@ -54,22 +55,33 @@ class ClientIn(BaseModel):
         return digits
 
 
+@dataclass(frozen=True)
+class SealedClient:
+    """A new client's row and their data key, wrapped: stored together in one transaction."""
+
+    row: dict[str, object]
+    wrapped_key: str
+
+
 def seal_client(
     data: ClientIn, *, ctx: Context, created_by: User | None, now: dt.datetime
-) -> dict[str, object]:
-    """The row for a new client: a fresh code, ciphertexts and keyed lookup hashes."""
+) -> SealedClient:
+    """A new client: a fresh code, a data key, ciphertexts under it and keyed lookup hashes."""
     v = ctx.vault
-    return {
-        "code": new_code("C"),
+    code = new_code("C")
+    cipher, wrapped = v.new_client_key(code)
+    row = {
+        "code": code,
         "area_key": data.district,
-        "name_enc": v.encrypt(data.name, "client.name"),
-        "phone_enc": v.encrypt(data.phone, "client.phone"),
-        "id_number_enc": v.encrypt(data.id_number, "client.id_number"),
+        "name_enc": cipher.encrypt(data.name, "client.name"),
+        "phone_enc": cipher.encrypt(data.phone, "client.phone"),
+        "id_number_enc": cipher.encrypt(data.id_number, "client.id_number"),
         "phone_lookup": v.lookup(data.phone, "phone"),
         "id_number_lookup": v.lookup(data.id_number, "id_number"),
         "created_at": now,
         "created_by": created_by.id if created_by else None,
     }
+    return SealedClient(row, wrapped)
 
 
 def require_area(session: Session, key: str) -> Area:
@@ -84,9 +96,11 @@ def add_client(
     session: Session, *, data: ClientIn, ctx: Context, created_by: User | None, now: dt.datetime
 ) -> Client:
     require_area(session, data.district)
-    client = Client(**seal_client(data, ctx=ctx, created_by=created_by, now=now))  # type: ignore[arg-type]
+    sealed = seal_client(data, ctx=ctx, created_by=created_by, now=now)
+    client = Client(**sealed.row)  # type: ignore[arg-type]
     session.add(client)
     session.flush()
+    session.add(ClientKey(client_id=client.id, wrapped=sealed.wrapped_key, created_at=now))
     session.add(
         Event(
             client_id=client.id,
@@ -249,11 +263,11 @@ def reveal_client(
     client = get_client(session, code)
     if client.erased_at is not None:
         raise DomainError(f"client {code}'s personal data was erased", key="erased")
-    v = ctx.vault
+    cipher = cipher_of(session, ctx.vault, client)
     shown = {
-        "name": v.decrypt(client.name_enc, "client.name"),
-        "phone": v.decrypt(client.phone_enc, "client.phone"),
-        "id_number": v.decrypt(client.id_number_enc, "client.id_number"),
+        "name": cipher.decrypt(client.name_enc, "client.name"),
+        "phone": cipher.decrypt(client.phone_enc, "client.phone"),
+        "id_number": cipher.decrypt(client.id_number_enc, "client.id_number"),
     }
     session.add(
         Event(

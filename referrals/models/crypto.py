@@ -1,8 +1,13 @@
-"""PII at rest: AES-GCM per value with a key derived from REFERRALS_SECRET_KEY.
+"""PII at rest: AES-GCM per value, under a data key of the client's own.
 
-Tokens read `key_id:base64(nonce|ciphertext)`, so keys can rotate; the column name is bound as
-associated data, so a value cannot be moved to another column. Exact lookups (phone, ID number)
-use a keyed hash, never the clear value.
+Each client has a random 256-bit data key; their name, phone, ID number and the notes written
+about them are sealed under it, as `k:base64(nonce|ciphertext)`. The data key itself is stored
+wrapped (sealed) under the key derived from REFERRALS_SECRET_KEY, as `key_id:base64(...)`, so the
+secret can rotate by re-wrapping a small key per client. Erasure deletes the data key: every copy
+of the client's ciphertext (the append-only events, a dump of the data) becomes noise. Tokens
+written before per-client keys (`key_id:...` under the secret's key) still decrypt. The column
+name is bound as associated data, so a value cannot be moved to another column. Exact lookups
+(phone, ID number) use a keyed hash, never the clear value.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class Vault:
     def decrypt(self, token: str | None, column: str) -> str | None:
         if token is None:
             return None
+        if token.startswith(ClientCipher.PREFIX):
+            raise ValueError(f"{column} is sealed under a client's data key, not the secret's")
         key_id, _, blob = token.partition(":")
         raw = base64.b64decode(blob)
         try:
@@ -93,6 +100,66 @@ class Vault:
     def chain_macs(self, message: str) -> list[str]:
         """The chain MAC under every key: links sealed before a rotation still verify."""
         return [hmac.new(k, message.encode(), hashlib.sha256).hexdigest() for k in self._chain_keys]
+
+    def new_client_key(self, code: str) -> tuple[ClientCipher, str]:
+        """A fresh data key for client `code`: its cipher, and the key wrapped for storage."""
+        dek = AESGCM.generate_key(bit_length=256)
+        wrapped = self.encrypt(base64.b64encode(dek).decode(), f"client_key:{code}")
+        assert wrapped is not None
+        return ClientCipher(self, dek), wrapped
+
+    def client_cipher(self, code: str, wrapped: str | None) -> ClientCipher:
+        """The cipher of client `code` from their stored key; with none (erased, or a client
+        from before per-client keys) it still reads tokens sealed under the secret itself."""
+        if wrapped is None:
+            return ClientCipher(self, None)
+        dek = self.decrypt(wrapped, f"client_key:{code}")
+        assert dek is not None
+        return ClientCipher(self, base64.b64decode(dek))
+
+    def rewrap(self, code: str, wrapped: str) -> str:
+        """Client `code`'s data key wrapped under the current secret (`keys rotate`)."""
+        column = f"client_key:{code}"
+        again = self.encrypt(self.decrypt(wrapped, column), column)
+        assert again is not None
+        return again
+
+
+class ClientCipher:
+    """Seals and opens one client's values under their data key."""
+
+    PREFIX = "k:"
+
+    def __init__(self, vault: Vault, dek: bytes | None) -> None:
+        self._vault = vault
+        self._aead = AESGCM(dek) if dek else None
+
+    @property
+    def shredded(self) -> bool:
+        return self._aead is None
+
+    def encrypt(self, value: str | None, column: str) -> str | None:
+        if value is None:
+            return None
+        if self._aead is None:
+            raise ValueError(f"no data key to seal {column}: the client was erased")
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, value.encode(), column.encode())
+        return self.PREFIX + base64.b64encode(nonce + sealed).decode()
+
+    def decrypt(self, token: str | None, column: str) -> str | None:
+        """The clear value; None when the token is None or its data key was deleted."""
+        if token is None:
+            return None
+        if not token.startswith(self.PREFIX):
+            return self._vault.decrypt(token, column)
+        if self._aead is None:
+            return None
+        raw = base64.b64decode(token[len(self.PREFIX) :])
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], column.encode()).decode()
+        except InvalidTag:
+            raise ValueError(f"cannot decrypt {column}: not this client's key") from None
 
 
 @lru_cache(maxsize=4)

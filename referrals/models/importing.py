@@ -17,7 +17,7 @@ from pydantic import ConfigDict, ValidationError, field_validator
 from sqlalchemy import select, text
 from sqlmodel import Session
 
-from referrals.models.clients import ClientIn, seal_client
+from referrals.models.clients import ClientIn, SealedClient, seal_client
 from referrals.models.context import Context
 from referrals.models.db import CHUNK, insert_many, is_postgres
 from referrals.models.directory import Area, Organization
@@ -30,7 +30,7 @@ from referrals.models.launching import (
     launch_referrals,
     no_progress,
 )
-from referrals.models.people import Client, Consent, ConsentMethod, User, actor_name
+from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
 from referrals.models.policy import acts_in_area
 from referrals.models.workflow import Event
 
@@ -251,7 +251,7 @@ def _find_or_create_clients(
             for cid, code, key in session.execute(query):
                 known.setdefault(current[key], _ClientRef(cid, code))
     result: list[_ClientRef | None] = []
-    new_rows: list[dict[str, Any]] = []
+    new_rows: list[SealedClient] = []
     new_index: dict[int, int] = {}  # row -> position in new_rows
     pending: dict[str, int] = {}  # lookup hash -> position in new_rows
     for i, row in enumerate(rows):
@@ -268,9 +268,17 @@ def _find_or_create_clients(
         new_index[i] = shared
         result.append(None)
     if new_rows:
-        ids = insert_many(session, Client, new_rows, key="code")
-        created = [(i, r["code"]) for i, r in zip(ids, new_rows, strict=True)]
+        ids = insert_many(session, Client, [n.row for n in new_rows], key="code")
+        created = [(i, str(n.row["code"])) for i, n in zip(ids, new_rows, strict=True)]
         report.clients_created = len(created)
+        insert_many(
+            session,
+            ClientKey,
+            [
+                {"client_id": cid, "wrapped": n.wrapped_key, "created_at": n.row["created_at"]}
+                for cid, n in zip(ids, new_rows, strict=True)
+            ],
+        )
         insert_many(
             session,
             Event,
@@ -280,11 +288,11 @@ def _find_or_create_clients(
                     "referral_id": None,
                     "step_id": None,
                     "kind": "client.added",
-                    "at": r["created_at"],
+                    "at": n.row["created_at"],
                     "actor": actor_name(by),
                     "data": {"client": code, "via": "import"},
                 }
-                for (cid, code), r in zip(created, new_rows, strict=True)
+                for (cid, code), n in zip(created, new_rows, strict=True)
             ],
         )
         for i, pos in new_index.items():

@@ -1,9 +1,11 @@
-"""Moving every client's sealed details to the current key (`referrals keys rotate`).
+"""Moving every client's data key under the current secret (`referrals keys rotate`).
 
 After REFERRALS_SECRET_KEY changes (the old one listed in REFERRALS_PREVIOUS_SECRET_KEYS), each
-client row still under an older key is decrypted, encrypted again under the current key and its
-lookup hashes recomputed, a batch per transaction. Interrupted, it resumes where it stopped:
-rows already moved no longer match. Nothing else holds personal data.
+client whose data key is still wrapped under an older secret gets it re-wrapped and their lookup
+hashes recomputed, a batch per transaction. The data sealed under the data key (details, notes
+in the append-only events) does not move at all. Clients from before per-client keys get one
+here, and their details are sealed again under it. Interrupted, it resumes where it stopped:
+clients already moved no longer match.
 """
 
 from __future__ import annotations
@@ -14,37 +16,50 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select
 from sqlmodel import Session
 
-from referrals.models.crypto import Vault
-from referrals.models.people import Client
+from referrals.models.crypto import ClientCipher, Vault
+from referrals.models.people import Client, ClientKey
 
 COLUMNS = ("name", "phone", "id_number")
 LOOKUPS = {"phone": "phone_lookup", "id_number": "id_number_lookup"}
 
 
 def _stale(vault: Vault) -> Any:
-    prefix = f"{vault.key_id}:%"
-    return or_(
-        *(
-            (getattr(Client, f"{c}_enc").is_not(None)) & ~getattr(Client, f"{c}_enc").like(prefix)
-            for c in COLUMNS
-        )
+    """A client still needing work: no data key, a key under an older secret, or details sealed
+    the old way (directly under the secret)."""
+    old_style = (
+        getattr(Client, f"{c}_enc").is_not(None)
+        & ~getattr(Client, f"{c}_enc").like(f"{ClientCipher.PREFIX}%")
+        for c in COLUMNS
+    )
+    return Client.erased_at.is_(None) & or_(
+        ClientKey.client_id.is_(None),
+        ~ClientKey.wrapped.like(f"{vault.key_id}:%"),
+        *old_style,
     )
 
 
-def key_status(session: Session, vault: Vault) -> dict[str, int]:
-    """How many clients are under each key id (by their name's key) and how many still need
-    moving to the current key."""
-    name_key = func.substr(Client.name_enc, 1, 8)
-    by_key = dict(
-        session.execute(
-            select(name_key, func.count()).where(Client.name_enc.is_not(None)).group_by(name_key)
-        ).all()
+def _clients_with_keys() -> Any:
+    return (
+        select(func.count())
+        .select_from(Client)
+        .outerjoin(ClientKey, ClientKey.client_id == Client.id)
     )
-    stale = session.scalar(select(func.count()).select_from(Client).where(_stale(vault)))
+
+
+def key_status(session: Session, vault: Vault) -> dict[str, int | str]:
+    """How many data keys are wrapped under each secret's key id, how many clients have none
+    yet, and how many clients still need moving to the current secret."""
+    wrapped_by = func.substr(ClientKey.wrapped, 1, 8)
+    by_key = dict(session.execute(select(wrapped_by, func.count()).group_by(wrapped_by)).all())
+    keyless = session.scalar(
+        _clients_with_keys().where(Client.erased_at.is_(None), ClientKey.client_id.is_(None))
+    )
+    stale = session.scalar(_clients_with_keys().where(_stale(vault)))
     return {
         "current": vault.key_id,
         "to_rotate": int(stale or 0),
-        **{f"key {k}": v for k, v in by_key.items()},
+        "without a data key": int(keyless or 0),
+        **{f"key {k}": int(v) for k, v in by_key.items()},
     }
 
 
@@ -55,28 +70,40 @@ def rotate(
     batch: int = 500,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Re-encrypt every client row not yet under the current key; returns how many moved."""
+    """Bring every client under the current secret; returns how many moved."""
     moved = 0
     while True:
         with Session(engine, expire_on_commit=False) as s, s.begin():
             rows = list(
-                s.scalars(
-                    select(Client)
+                s.execute(
+                    select(Client, ClientKey)
+                    .outerjoin(ClientKey, ClientKey.client_id == Client.id)
                     .where(_stale(vault))
                     .order_by(Client.id)
                     .limit(batch)
-                    .with_for_update()
-                )
+                    .with_for_update(of=Client)
+                ).tuples()
             )
-            for client in rows:
-                for column in COLUMNS:
-                    attr = f"{column}_enc"
-                    value = vault.decrypt(getattr(client, attr), f"client.{column}")
-                    setattr(client, attr, vault.encrypt(value, f"client.{column}"))
-                    if column in LOOKUPS:
-                        setattr(client, LOOKUPS[column], vault.lookup(value, column))
+            for client, key in rows:
+                _move(s, vault, client, key)
         if not rows:
             return moved
         moved += len(rows)
         if progress:
             progress(moved)
+
+
+def _move(session: Session, vault: Vault, client: Client, key: ClientKey | None) -> None:
+    if key is None:
+        cipher, wrapped = vault.new_client_key(client.code)
+        session.add(ClientKey(client_id=client.id, wrapped=wrapped))
+    else:
+        cipher = vault.client_cipher(client.code, key.wrapped)
+        key.wrapped = vault.rewrap(client.code, key.wrapped)
+    for column in COLUMNS:
+        attr = f"{column}_enc"
+        value = cipher.decrypt(getattr(client, attr), f"client.{column}")
+        if not (getattr(client, attr) or "").startswith(ClientCipher.PREFIX):
+            setattr(client, attr, cipher.encrypt(value, f"client.{column}"))
+        if column in LOOKUPS:
+            setattr(client, LOOKUPS[column], vault.lookup(value, column))

@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 from referrals.models.roles import Role
 from referrals.models.types import UTCDateTime, utcnow
 
-__all__ = ["Client", "Consent", "ConsentMethod", "Role", "User", "actor_name"]
+__all__ = ["Client", "ClientKey", "Consent", "ConsentMethod", "Role", "User", "actor_name"]
 
 
 class User(SQLModel, table=True):
@@ -44,6 +44,17 @@ class Client(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: int | None = Field(default=None, foreign_key="user.id")
     erased_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ClientKey(SQLModel, table=True):
+    """A client's data key, wrapped under the secret (models/crypto.py). Deleting the row is the
+    erasure: it is kept apart from the data so backups can keep it apart too (a shorter life)."""
+
+    __tablename__ = "client_key"
+
+    client_id: int = Field(foreign_key="client.id", primary_key=True)
+    wrapped: str = Field(max_length=200)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ConsentMethod(StrEnum):

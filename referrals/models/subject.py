@@ -1,9 +1,11 @@
 """A client's rights over their data (Decree 13/2023/ND-CP): to see all of it, and to erase it.
 
 Both are audited: the export and the erasure are events on the client's history, with who did
-it. Erasure removes the personal data (name, phone, ID number and their lookup hashes) and keeps
-the pseudonymous code, the referrals, their steps and events: nothing in those identifies the
-person, and the office's statistics stay right. A client with an open referral cannot be erased
+it. Erasure deletes the client's data key (crypto-shredding) and the personal data (name, phone, ID
+number and their lookup hashes), and keeps the pseudonymous code, the referrals, their steps and
+events: nothing in those identifies the person, and the office's statistics stay right. Notes
+about the client in the append-only events, and copies of the data in dumps made without the
+keys, were sealed under that key and can no longer be read by anyone. A client with an open referral cannot be erased
 until it is closed, so no partner is left waiting on a person the office no longer knows.
 """
 
@@ -15,12 +17,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from referrals.models.client_keys import cipher_of
 from referrals.models.clients import get_client
 from referrals.models.context import Context
+from referrals.models.crypto import ClientCipher
 from referrals.models.directory import Organization
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN
-from referrals.models.people import Client, Consent, User, actor_name
+from referrals.models.people import Client, ClientKey, Consent, User, actor_name
 from referrals.models.workflow import Event, Notification, Referral, Step
 
 
@@ -29,7 +33,7 @@ def export_client(
 ) -> dict[str, Any]:
     """Everything held about a client, decrypted, as plain data; the export is an event."""
     client = get_client(session, code)
-    v = ctx.vault
+    cipher = cipher_of(session, ctx.vault, client)
     refs = list(
         session.scalars(
             select(Referral).where(Referral.client_id == client.id).order_by(Referral.id)
@@ -56,9 +60,9 @@ def export_client(
         "client": {
             "code": client.code,
             "district": client.area_key,
-            "name": v.decrypt(client.name_enc, "client.name"),
-            "phone": v.decrypt(client.phone_enc, "client.phone"),
-            "id_number": v.decrypt(client.id_number_enc, "client.id_number"),
+            "name": cipher.decrypt(client.name_enc, "client.name"),
+            "phone": cipher.decrypt(client.phone_enc, "client.phone"),
+            "id_number": cipher.decrypt(client.id_number_enc, "client.id_number"),
             "created_at": _iso(client.created_at),
             "erased_at": _iso(client.erased_at),
         },
@@ -106,7 +110,8 @@ def export_client(
             for r in refs
         ],
         "history": [
-            {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": e.data} for e in events
+            {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": _opened(e.data, cipher)}
+            for e in events
         ],
     }
     session.add(
@@ -134,6 +139,9 @@ def erase_client(session: Session, *, code: str, by: User | None, now: dt.dateti
             key="erase_open",
             referrals=", ".join(still_open),
         )
+    key = session.get(ClientKey, client.id)
+    if key is not None:  # the shredding: every copy of their ciphertext is now noise
+        session.delete(key)
     client.name_enc = client.phone_enc = client.id_number_enc = None
     client.phone_lookup = client.id_number_lookup = None
     client.erased_at = now
@@ -141,6 +149,14 @@ def erase_client(session: Session, *, code: str, by: User | None, now: dt.dateti
         Event(client_id=client.id, kind="client.erased", at=now, actor=actor_name(by), data={})
     )
     return client
+
+
+def _opened(data: dict[str, Any], cipher: ClientCipher) -> dict[str, Any]:
+    """An event's data with its sealed note opened (None once the client's key is gone)."""
+    if "note_enc" not in data:
+        return data
+    rest = {k: v for k, v in data.items() if k != "note_enc"}
+    return {**rest, "note": cipher.decrypt(data["note_enc"], "event.note")}
 
 
 def _iso(value: dt.datetime | None) -> str | None:

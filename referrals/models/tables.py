@@ -1,7 +1,7 @@
 """Every table, imported in one place so the metadata is complete (Alembic, tests)."""
 
 from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
-from referrals.models.people import Client, Consent, User
+from referrals.models.people import Client, ClientKey, Consent, User
 from referrals.models.tokens import ApiToken
 from referrals.models.workflow import (
     Event,
@@ -16,6 +16,7 @@ __all__ = [
     "ApiToken",
     "Area",
     "Client",
+    "ClientKey",
     "Consent",
     "Contact",
     "Event",
