@@ -1023,6 +1023,107 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check this deployment: settings, database and schema, keys, consistency, channels,
+    Prefect and its workers, clocks; each problem with its fix (exit 1 if any fails)."""
+    from referrals.cli.doctor import Doctor
+
+    found = Doctor().run()
+    if as_json:
+        emit_json({"healthy": found.healthy, "checks": found.as_dicts()})
+    else:
+        marks = {"ok": "✓", "warn": "!", "fail": "✗"}
+        for f in found.findings:
+            print(f"{marks[f.level]} {f.check}: {f.detail}")
+            if f.fix and f.level != "ok":
+                print(f"    fix: {f.fix}")
+    if not found.healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(as_json: JsonOpt = False) -> None:
+    """Check the database's invariants and the audit chain; name the rows that break them."""
+    _operator("check", managers=True)
+    from referrals.config.settings import get_settings
+    from referrals.models.crypto import vault_for
+    from referrals.models.invariants import RULES, check
+    from referrals.models.reading import Reader
+
+    settings = get_settings()
+    with Reader.open(settings.database_url) as reader:
+        broken = check(reader, vault=vault_for(settings.secret_key, settings.previous_keys))
+    if as_json:
+        emit_json({"ok": not broken, "broken": [vars(b) for b in broken]})
+    elif broken:
+        for b in broken:
+            sys.stderr.write(f"broken: {b.rule} ({b.meaning}): {b.count} rows, e.g. {b.ids}\n")
+    else:
+        print(f"all {len(RULES) + 1} rules hold")
+    if broken:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the data backup.")],
+    keys_out: Annotated[
+        Path | None,
+        typer.Option("--keys-out", help="Folder for the data keys: another medium, kept shorter."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up the data and, apart, the clients' data keys (README: Backups)."""
+    _operator("backup")
+    import datetime as dt
+
+    from referrals.cli.backup import backup as run_backup
+
+    rt = _runtime()
+    done = run_backup(
+        rt.engine,
+        rt.settings.database_url,
+        out=out,
+        keys_out=keys_out or out,
+        now=dt.datetime.now(dt.UTC),
+    )
+    if as_json:
+        return emit_json(
+            {"data": str(done.data), "keys": str(done.keys), "keys_count": done.keys_count}
+        )
+    print(f"data: {done.data}")
+    print(f"keys: {done.keys} ({done.keys_count} clients)")
+
+
+@app.command()
+def restore(
+    data: Annotated[Path, typer.Argument(help="The data backup's folder.")],
+    keys: Annotated[Path | None, typer.Option("--keys", help="The keys backup's folder.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Yes, restore into this database.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore a backup into an empty database, then migrate it to this code's schema."""
+    from referrals.cli.backup import restore as run_restore
+
+    if not yes:
+        raise typer.BadParameter("restoring writes a whole database: add --yes")
+    rt = _runtime()
+    done = run_restore(rt.engine, rt.settings.database_url, data_dir=data, keys_dir=keys)
+    if as_json:
+        return emit_json(done)
+    print(
+        f"restored; {done['keys']} data keys back"
+        + (
+            f", {done['keys_of_erased_clients']} left out (clients erased)"
+            if done["keys_of_erased_clients"]
+            else ""
+        )
+        + ("" if keys else " (no keys folder: the clients' details stay unreadable)")
+        + "; now run `referrals doctor`"
+    )
+
+
 def rt_session(rt: Any) -> Any:
     from sqlmodel import Session
 
