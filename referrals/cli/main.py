@@ -277,8 +277,22 @@ class Via(StrEnum):
 
     @property
     def runs_flow(self) -> bool:
-        """Run the Prefect flow: when asked to, or (auto) when a Prefect server is configured."""
-        return self is Via.prefect or (self is Via.auto and bool(os.environ.get("PREFECT_API_URL")))
+        """Run the Prefect flow: when asked to, or (auto) when a Prefect server is configured
+        and answers. A coordinator's launch never waits on Prefect being up: the referral and
+        its outbox are in the database, and the workers catch up when Prefect is back."""
+        if self is not Via.auto:
+            return self is Via.prefect
+        api = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+        if not api:
+            return False
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2):
+                return True
+        except OSError:
+            sys.stderr.write(f"note: Prefect at {api} does not answer; launching directly\n")
+            return False
 
 
 ViaOpt = Annotated[
