@@ -5,8 +5,10 @@ outright, as a machine is lost). Used by tests/test_scale.py and benchmarks/benc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -19,11 +21,13 @@ from typing import Any
 
 import httpx
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from receivers import free_port
+from referrals.models.workflow import Notification
 
 ROOT = Path(__file__).parents[1]
+FINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 PROVINCE = "khanh-hoa"
 PG_ADMIN = os.environ.get(
     "REFERRALS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -80,6 +84,7 @@ class Cluster:
             "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
             "REFERRALS_PROVINCE": PROVINCE,
             "REFERRALS_CHECKOUT": str(ROOT),
+            "REFERRALS_GATEWAY_LIMIT": "sms-gateway",
         }
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
@@ -117,7 +122,9 @@ class Cluster:
     def deploy(self) -> None:
         for args in (
             ["work-pool", "create", self.pool, "--type", "process"],
+            ["gcl", "create", "sms-gateway", "--limit", "2"],
             ["--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"],
+            ["automation", "create", "--from-file", "deploy/automations/crash-silent-runs.yaml"],
         ):
             done = subprocess.run(
                 [str(BIN / "prefect"), *args], env=self.env, cwd=ROOT, capture_output=True
@@ -130,8 +137,11 @@ class Cluster:
         )
 
     def kill_worker(self, name: str) -> None:
-        """SIGKILL the worker and the flow runs it started: a machine lost."""
-        os.killpg(self.workers.pop(name).pid, signal.SIGKILL)
+        """SIGKILL the worker and every process under it (its flow runs): a machine lost."""
+        root = self.workers.pop(name).pid
+        for pid in [root, *_descendants(root)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def run(self, flow: str, **parameters: Any) -> str:
         """Create a flow run of FLOW's deployment for this province; returns its id."""
@@ -145,6 +155,66 @@ class Cluster:
 
     def state(self, run_id: str) -> str:
         return str(self.http.get(f"/flow_runs/{run_id}").json()["state_type"])
+
+    def current_run(self, worker: str) -> str | None:
+        """The flow run WORKER took last, from its log."""
+        log = (self.folder / f"{worker}.log").read_text(errors="replace")
+        taken = re.findall(r"submitting flow run '([0-9a-f-]+)'", log)
+        return taken[-1] if taken else None
+
+    def sms(self) -> dict[str, int]:
+        """The SMS in the engine's outbox, by status."""
+        engine = create_engine(self.env["REFERRALS_DATABASE_URL"])
+        with engine.connect() as c:
+            rows = c.execute(
+                select(Notification.status, func.count())
+                .where(Notification.channel == "sms")
+                .group_by(Notification.status)
+            ).all()
+        engine.dispose()
+        return {status: n for status, n in rows}
+
+    def deliver_until_done(
+        self,
+        seconds: float,
+        *,
+        batch: int,
+        in_flight: int = 2,
+        now: str | None = None,
+        kill: str | None = None,
+        lost: list[str] | None = None,
+    ) -> int:
+        """Keep IN_FLIGHT delivery runs going until no SMS waits; returns how many runs it made.
+        With KILL, that worker is lost once a third is out, in the middle of a run (its id is
+        added to LOST)."""
+        running: list[str] = []
+        made = 0
+
+        def done() -> bool:
+            nonlocal running, made
+            sms = self.sms()
+            if kill in self.workers and sms.get("sent", 0) > sum(sms.values()) // 3:
+                busy = self.current_run(kill)
+                if busy and self.state(busy) == "RUNNING":
+                    self.kill_worker(kill)
+                    if lost is not None:
+                        lost.append(busy)
+            running = [r for r in running if self.state(r) not in FINAL]
+            while len(running) < in_flight:
+                running.append(self.run("deliver-notifications", limit=batch, now=now))
+                made += 1
+            return not sms.get("queued") and not sms.get("failed")
+
+        wait_for(done, seconds, "every SMS to be sent")
+        return made
+
+    def runs_in(self, state: str) -> list[str]:
+        """The flow runs Prefect believes are in STATE (RUNNING, CRASHED...)."""
+        found = self.http.post(
+            "/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": [state]}}}}
+        )
+        found.raise_for_status()
+        return [r["id"] for r in found.json()]
 
     def ran_by(self) -> dict[str, int]:
         """How many flow runs each worker took, from the workers' own logs."""
@@ -169,6 +239,21 @@ class Cluster:
         drop_database(self.prefect_db)
 
 
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
 def wait_for(ready: Callable[[], object], seconds: float, what: str) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -178,12 +263,10 @@ def wait_for(ready: Callable[[], object], seconds: float, what: str) -> Any:
     raise AssertionError(f"waited {seconds:.0f} s for {what}")
 
 
-def referrals(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+def referrals(env: dict[str, str], *args: str, ok: tuple[int, ...] = (0,)) -> str:
     """Run the CLI as a separate process, as an operator would."""
-    done = subprocess.run(
-        [str(BIN / "referrals"), *args], env=env, capture_output=True, text=True, input=stdin
-    )
-    assert done.returncode == 0, done.stderr
+    done = subprocess.run([str(BIN / "referrals"), *args], env=env, capture_output=True, text=True)
+    assert done.returncode in ok, done.stderr + done.stdout
     return done.stdout
 
 

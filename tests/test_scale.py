@@ -26,12 +26,17 @@ from cluster import (
     wait_for,
 )
 from conftest import SECRET
-from sqlalchemy import create_engine, func, select
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlmodel import Session
 
 from receivers import HttpSink
+from referrals.config import get_settings
 from referrals.models.crypto import Vault
-from referrals.models.links import message_of
-from referrals.models.workflow import Notification
+from referrals.models.links import link_token, message_of
+from referrals.models.runtime import Runtime
+from referrals.models.workflow import Notification, Referral
+from referrals.web.app import create_app
 
 pytestmark = pytest.mark.prefect
 REFERRALS = 1000
@@ -58,18 +63,6 @@ def cluster(tmp_path: Path, http: HttpSink) -> Iterator[Cluster]:
         drop_database(engine_db)
 
 
-def _sms(cluster: Cluster) -> dict[str, int]:
-    engine = create_engine(cluster.env["REFERRALS_DATABASE_URL"])
-    with engine.connect() as c:
-        rows = c.execute(
-            select(Notification.status, func.count())
-            .where(Notification.channel == "sms")
-            .group_by(Notification.status)
-        ).all()
-    engine.dispose()
-    return {status: n for status, n in rows}
-
-
 def _message(payload: dict[str, str]) -> object:
     """Which message an SMS was: its link names it; one without a link, its text."""
     text = payload["message"]
@@ -78,34 +71,9 @@ def _message(payload: dict[str, str]) -> object:
     return message_of(Vault(SECRET), text.rsplit("/l/", 1)[1].split()[0])
 
 
-def _deliver_until_done(
-    cluster: Cluster,
-    seconds: float,
-    kill: str | None = None,
-    now: str | None = None,
-    batch: int = BATCH,
+def test_two_workers_one_lost_every_message_once(
+    cluster: Cluster, http: HttpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Keep two delivery runs going until no SMS waits; kill worker KILL once a third is out."""
-    running: list[str] = []
-
-    def done() -> bool:
-        nonlocal running
-        sms = _sms(cluster)
-        if kill in cluster.workers and sms.get("sent", 0) > sum(sms.values()) // 3:
-            cluster.kill_worker(kill)
-        running = [
-            r
-            for r in running
-            if cluster.state(r) not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-        ]
-        while len(running) < 2:
-            running.append(cluster.run("deliver-notifications", limit=batch, now=now))
-        return not sms.get("queued") and not sms.get("failed")
-
-    wait_for(done, seconds, "every SMS to be sent")
-
-
-def test_two_workers_one_lost_every_message_once(cluster: Cluster, http: HttpSink) -> None:
     env, folder = cluster.env, cluster.folder
     t0 = time.monotonic()
 
@@ -151,7 +119,8 @@ def test_two_workers_one_lost_every_message_once(cluster: Cluster, http: HttpSin
     assert imported["launched"] == REFERRALS - 1
     mark("launched")
 
-    _deliver_until_done(cluster, 300, kill="worker-a")
+    lost: list[str] = []
+    cluster.deliver_until_done(300, batch=BATCH, kill="worker-a", lost=lost)
     assert "worker-a" not in cluster.workers  # it was lost mid-way
     mark("delivered, one worker lost")
     # The sweep, a fortnight on: every referral is overdue; its notices go out too.
@@ -159,10 +128,10 @@ def test_two_workers_one_lost_every_message_once(cluster: Cluster, http: HttpSin
     swept = cluster.run("sweep-deadlines", now=later)
     wait_for(lambda: cluster.state(swept) == "COMPLETED", 120, "the sweep")
     mark("swept")
-    _deliver_until_done(cluster, 300, now=later, batch=4 * BATCH)
+    cluster.deliver_until_done(300, now=later, batch=4 * BATCH)
     mark("delivered again")
 
-    sms = _sms(cluster)
+    sms = cluster.sms()
     assert set(sms) == {"sent"} and sms["sent"] >= 2 * REFERRALS
     arrived = Counter(_message(hit.payload) for hit in http.hits)
     assert len(arrived) == sms["sent"]  # every message sent arrived...
@@ -173,7 +142,19 @@ def test_two_workers_one_lost_every_message_once(cluster: Cluster, http: HttpSin
     assert "rules hold" in referrals(env, "check")
     mark(f"{sms['sent']} SMS, {len(twice)} twice; flow runs by worker {ran}")
 
-    # Prefect goes down: coordinators go on launching; the outbox waits; it catches up after.
+    # The run lost with worker A stopped sending heartbeats: Prefect marks it crashed (the
+    # automation deployed beside the flows), which frees its deployment's concurrency slot.
+    wait_for(lambda: not cluster.runs_in("RUNNING"), 150, "the lost run to be marked crashed")
+    assert lost and set(lost) <= set(cluster.runs_in("CRASHED"))
+    mark("the lost run marked crashed")
+    doctor = json.loads(referrals(env, "doctor", "--json", ok=(0, 1)))
+    checks = {c["check"]: c for c in doctor["checks"]}
+    assert checks["prefect"]["level"] == "ok" and checks["consistency"]["level"] == "ok"
+    assert checks["workers"]["level"] == "ok" and "worker-b" in checks["workers"]["detail"]
+    assert "worker-a" not in checks["workers"]["detail"]  # its heartbeats stopped
+
+    # Prefect goes down (no run in flight): coordinators go on launching; the outbox waits;
+    # it catches up after.
     cluster.stop_server()
     client = referrals(env, "client", "add", "--name", "Người Sau Cùng", "--district", "nha-trang")
     grant = ["--partner", "police-nha-trang", "--purpose", "id_papers"]
@@ -182,9 +163,23 @@ def test_two_workers_one_lost_every_message_once(cluster: Cluster, http: HttpSin
     assert json.loads(down)["via"] == "direct"
     code = json.loads(down)["code"]
     assert code in referrals(env, "list")
+    for key in ("REFERRALS_DATABASE_URL", "REFERRALS_SECRET_KEY", "REFERRALS_CONFIG_DIR"):
+        monkeypatch.setenv(key, env[key])
+    get_settings.cache_clear()
+    web = TestClient(create_app())
+    with Session(Runtime.current().engine) as s:
+        message = s.scalars(
+            select(Notification.id)
+            .join(Referral)
+            .where(Referral.code == code, Notification.channel == "sms")
+        ).one()
+    assert web.get("/login").status_code == 200  # staff log in
+    assert code in web.get(f"/l/{link_token(Vault(SECRET), message)}").text  # partners answer
+    Runtime.current().engine.dispose()
     cluster.start_server()
     mark("Prefect down, a launch, Prefect back")
-    _deliver_until_done(cluster, 120)
-    assert _sms(cluster) == {"sent": sms["sent"] + 1}
+    cluster.deliver_until_done(120, batch=BATCH)
+    assert cluster.sms() == {"sent": sms["sent"] + 1}
     assert sum(code in hit.payload["message"] for hit in http.hits) == 1
+    wait_for(lambda: not cluster.runs_in("RUNNING"), 60, "the last runs to end")
     mark("caught up")

@@ -272,7 +272,8 @@ class Doctor:
         self.add("prefect", "ok", f"{api} answers")
         if stamp := health.headers.get("date"):
             self._clock("prefect clock", email.utils.parsedate_to_datetime(stamp))
-        pool = os.environ.get("REFERRALS_WORK_POOL", "referrals")
+        key = self.runtime.province.province.key if self.runtime else "<province>"
+        pool = os.environ.get("REFERRALS_WORK_POOL") or f"referrals-{key}"
         found = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5)
         if found.status_code == 404:
             self.add(
@@ -283,16 +284,26 @@ class Doctor:
             )
             return
         found.raise_for_status()
-        online = [w["name"] for w in found.json() if w.get("status") == "ONLINE"]
-        if not online:
+        live = [w["name"] for w in found.json() if self._beating(w)]
+        if not live:
             self.add(
                 "workers",
                 "fail",
                 f"no live worker on pool {pool!r}: nothing runs the flows",
-                f"start one: prefect worker start --pool {pool} (systemd: referrals-worker)",
+                f"start one: prefect worker start --pool {pool} (systemd: referrals-worker@{key})",
             )
         else:
-            self.add("workers", "ok", f"{len(online)} live on pool {pool!r}: {', '.join(online)}")
+            self.add("workers", "ok", f"{len(live)} live on pool {pool!r}: {', '.join(live)}")
+
+    def _beating(self, worker: dict[str, Any]) -> bool:
+        """Alive by its own heartbeat: Prefect marks a dead worker OFFLINE only after three
+        missed beats and its next check, up to two minutes later."""
+        beat = worker.get("last_heartbeat_time")
+        if worker.get("status") != "ONLINE" or not beat:
+            return False
+        every = float(worker.get("heartbeat_interval_seconds") or 30)
+        last = dt.datetime.fromisoformat(beat.replace("Z", "+00:00"))
+        return self.now() - last < dt.timedelta(seconds=2 * every + 5)
 
     def _clock(self, name: str, other: dt.datetime) -> None:
         skew = abs(self.now() - other)

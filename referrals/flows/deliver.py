@@ -8,7 +8,9 @@ secrets nor anything about clients.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -38,11 +40,24 @@ def deliver_pass(now: dt.datetime, limit: int | None) -> dict[str, Any]:
     return deliver(rt, now=now, limit=limit, channels=channels).as_dict()
 
 
+def gateway_slot() -> contextlib.AbstractContextManager[object]:
+    """One slot of the Prefect global concurrency limit named by REFERRALS_GATEWAY_LIMIT, held
+    for the pass: provinces sharing an SMS gateway cap their passes at once across all of them.
+    A named limit that does not exist is an error (strict), not a silent pass without one."""
+    name = os.environ.get("REFERRALS_GATEWAY_LIMIT", "").strip()
+    if not name:
+        return contextlib.nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency(name, occupy=1, strict=True)
+
+
 @flow(name="deliver-notifications", flow_run_name="deliver", log_prints=False)
 def deliver_notifications(
     now: dt.datetime | None = None, limit: int | None = None
 ) -> dict[str, Any]:
-    summary = deliver_pass(now or dt.datetime.now(dt.UTC), limit)
+    with gateway_slot():
+        summary = deliver_pass(now or dt.datetime.now(dt.UTC), limit)
     get_run_logger().info(
         "sent %(sent)d, failed %(failed)d, dead %(dead)d, deferred %(deferred)d", summary
     )
