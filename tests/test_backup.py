@@ -121,9 +121,16 @@ def test_backup_drop_restore(
     # The data alone: everything but the clients' details, which nobody can read.
     _drop(own_db)
     status, out, err = cli(capsys, "restore", str(data), "--yes")
-    assert status == 0 and "unreadable" in out, err
+    assert status == 0 and "2 clients have no data key" in err, out + err
+    status, out, _ = cli(capsys, "check", "--json")  # and `check` names them
+    assert status == 1
+    assert [b["rule"] for b in json.loads(out)["broken"]] == [
+        "clients' details have their data key"
+    ]
     assert row_counts(rt) == before | {"client_key": 0}
     assert _reveal(rt, kept, now) is None
+    status, out, _ = cli(capsys, "keys", "rotate", "--json")  # nothing it could move, no crash
+    assert status == 0 and json.loads(out)["rotated"] == 0
 
     # Data and keys: the same database as before.
     _drop(own_db)
@@ -160,6 +167,12 @@ def test_a_damaged_or_foreign_backup_is_refused(
     ]:
         status, _, err = cli(capsys, "restore", *args, *([] if "--yes" in words else ["--yes"]))
         assert status != 0 and words in err, (args, err)
+    manifest = data.parent / "manifest.json"
+    good = manifest.read_text()
+    manifest.write_text(json.dumps(json.loads(good) | {"revision": "9999"}))
+    status, _, err = cli(capsys, "restore", str(data.parent), "--yes")
+    assert status == 1 and "migration 9999, which this code does not know" in err
+    manifest.write_text(good)
     with data.open("r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01\x02")

@@ -129,6 +129,38 @@ def test_deliver_flow_takes_its_gateway_secret_from_a_prefect_block_and_never_lo
         assert secret not in exposed
 
 
+def test_the_gateway_limit_holds_back_a_pass_and_a_missing_one_is_an_error(
+    prefect_server: None,
+    rt: Runtime,
+    now: dt.datetime,
+    http: HttpSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+
+    from referrals.flows import deliver
+
+    monkeypatch.setenv("REFERRALS_SMS_URL", http.url())
+    monkeypatch.delenv("REFERRALS_EMAIL_URL", raising=False)
+    monkeypatch.setattr(deliver, "GATEWAY_WAIT", 2)
+    get_settings.cache_clear()
+    ready_referral(rt, now, name=NAME, phone="0905 777 555")
+    monkeypatch.setenv("REFERRALS_GATEWAY_LIMIT", "no-such-limit")
+    with pytest.raises(Exception, match="must be created"):  # strict: never a silent no-op
+        deliver.deliver_notifications(now=now)
+    gateway = f"one-gateway-{rt.engine.dialect.name}"  # one server for the whole session
+    with get_client(sync_client=True) as prefect:
+        prefect.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=gateway, limit=1))
+    monkeypatch.setenv("REFERRALS_GATEWAY_LIMIT", gateway)
+    with concurrency(gateway, occupy=1):  # another province's pass holds the gateway
+        assert deliver.deliver_notifications(now=now) == {"skipped": "gateway busy"}
+    assert http.hits == []
+    assert deliver.deliver_notifications(now=now)["sent"] == 1
+    assert len(http.hits) == 1
+
+
 def test_period_report_flow_writes_the_report_and_its_run_holds_no_pii(
     prefect_server: None, rt: Runtime, now: dt.datetime
 ) -> None:

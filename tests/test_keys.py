@@ -121,3 +121,39 @@ def _id(s: Session, index: int) -> int:
 
 def _code(s: Session, index: int) -> str:
     return s.scalars(select(Client.code).order_by(Client.id)).all()[index]
+
+
+def test_a_client_from_before_data_keys_gets_one_with_a_note_and_loses_it_on_erasure(
+    rt: Runtime, now: dt.datetime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, phone, id_number = PEOPLE[0]
+    ref = ready_referral(rt, now, name=name, phone=phone, id_number=id_number)
+    with transaction(rt.engine) as s:  # as written before migration 0011
+        client = s.get(Client, _id(s, 0))
+        assert client is not None
+        cipher = cipher_of(s, rt.ctx.vault, client)
+        for column in ("name", "phone", "id_number"):
+            value = cipher.decrypt(getattr(client, f"{column}_enc"), f"client.{column}")
+            setattr(client, f"{column}_enc", rt.ctx.vault.encrypt(value, f"client.{column}"))
+        s.delete(s.get(ClientKey, client.id))
+        code = client.code
+    decline_with_note(rt, ref, NOTE, now)  # the partner's note needs a key: it gets one
+    with Session(rt.engine) as s:
+        client = s.get(Client, _id(s, 0))
+        assert client is not None and s.get(ClientKey, client.id) is not None
+        note = s.scalars(select(Event).where(Event.kind == "link.answered")).one()
+        assert note.data["note_enc"].startswith("k:")
+        cipher = cipher_of(s, rt.ctx.vault, client)
+        assert cipher.decrypt(client.name_enc, "client.name") == name  # still under the secret
+        assert key_status(s, rt.ctx.vault)["to_rotate"] == 1
+    assert cli(capsys, "client", "erase", code, "--yes")[0] == 0
+    exported = json.loads(cli(capsys, "client", "export", code)[1])
+    answered = next(e for e in exported["history"] if e["kind"] == "link.answered")
+    assert answered["data"]["note"] is None and NOTE not in json.dumps(exported)
+    # An erased client is not launched again, nor consented for.
+    for args in (
+        ["consent", "grant", code, "--partner", "legal-aid-centre", "--purpose", "legal_aid"],
+        ["launch", code, "--pathway", "id_papers", "--partner", "police-nha-trang"],
+    ):
+        status, _, err = cli(capsys, *args)
+        assert status == 1 and "erased" in err, (args, err)

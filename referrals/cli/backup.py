@@ -16,17 +16,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, insert, inspect, select
 from sqlalchemy.engine import make_url
 
-from referrals.migrations import current_revision, upgrade
+from referrals.migrations import current_revision, known_revision, upgrade
 from referrals.models.people import Client, ClientKey
 
 MANIFEST = "manifest.json"
@@ -75,11 +78,17 @@ def backup(engine: Engine, url: str, *, out: Path, keys_out: Path, now: dt.datet
 
 
 def restore(engine: Engine, url: str, *, data_dir: Path, keys_dir: Path | None) -> dict[str, int]:
-    """Load a backup into an empty database; returns how many keys came back and were left."""
+    """Load a backup into an empty database; returns how many keys came back, how many were
+    left out (their clients are erased) and how many living clients still have none."""
     data_meta = _checked(data_dir, "data")
-    keys_meta = _checked(keys_dir, "keys") if keys_dir else None
+    keys = _read_keys(keys_dir) if keys_dir else []
     if data_meta["dialect"] != engine.dialect.name:
         raise BackupError(f"this backup is of {data_meta['dialect']}, the database is not")
+    if not known_revision(str(data_meta.get("revision"))):
+        raise BackupError(
+            f"this backup is at migration {data_meta.get('revision')}, which this code does not "
+            "know: restore it with the version of the engine that made it"
+        )
     if inspect(engine).get_table_names():
         raise BackupError(
             "the database is not empty: restore into a new, empty database (or drop this one first)"
@@ -99,32 +108,40 @@ def restore(engine: Engine, url: str, *, data_dir: Path, keys_dir: Path | None) 
             str(data),
         )  # fmt: skip
     upgrade(url)
-    restored = {"keys": 0, "keys_of_erased_clients": 0}
-    if keys_meta and keys_dir:
-        rows = [json.loads(line) for line in (keys_dir / keys_meta["file"]).open()]
-        with engine.begin() as c:
-            living = set(c.scalars(select(Client.id).where(Client.erased_at.is_(None))))
-            keep = [r for r in rows if r["client_id"] in living]
-            if keep:
-                c.execute(
-                    insert(ClientKey),
-                    [
-                        {
-                            "client_id": r["client_id"],
-                            "wrapped": r["wrapped"],
-                            "created_at": dt.datetime.fromisoformat(r["at"]),
-                        }
-                        for r in keep
-                    ],
-                )
-        restored = {"keys": len(keep), "keys_of_erased_clients": len(rows) - len(keep)}
-    return restored
+    with engine.begin() as c:
+        living = set(c.scalars(select(Client.id).where(Client.erased_at.is_(None))))
+        keep = [k for k in keys if k["client_id"] in living]
+        if keep:
+            c.execute(insert(ClientKey), keep)
+    return {
+        "keys": len(keep),
+        "keys_of_erased_clients": len(keys) - len(keep),
+        "clients_without_keys": len(living - {k["client_id"] for k in keep}),
+    }
+
+
+def _read_keys(folder: Path) -> list[dict[str, Any]]:
+    """The keys backup, checked and parsed before anything is written."""
+    meta = _checked(folder, "keys")
+    try:
+        return [
+            {
+                "client_id": int(row["client_id"]),
+                "wrapped": str(row["wrapped"]),
+                "created_at": dt.datetime.fromisoformat(row["at"]),
+            }
+            for row in map(json.loads, (folder / meta["file"]).read_text().splitlines())
+        ]
+    except (ValueError, KeyError, TypeError) as e:
+        raise BackupError(f"{folder}: the keys file is malformed ({e})") from None
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
     """A consistent copy while the engine runs, then the keys table emptied and the file
     rebuilt (VACUUM), so no page of the copy still holds a data key."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    if not source.is_file():
+        raise BackupError(f"no database file at {source}")
+    src = sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
@@ -137,11 +154,22 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 
 def _run(command: list[str], url: str, *rest: str) -> None:
-    """pg_dump / pg_restore against the engine's database (libpq takes the URL sans driver)."""
-    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """pg_dump / pg_restore against the engine's database. libpq gets the URL without its
+    driver and without the password, which goes in PGPASSWORD: a command line is public."""
+    parsed = make_url(url)
+    libpq = make_conninfo(
+        host=parsed.host,
+        port=str(parsed.port) if parsed.port else None,
+        dbname=parsed.database,
+        user=parsed.username,
+        **{k: str(v) for k, v in parsed.query.items()},
+    )
+    env = {**os.environ, **({"PGPASSWORD": parsed.password} if parsed.password else {})}
     if shutil.which(command[0]) is None:
         raise BackupError(f"{command[0]} is not installed (Debian: postgresql-client)")
-    done = subprocess.run([*command, libpq, *rest], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*command, libpq, *rest], capture_output=True, text=True, check=False, env=env
+    )
     if done.returncode != 0:
         raise BackupError(f"{command[0]} failed: {done.stderr.strip()[-500:]}")
 

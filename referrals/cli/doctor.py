@@ -59,7 +59,12 @@ class Doctor:
             self.check_channels,
             self.check_prefect,
         ):
-            check()
+            try:
+                check()
+            except Exception as e:  # a check that breaks is a finding, not the end of the run
+                name = check.__name__.removeprefix("check_")
+                what = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                self.add(name, "fail", f"could not check: {what}", "fix this first, then re-run")
         return self
 
     def check_settings(self) -> None:
@@ -272,7 +277,9 @@ class Doctor:
         self.add("prefect", "ok", f"{api} answers")
         if stamp := health.headers.get("date"):
             self._clock("prefect clock", email.utils.parsedate_to_datetime(stamp))
-        key = self.runtime.province.province.key if self.runtime else "<province>"
+        key = os.environ.get("REFERRALS_PROVINCE") or (
+            self.runtime.province.province.key if self.runtime else "<province>"
+        )  # the pool deploy/prefect.yaml names after REFERRALS_PROVINCE
         pool = os.environ.get("REFERRALS_WORK_POOL") or f"referrals-{key}"
         found = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5)
         if found.status_code == 404:

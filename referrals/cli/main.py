@@ -285,13 +285,14 @@ class Via(StrEnum):
         api = os.environ.get("PREFECT_API_URL", "").rstrip("/")
         if not api:
             return False
+        import http.client
         import urllib.request
 
         try:
             with urllib.request.urlopen(f"{api}/health", timeout=2):
                 return True
-        except OSError:
-            sys.stderr.write(f"note: Prefect at {api} does not answer; launching directly\n")
+        except (OSError, ValueError, http.client.HTTPException):
+            sys.stderr.write(f"note: Prefect at {api} does not answer; running directly\n")
             return False
 
 
@@ -1133,9 +1134,14 @@ def restore(
             if done["keys_of_erased_clients"]
             else ""
         )
-        + ("" if keys else " (no keys folder: the clients' details stay unreadable)")
         + "; now run `referrals doctor`"
     )
+    if done["clients_without_keys"]:
+        sys.stderr.write(
+            f"warning: {done['clients_without_keys']} clients have no data key"
+            + ("" if keys else " (no --keys folder)")
+            + ": their details are unreadable; restore the keys backup taken with this data\n"
+        )
 
 
 def rt_session(rt: Any) -> Any:

@@ -40,6 +40,9 @@ def deliver_pass(now: dt.datetime, limit: int | None) -> dict[str, Any]:
     return deliver(rt, now=now, limit=limit, channels=channels).as_dict()
 
 
+GATEWAY_WAIT = 50  # seconds; the next scheduled pass (every 60 s) tries again
+
+
 def gateway_slot() -> contextlib.AbstractContextManager[object]:
     """One slot of the Prefect global concurrency limit named by REFERRALS_GATEWAY_LIMIT, held
     for the pass: provinces sharing an SMS gateway cap their passes at once across all of them.
@@ -49,14 +52,19 @@ def gateway_slot() -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
     from prefect.concurrency.sync import concurrency
 
-    return concurrency(name, occupy=1, strict=True)
+    return concurrency(name, occupy=1, strict=True, timeout_seconds=GATEWAY_WAIT)
 
 
 @flow(name="deliver-notifications", flow_run_name="deliver", log_prints=False)
 def deliver_notifications(
     now: dt.datetime | None = None, limit: int | None = None
 ) -> dict[str, Any]:
-    with gateway_slot():
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(gateway_slot())
+        except TimeoutError:  # the gateway's passes are all taken: the next one does the work
+            get_run_logger().info("the SMS gateway is busy: this pass leaves its work to the next")
+            return {"skipped": "gateway busy"}
         summary = deliver_pass(now or dt.datetime.now(dt.UTC), limit)
     get_run_logger().info(
         "sent %(sent)d, failed %(failed)d, dead %(dead)d, deferred %(deferred)d", summary

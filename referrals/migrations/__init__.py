@@ -34,3 +34,14 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this code's migrations include `revision` (a backup's)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config("")).get_revision(revision) is not None
+    except CommandError:
+        return False

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.models.advancing import advance
-from referrals.models.client_keys import cipher_of
+from referrals.models.client_keys import cipher_of, sealing_cipher
 from referrals.models.context import Context
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError, NotFound
@@ -242,7 +242,9 @@ def answer_link(
     if answer.note:  # free text may name the client: sealed under their key, shredded with it
         client = session.get(Client, referral.client_id)
         assert client is not None
-        data["note_enc"] = cipher_of(session, ctx.vault, client).encrypt(answer.note, "event.note")
+        data["note_enc"] = sealing_cipher(session, ctx.vault, client).encrypt(
+            answer.note, "event.note"
+        )
     session.add(
         Event(
             referral_id=referral.id,

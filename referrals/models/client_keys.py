@@ -6,10 +6,26 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from referrals.models.crypto import ClientCipher, Vault
+from referrals.models.errors import DomainError
 from referrals.models.people import Client, ClientKey
 
 
 def cipher_of(session: Session, vault: Vault, client: Client) -> ClientCipher:
-    """The client's cipher; a shredded one once they are erased."""
+    """The client's cipher; one that reads nothing once they are erased."""
     row = session.get(ClientKey, client.id)
-    return vault.client_cipher(client.code, row.wrapped if row else None)
+    return vault.client_cipher(
+        client.code, row.wrapped if row else None, erased=client.erased_at is not None
+    )
+
+
+def sealing_cipher(session: Session, vault: Vault, client: Client) -> ClientCipher:
+    """The cipher to seal something new about the client with: a client from before per-client
+    keys gets their key now (their details move to it at the next `keys rotate`)."""
+    if client.erased_at is not None:
+        raise DomainError(f"client {client.code}'s personal data was erased", key="erased")
+    if session.get(ClientKey, client.id) is None:
+        cipher, wrapped = vault.new_client_key(client.code)
+        session.add(ClientKey(client_id=client.id, wrapped=wrapped))
+        session.flush()
+        return cipher
+    return cipher_of(session, vault, client)

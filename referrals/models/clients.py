@@ -150,6 +150,8 @@ def grant_consent(
         _partner(session, partner),
         _purpose(session, purpose),
     )
+    if client.erased_at is not None:
+        raise DomainError(f"client {client_code}'s personal data was erased", key="erased")
     current = _active_consents(session, client, org, purpose)
     if current:
         return current[0], False

@@ -108,9 +108,14 @@ class Vault:
         assert wrapped is not None
         return ClientCipher(self, dek), wrapped
 
-    def client_cipher(self, code: str, wrapped: str | None) -> ClientCipher:
-        """The cipher of client `code` from their stored key; with none (erased, or a client
-        from before per-client keys) it still reads tokens sealed under the secret itself."""
+    def client_cipher(
+        self, code: str, wrapped: str | None, *, erased: bool = False
+    ) -> ClientCipher:
+        """The cipher of client `code` from their stored key. Without one, a client from before
+        per-client keys still reads tokens sealed under the secret itself; an erased client's
+        cipher reads nothing at all, whatever sealed it."""
+        if erased:
+            return ClientCipher(self, None, erased=True)
         if wrapped is None:
             return ClientCipher(self, None)
         dek = self.decrypt(wrapped, f"client_key:{code}")
@@ -130,12 +135,14 @@ class ClientCipher:
 
     PREFIX = "k:"
 
-    def __init__(self, vault: Vault, dek: bytes | None) -> None:
+    def __init__(self, vault: Vault, dek: bytes | None, *, erased: bool = False) -> None:
         self._vault = vault
         self._aead = AESGCM(dek) if dek else None
+        self.erased = erased
 
     @property
     def shredded(self) -> bool:
+        """No data key: erased, or (after a restore without the keys) lost."""
         return self._aead is None
 
     def encrypt(self, value: str | None, column: str) -> str | None:
@@ -149,7 +156,7 @@ class ClientCipher:
 
     def decrypt(self, token: str | None, column: str) -> str | None:
         """The clear value; None when the token is None or its data key was deleted."""
-        if token is None:
+        if token is None or self.erased:
             return None
         if not token.startswith(self.PREFIX):
             return self._vault.decrypt(token, column)

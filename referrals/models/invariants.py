@@ -68,6 +68,11 @@ RULES: dict[str, tuple[str, str]] = {
         " OR c.id_number_lookup IS NOT NULL"
         " OR EXISTS (SELECT 1 FROM client_key k WHERE k.client_id = c.id))",
     ),
+    "clients' details have their data key": (
+        "details sealed under a data key that is missing (restored without the keys backup)",
+        "SELECT c.id FROM client c WHERE c.erased_at IS NULL AND substr(c.name_enc, 1, 2) = 'k:'"
+        " AND NOT EXISTS (SELECT 1 FROM client_key k WHERE k.client_id = c.id)",
+    ),
     "clients have a name until erased": (
         "every client not erased has their sealed name",
         "SELECT id FROM client WHERE erased_at IS NULL AND name_enc IS NULL",

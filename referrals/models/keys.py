@@ -25,16 +25,21 @@ LOOKUPS = {"phone": "phone_lookup", "id_number": "id_number_lookup"}
 
 def _stale(vault: Vault) -> Any:
     """A client still needing work: no data key, a key under an older secret, or details sealed
-    the old way (directly under the secret)."""
+    the old way (directly under the secret). Not a client whose details are sealed under a data
+    key that is missing (restored without the keys backup): nothing can read those any more,
+    and `referrals check` reports them."""
     old_style = (
         getattr(Client, f"{c}_enc").is_not(None)
         & ~getattr(Client, f"{c}_enc").like(f"{ClientCipher.PREFIX}%")
         for c in COLUMNS
     )
-    return Client.erased_at.is_(None) & or_(
-        ClientKey.client_id.is_(None),
-        ~ClientKey.wrapped.like(f"{vault.key_id}:%"),
-        *old_style,
+    key_lost = ClientKey.client_id.is_(None) & Client.name_enc.like(f"{ClientCipher.PREFIX}%")
+    return (
+        Client.erased_at.is_(None)
+        & ~key_lost
+        & or_(
+            ClientKey.client_id.is_(None), ~ClientKey.wrapped.like(f"{vault.key_id}:%"), *old_style
+        )
     )
 
 
@@ -52,7 +57,11 @@ def key_status(session: Session, vault: Vault) -> dict[str, int | str]:
     wrapped_by = func.substr(ClientKey.wrapped, 1, 8)
     by_key = dict(session.execute(select(wrapped_by, func.count()).group_by(wrapped_by)).all())
     keyless = session.scalar(
-        _clients_with_keys().where(Client.erased_at.is_(None), ClientKey.client_id.is_(None))
+        _clients_with_keys().where(
+            Client.erased_at.is_(None),
+            ClientKey.client_id.is_(None),
+            ~Client.name_enc.like(f"{ClientCipher.PREFIX}%"),
+        )
     )
     stale = session.scalar(_clients_with_keys().where(_stale(vault)))
     return {

@@ -192,6 +192,8 @@ def _check(
     client = clients.get(req.client_code)
     if client is None:
         raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
+    if client.erased_at is not None:
+        raise DomainError(f"client {client.code}'s personal data was erased", key="erased")
     at = req.launched_at or now
     if at.tzinfo is None:
         at = at.replace(tzinfo=ctx.tz)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from referrals.models.client_keys import cipher_of
@@ -123,6 +123,7 @@ def export_client(
 def erase_client(session: Session, *, code: str, by: User | None, now: dt.datetime) -> Client:
     """Remove the client's personal data for good; keep the code and the anonymous history."""
     client = get_client(session, code)
+    session.refresh(client, with_for_update=True)  # one erasure at a time, and not mid-rotation
     if client.erased_at is not None:
         raise DomainError(f"client {code} was already erased", key="already_erased")
     still_open = list(
@@ -139,9 +140,8 @@ def erase_client(session: Session, *, code: str, by: User | None, now: dt.dateti
             key="erase_open",
             referrals=", ".join(still_open),
         )
-    key = session.get(ClientKey, client.id)
-    if key is not None:  # the shredding: every copy of their ciphertext is now noise
-        session.delete(key)
+    # The shredding: every copy of their ciphertext is now noise.
+    session.execute(delete(ClientKey).where(ClientKey.client_id == client.id))
     client.name_enc = client.phone_enc = client.id_number_enc = None
     client.phone_lookup = client.id_number_lookup = None
     client.erased_at = now
@@ -156,7 +156,11 @@ def _opened(data: dict[str, Any], cipher: ClientCipher) -> dict[str, Any]:
     if "note_enc" not in data:
         return data
     rest = {k: v for k, v in data.items() if k != "note_enc"}
-    return {**rest, "note": cipher.decrypt(data["note_enc"], "event.note")}
+    try:
+        note = cipher.decrypt(data["note_enc"], "event.note")
+    except ValueError:  # sealed under a secret no longer held
+        note = None
+    return {**rest, "note": note}
 
 
 def _iso(value: dt.datetime | None) -> str | None:
