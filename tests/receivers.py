@@ -125,3 +125,57 @@ class HttpSink:
 
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/sms?:to={{phone}}"
+
+
+@dataclass
+class SignedSink:
+    """Another system's webhook endpoint: checks each delivery's signature itself, with the
+    secret it was given, and keeps only what passes (401 for the rest)."""
+
+    secret: str = ""
+    port: int = field(default_factory=free_port)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+
+    def __post_init__(self) -> None:
+        self._server: ThreadingHTTPServer | None = None
+
+    def check(self, header: str, body: bytes) -> bool:
+        import hashlib
+        import hmac
+
+        parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+        mac = hmac.new(self.secret.encode(), f"{parts.get('t')}.".encode() + body, hashlib.sha256)
+        return hmac.compare_digest(mac.hexdigest(), parts.get("v1", ""))
+
+    def start(self) -> SignedSink:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ok = sink.check(self.headers.get("X-Referrals-Signature", ""), body)
+                if ok:
+                    sink.events.append(json.loads(body))
+                else:
+                    sink.rejected += 1
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"

@@ -2,6 +2,7 @@
 
 from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
 from referrals.models.people import Client, ClientKey, Consent, User
+from referrals.models.subscriptions import Webhook
 from referrals.models.tokens import ApiToken
 from referrals.models.workflow import (
     Event,
@@ -29,4 +30,5 @@ __all__ = [
     "Step",
     "SweepRun",
     "User",
+    "Webhook",
 ]

@@ -31,6 +31,7 @@ from referrals.models.runtime import Runtime
 from referrals.notifiers import outbox
 from referrals.notifiers.channels import ChannelError, Channels, instantiate, masked
 from referrals.notifiers.rendering import Rendered, RenderError, render
+from referrals.notifiers.webhooks import deliver_webhooks
 
 log = logging.getLogger("referrals.deliver")
 Send = Callable[[str, Rendered], str | None]  # (url, message) -> None when sent, else the reason
@@ -46,6 +47,7 @@ class Summary:
     deferred: int = 0
     lost: int = 0  # outcomes not recorded: the lease had passed to another pass
     waiting: dict[str, int] = field(default_factory=dict)  # due, on a channel that is off
+    webhooks: dict[str, int] = field(default_factory=dict)  # notifiers/webhooks.py
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -146,6 +148,7 @@ def deliver(
     channels = channels or Channels(cfg)
     channels.check()
     summary = Summary()
+    summary.webhooks = deliver_webhooks(rt.engine, vault=rt.ctx.vault, delivery=cfg, now=now)
     with transaction(rt.engine) as s:
         off = [k for k in cfg.channels if k not in channels.kinds]
         summary.waiting = outbox.waiting(s, kinds_off=off, now=now)
