@@ -44,6 +44,8 @@ webhook_app = typer.Typer(
     help="Other systems' subscriptions to the engine's events.", no_args_is_help=True
 )
 app.add_typer(webhook_app, name="webhook")
+fhir_app = typer.Typer(help="FHIR R4: a referral as a Bundle.", no_args_is_help=True)
+app.add_typer(fhir_app, name="fhir")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this ISO 8601 instant.")]
@@ -1199,6 +1201,38 @@ def webhook_off(name: str) -> None:
     with transaction(rt.engine) as s:
         set_webhook_active(s, name=name, active=False)
     print(f"webhook {name} is off")
+
+
+@fhir_app.command("export")
+def fhir_export(
+    code: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the Bundle here.")] = None,
+) -> None:
+    """Referral CODE as a FHIR Bundle (JSON): ServiceRequest, Task, Patient by code only,
+    Organizations, Consents and the status history as Provenance."""
+    import datetime as dt
+    import json
+
+    from referrals.interop.fhir import referral_bundle
+    from referrals.models.advancing import get_referral
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        _acting(rt, s, area=get_referral(s, code).area_key, what=f"referral {code!r}")
+        province = rt.province.province
+        found = referral_bundle(
+            s,
+            code=code,
+            office=(province.key, province.name),
+            base=rt.settings.public_url.rstrip("/") + "/api/v1/fhir",
+            now=dt.datetime.now(dt.UTC),
+        )
+    text = json.dumps(found, ensure_ascii=False, indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        print(f"written {out}")
+    else:
+        print(text)
 
 
 def rt_session(rt: Any) -> Any:

@@ -79,7 +79,7 @@ def _again(rt: Runtime, token: str, now: dt.datetime, status: int, error: str) -
 
 def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     """The app; `clock` replaces real time for the staff pages (tests and demos travel in time)."""
-    from referrals.web import admin, cases, dashboard, login
+    from referrals.web import admin, cases, dashboard, fhir, login
     from referrals.web.api import router
 
     app = FastAPI(
@@ -94,6 +94,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         "link": Limit("link", per_minute=30),
     }
     app.include_router(router)
+    app.include_router(fhir.router)
     for pages in (login.router, cases.router, dashboard.router, admin.router):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

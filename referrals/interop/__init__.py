@@ -1,0 +1,1 @@
+"""Other systems\x27 formats: FHIR for referrals (fhir.py)."""
