@@ -24,6 +24,7 @@ from referrals.models.links import link_token, message_of
 from referrals.models.people import Client, ClientKey
 from referrals.models.reading import Reader
 from referrals.models.runtime import Runtime
+from referrals.models.subscriptions import Webhook, WebhookIn, add_webhook
 from referrals.models.workflow import Event, Notification
 
 NEW = "a-brand-new-secret-key-0123456789abcdef0123456789"
@@ -58,6 +59,9 @@ def test_a_rotation_from_start_to_finish(
         message = s.scalars(select(Notification.id).order_by(Notification.id)).first()
     old_link = link_token(rt.ctx.vault, message)  # type: ignore[arg-type]
     seal(rt.engine, vault=rt.ctx.vault)
+    with transaction(rt.engine) as s:  # a webhook's signing secret is sealed too
+        data = WebhookIn(name="dhis2", url="http://127.0.0.1:9/e", events=["referral.*"])
+        _, signing = add_webhook(s, data=data, vault=rt.ctx.vault)
 
     rotating = _switch(monkeypatch, NEW, previous=SECRET)
     vault = rotating.ctx.vault
@@ -109,6 +113,8 @@ def test_a_rotation_from_start_to_finish(
                 note = s.scalars(select(Event).where(Event.kind == "link.answered")).one()
                 assert cipher.decrypt(note.data["note_enc"], "event.note") == NOTE
         assert s.scalar(select(func.count()).select_from(ClientKey)) == len(PEOPLE)
+        hook = s.scalars(select(Webhook)).one()
+        assert alone.decrypt(hook.secret_enc, "webhook.secret") == signing
     # Without the old secret, details sealed under it (none are left) would be refused clearly.
     with pytest.raises(ValueError, match="wrong REFERRALS_SECRET_KEY"):
         alone.decrypt(Vault(SECRET).encrypt("x", "client.name"), "client.name")

@@ -96,6 +96,7 @@ def rotate(
             for client, key in rows:
                 _move(s, vault, client, key)
         if not rows:
+            _reseal_webhooks(engine, vault)
             return moved
         moved += len(rows)
         if progress:
@@ -116,3 +117,15 @@ def _move(session: Session, vault: Vault, client: Client, key: ClientKey | None)
             setattr(client, attr, cipher.encrypt(value, f"client.{column}"))
         if column in LOOKUPS:
             setattr(client, LOOKUPS[column], vault.lookup(value, column))
+
+
+def _reseal_webhooks(engine: Engine, vault: Vault) -> None:
+    """Webhook secrets are sealed under the secret itself: seal them again under the current."""
+    from referrals.models.subscriptions import Webhook
+
+    with Session(engine) as s, s.begin():
+        for hook in s.scalars(select(Webhook).where(~Webhook.secret_enc.like(f"{vault.key_id}:%"))):
+            hook.secret_enc = (
+                vault.encrypt(vault.decrypt(hook.secret_enc, "webhook.secret"), "webhook.secret")
+                or ""
+            )

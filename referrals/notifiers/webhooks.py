@@ -109,9 +109,18 @@ def deliver_webhooks(
             hook = hooks.get(c.context["webhook"])
             body = json.dumps(body_of(s, c.context["event"]), ensure_ascii=False).encode()
             jobs.append((c, hook, body))
+    down: set[int] = set()  # receivers that failed in this pass: not tried again until later
     with httpx.Client(timeout=TIMEOUT) as http:
         for c, hook, body in jobs:
+            if hook is not None and hook.id in down:
+                with transaction(engine) as s:  # not an attempt: back in the queue
+                    outbox.defer(
+                        s, c, until=now + dt.timedelta(seconds=delivery.first_retry_seconds)
+                    )
+                continue
             error = _post(http, hook, body, c.id, vault, now) if hook else "webhook removed"
+            if error is not None and hook is not None:
+                down.add(hook.id)  # type: ignore[arg-type]
             with transaction(engine) as s:
                 if error is None:
                     counts["sent"] += outbox.mark_sent(s, [(c, None, body.decode())], now=now)
