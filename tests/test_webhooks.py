@@ -79,6 +79,9 @@ def test_a_forged_signature_is_refused_and_the_engine_gives_up_in_time(
         later += dt.timedelta(days=1)
         deliver(rt, now=later)
     assert set(_webhooks(rt)) == {"dead"} and sink.events == []
+    with Session(rt.engine) as s:  # on the timeline, but no e-mail to the office about it
+        alerts = s.scalars(select(Notification).where(Notification.template == "message.dead"))
+        assert list(alerts) == []
 
 
 def test_everything_arrives_after_an_outage(
