@@ -18,11 +18,16 @@ def cipher_of(session: Session, vault: Vault, client: Client) -> ClientCipher:
     )
 
 
+def refuse_if_erased(client: Client) -> None:
+    """An erased client is a code and a history: nothing new is done for or about them."""
+    if client.erased_at is not None:
+        raise DomainError(f"client {client.code}'s personal data was erased", key="erased")
+
+
 def sealing_cipher(session: Session, vault: Vault, client: Client) -> ClientCipher:
     """The cipher to seal something new about the client with: a client from before per-client
     keys gets their key now (their details move to it at the next `keys rotate`)."""
-    if client.erased_at is not None:
-        raise DomainError(f"client {client.code}'s personal data was erased", key="erased")
+    refuse_if_erased(client)
     if session.get(ClientKey, client.id) is None:
         cipher, wrapped = vault.new_client_key(client.code)
         session.add(ClientKey(client_id=client.id, wrapped=wrapped))

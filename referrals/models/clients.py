@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import e164
-from referrals.models.client_keys import cipher_of
+from referrals.models.client_keys import cipher_of, refuse_if_erased
 from referrals.models.codes import new_code
 from referrals.models.context import Context
 from referrals.models.directory import Area, Organization
@@ -150,8 +150,7 @@ def grant_consent(
         _partner(session, partner),
         _purpose(session, purpose),
     )
-    if client.erased_at is not None:
-        raise DomainError(f"client {client_code}'s personal data was erased", key="erased")
+    refuse_if_erased(client)
     current = _active_consents(session, client, org, purpose)
     if current:
         return current[0], False
@@ -263,8 +262,7 @@ def reveal_client(
     if purpose not in REVEAL_PURPOSES:
         raise DomainError(f"say why you need the details (one of: {', '.join(REVEAL_PURPOSES)})")
     client = get_client(session, code)
-    if client.erased_at is not None:
-        raise DomainError(f"client {code}'s personal data was erased", key="erased")
+    refuse_if_erased(client)
     cipher = cipher_of(session, ctx.vault, client)
     shown = {
         "name": cipher.decrypt(client.name_enc, "client.name"),

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import DueRule
+from referrals.models.client_keys import refuse_if_erased
 from referrals.models.codes import new_code
 from referrals.models.context import Context
 from referrals.models.db import chunks, insert_many
@@ -192,8 +193,7 @@ def _check(
     client = clients.get(req.client_code)
     if client is None:
         raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
-    if client.erased_at is not None:
-        raise DomainError(f"client {client.code}'s personal data was erased", key="erased")
+    refuse_if_erased(client)
     at = req.launched_at or now
     if at.tzinfo is None:
         at = at.replace(tzinfo=ctx.tz)
