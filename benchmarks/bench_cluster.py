@@ -41,7 +41,7 @@ from cluster import (  # noqa: E402
     referrals,
     wait_for,
 )
-from harness import RESULTS, machine  # noqa: E402
+from harness import machine, write_results  # noqa: E402
 
 from receivers import HttpSink  # noqa: E402
 
@@ -191,10 +191,7 @@ def main() -> None:
     ]:
         print(json.dumps(run), flush=True)
         results["runs"].append(run)
-    out = RESULTS / f"cluster-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    write_results("cluster", results)
 
 
 if __name__ == "__main__":

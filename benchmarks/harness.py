@@ -60,7 +60,13 @@ def run_sizes(
             run = json.loads(child.stdout.strip().splitlines()[-1])
             print(json.dumps(run), flush=True)
             results["runs"].append(run)
+    write_results(name, results)
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """`results/<name>-<UTC date and minute>.json`, named in the output."""
     out = RESULTS / f"{name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written {out}")
+    return out

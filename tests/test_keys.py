@@ -47,14 +47,7 @@ def test_a_rotation_from_start_to_finish(
 ) -> None:
     refs = [ready_referral(rt, now, name=n, phone=p, id_number=i) for n, p, i in PEOPLE]
     decline_with_note(rt, refs[0], NOTE, now)
-    with transaction(rt.engine) as s:  # the last client as sealed before per-client keys
-        old_style = s.get(Client, _id(s, -1))
-        assert old_style is not None
-        cipher = cipher_of(s, rt.ctx.vault, old_style)
-        for column in ("name", "phone", "id_number"):
-            value = cipher.decrypt(getattr(old_style, f"{column}_enc"), f"client.{column}")
-            setattr(old_style, f"{column}_enc", rt.ctx.vault.encrypt(value, f"client.{column}"))
-        s.delete(s.get(ClientKey, old_style.id))
+    _as_before_data_keys(rt, -1)  # the last client
     with Session(rt.engine) as s:
         message = s.scalars(select(Notification.id).order_by(Notification.id)).first()
     old_link = link_token(rt.ctx.vault, message)  # type: ignore[arg-type]
@@ -121,6 +114,19 @@ def test_a_rotation_from_start_to_finish(
     assert refs
 
 
+def _as_before_data_keys(rt: Runtime, index: int) -> str:
+    """Client number INDEX as migration 0011 found it: details under the secret, no data key."""
+    with transaction(rt.engine) as s:
+        client = s.get(Client, _id(s, index))
+        assert client is not None
+        cipher = cipher_of(s, rt.ctx.vault, client)
+        for column in ("name", "phone", "id_number"):
+            value = cipher.decrypt(getattr(client, f"{column}_enc"), f"client.{column}")
+            setattr(client, f"{column}_enc", rt.ctx.vault.encrypt(value, f"client.{column}"))
+        s.delete(s.get(ClientKey, client.id))
+        return client.code
+
+
 def _id(s: Session, index: int) -> int:
     return s.scalars(select(Client.id).order_by(Client.id)).all()[index]
 
@@ -134,15 +140,7 @@ def test_a_client_from_before_data_keys_gets_one_with_a_note_and_loses_it_on_era
 ) -> None:
     name, phone, id_number = PEOPLE[0]
     ref = ready_referral(rt, now, name=name, phone=phone, id_number=id_number)
-    with transaction(rt.engine) as s:  # as written before migration 0011
-        client = s.get(Client, _id(s, 0))
-        assert client is not None
-        cipher = cipher_of(s, rt.ctx.vault, client)
-        for column in ("name", "phone", "id_number"):
-            value = cipher.decrypt(getattr(client, f"{column}_enc"), f"client.{column}")
-            setattr(client, f"{column}_enc", rt.ctx.vault.encrypt(value, f"client.{column}"))
-        s.delete(s.get(ClientKey, client.id))
-        code = client.code
+    code = _as_before_data_keys(rt, 0)
     decline_with_note(rt, ref, NOTE, now)  # the partner's note needs a key: it gets one
     with Session(rt.engine) as s:
         client = s.get(Client, _id(s, 0))
