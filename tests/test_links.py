@@ -244,3 +244,42 @@ def test_a_bad_form_is_refused_and_changes_nothing(rt: Runtime, web: TestClient)
         response = web.post(f"/l/{links['sms']}", data=form)
         assert response.status_code in (400, 409), form
     assert row_counts(rt) == before and referral(rt, code)[0] == "requested"
+
+
+def test_a_partner_says_how_full_it_is_and_coordinators_see_it_at_launch(
+    rt: Runtime, web: TestClient
+) -> None:
+    from web_helpers import Clock, logged_in, staff_users
+
+    code, links = launched(rt, pathway="legal_aid", partner="legal-aid-centre")
+    token = links["sms"]
+    assert 'id="capacity"' in web.get(f"/l/{token}").text
+    before = row_counts(rt)
+    for bad in ({"capacity": "maybe"}, {"capacity": "full", "extra": "x"}, {}):
+        assert web.post(f"/l/{token}/capacity", data=bad).status_code == 400
+    forged = token[:-1] + ("a" if token[-1] != "a" else "b")
+    assert web.post(f"/l/{forged}/capacity", data={"capacity": "full"}).status_code == 404
+    assert row_counts(rt) == before
+
+    page = web.post(f"/l/{token}/capacity", data={"capacity": "waitlist"})
+    assert page.status_code == 200 and 'id="capacity-thanks"' in page.text
+    # After answering, the link still takes a capacity update.
+    assert web.post(f"/l/{token}", data={"action": "accept"}).status_code == 200
+    page = web.post(f"/l/{token}/capacity", data={"capacity": "full"})
+    assert page.status_code == 200 and 'id="capacity-thanks"' in page.text
+    with transaction(rt.engine) as s:
+        changes = s.scalars(
+            select(Event.data).where(Event.kind == "service.capacity").order_by(Event.id)
+        ).all()
+    assert [(c["was"], c["capacity"]) for c in changes] == [
+        ("open", "waitlist"),
+        ("waitlist", "full"),
+    ]
+
+    staff_users(rt)
+    mai = logged_in(Clock(dt.datetime.now(dt.UTC)), "mai")
+    with transaction(rt.engine) as s:
+        client = s.scalars(select(Referral.client_id).where(Referral.code == code)).one()
+        client_code = s.scalars(select(Client.code).where(Client.id == client)).one()
+    launch = mai.get(f"/launch?client={client_code}").text
+    assert "Trung tâm Trợ giúp pháp lý" in launch and "(hết chỗ)" in launch

@@ -83,6 +83,7 @@ class LinkView:
     due_at: dt.datetime | None
     actions: list[str] = field(default_factory=list)
     asks: str | None = None  # the date the step asks for when done, in the contact's language
+    capacity: str = "open"  # what the partner last said of this service (set_capacity)
     client: dict[str, str] = field(default_factory=dict)  # what the pathway shares, with consent
 
 
@@ -130,6 +131,7 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
         step_name=(template["name"] if vi else template["name_en"]) if template else "",
         due_at=step.due_at if step else None,
         asks=(template.get("asks") if vi else template.get("asks_en")) if template else None,
+        capacity=service.capacity,
     )
     if message.status == MessageStatus.cancelled.value or message.link_revoked_at is not None:
         raise LinkRefused("revoked", view)
@@ -260,6 +262,49 @@ def answer_link(
     _tell_coordinator(session, referral, step, answer, opened.view, now)
     session.flush()
     return opened.view
+
+
+class CapacityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capacity: Literal["open", "waitlist", "full"]
+
+
+def set_capacity(
+    session: Session, *, ctx: Context, token: str, capacity: CapacityIn, now: dt.datetime
+) -> str:
+    """A partner says, from any link of theirs still valid, whether the referral's service takes
+    clients now; coordinators see it when they choose a partner. Returns the contact's language.
+    Unlike an answer, this stays possible after the step was answered or the referral closed."""
+    message_id = message_of(ctx.vault, token)
+    message = session.get(Notification, message_id) if message_id else None
+    if message is None or message.contact_id is None or message.referral_id is None:
+        raise LinkRefused("invalid")
+    if message.status == MessageStatus.cancelled.value or message.link_revoked_at is not None:
+        raise LinkRefused("revoked")
+    if message.created_at + dt.timedelta(days=LINK_DAYS) < now:
+        raise LinkRefused("expired")
+    referral = session.get(Referral, message.referral_id)
+    assert referral is not None
+    service = session.get(Service, referral.service_id, with_for_update=True)
+    assert service is not None
+    if service.capacity != capacity.capacity:
+        session.add(
+            Event(
+                referral_id=referral.id,
+                kind="service.capacity",
+                at=now,
+                actor=f"contact:{message.contact_id}",
+                data={
+                    "pathway": service.pathway_key,
+                    "capacity": capacity.capacity,
+                    "was": service.capacity,
+                },
+            )
+        )
+        service.capacity, service.capacity_at = capacity.capacity, now
+    contact = session.get(Contact, message.contact_id)
+    return contact.language if contact else message.language
 
 
 def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None:

@@ -67,7 +67,7 @@ def partners_serving(reader: Reader, *, district: str) -> list[dict[str, Any]]:
     """Active partners with an active service in `district`: one row per (partner, pathway)."""
     return reader.rows(
         """
-        SELECT o.slug, o.name, s.pathway_key AS pathway, s.name AS service
+        SELECT o.slug, o.name, s.pathway_key AS pathway, s.name AS service, s.capacity
         FROM organization o
         JOIN service s ON s.organization_id = o.id AND s.active
         JOIN servicearea sa ON sa.service_id = s.id AND sa.area_key = :district

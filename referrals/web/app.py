@@ -24,7 +24,15 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from referrals.models.answering import DECLINE_REASONS, Answer, LinkRefused, answer_link, view_link
+from referrals.models.answering import (
+    DECLINE_REASONS,
+    Answer,
+    CapacityIn,
+    LinkRefused,
+    answer_link,
+    set_capacity,
+    view_link,
+)
 from referrals.models.db import transaction
 from referrals.models.errors import DomainError
 from referrals.models.runtime import Runtime
@@ -62,9 +70,11 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def _refused(refused: LinkRefused) -> HTMLResponse:
+def _refused(refused: LinkRefused, token: str | None = None) -> HTMLResponse:
+    """Why the link cannot answer; with the token, a used or closed one still offers the
+    capacity form (its template shows it only for those)."""
     language = refused.view.language if refused.view else "vi"
-    return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view)
+    return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view, token=token)
 
 
 def _again(rt: Runtime, token: str, now: dt.datetime, status: int, error: str) -> HTMLResponse:
@@ -145,7 +155,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
             with transaction(rt.engine) as s:
                 view = view_link(s, ctx=rt.ctx, token=token, now=now_of(request))
         except LinkRefused as refused:
-            return _refused(refused)
+            return _refused(refused, token)
         return _page(view.language, view=view, token=token)
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -165,6 +175,29 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
             return _refused(refused)
         except DomainError:
             return _again(rt, token, now, 409, "state")
-        return _page(view.language, view=view, done=answer.action)
+        return _page(view.language, view=view, done=answer.action, token=token)
+
+    @app.post("/l/{token}/capacity", response_class=HTMLResponse, include_in_schema=False)
+    async def link_capacity(token: str, request: Request) -> HTMLResponse:
+        rt = Runtime.current()
+        now = now_of(request)
+        request.app.state.limits["link"].check(request, now)
+        try:
+            capacity = CapacityIn.model_validate(dict(await read_form(request)))
+        except ValidationError:
+            return _again(rt, token, now, 400, "form")
+        try:
+            with transaction(rt.engine) as s:
+                language = set_capacity(s, ctx=rt.ctx, token=token, capacity=capacity, now=now)
+        except LinkRefused as refused:
+            return _refused(refused)
+        try:
+            with transaction(rt.engine) as s:
+                view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
+        except LinkRefused as refused:  # answered or closed: the update stands all the same
+            return _page(
+                language, view=refused.view, refused=refused.why, token=token, capacity_done=True
+            )
+        return _page(view.language, view=view, token=token, capacity_done=True)
 
     return app
