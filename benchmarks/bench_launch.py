@@ -29,6 +29,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("REFERRALS_SECRET_KEY", "benchmark-secret-0123456789abcdef0123456789")
 
+from harness import past_append_only
 from sqlalchemy import create_engine, delete, insert, select, text
 
 import referrals.models.tables as t
@@ -110,20 +111,9 @@ def bulk_then_raw(rt: Runtime, n: int, now: dt.datetime) -> dict[str, float]:
     assert len(report.referrals) == n
     with rt.engine.connect() as c:  # the rows the bulk path wrote, to write again raw
         rows = {m: [dict(r._mapping) for r in c.execute(select(m.__table__))] for m in WRITTEN}
-    with rt.engine.begin() as c:  # set-up, not measured: past the events' append-only triggers
-        if rt.engine.dialect.name == "postgresql":
-            c.execute(text("SET LOCAL session_replication_role = replica"))
-            triggers = []
-        else:
-            triggers = c.execute(
-                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-            ).all()
-            for name, _ in triggers:
-                c.execute(text(f'DROP TRIGGER "{name}"'))
+    with rt.engine.begin() as c, past_append_only(c):  # set-up, not measured
         for m in reversed(WRITTEN):
             c.execute(delete(m.__table__))
-        for _, sql in triggers:
-            c.execute(text(sql))
     start = time.perf_counter()
     with rt.engine.begin() as c:
         for m in WRITTEN:

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_deliver import RssSampler
 from bench_launch import drop_database, fresh_database, prepared_runtime
-from harness import run_sizes
+from harness import numbers, run_sizes
 from sqlalchemy import bindparam, select, text
 
 from referrals.models.db import transaction
@@ -76,12 +76,7 @@ def seed(rt, n: int) -> float:  # type: ignore[no-untyped-def]
             ).one()
             pairs.append((pathway, org.id, service))
     postgres = rt.engine.dialect.name == "postgresql"
-    series = (
-        "FROM generate_series(1, :n) AS g(n)"
-        if postgres
-        else "FROM (WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < :n)"
-        " SELECT n FROM g) AS g"
-    )
+    series = numbers(postgres)
     text_of = "g.n::text" if postgres else "g.n"
 
     def run(sql: str, **params: object) -> None:

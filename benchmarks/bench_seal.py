@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_launch import drop_database, fresh_database, prepared_runtime
-from harness import run_sizes
+from harness import numbers, run_sizes
 from sqlalchemy import bindparam, text
 
 from referrals.models.audit import BATCH, seal, verify
@@ -32,12 +32,7 @@ T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 
 def seed(rt, n: int) -> None:  # type: ignore[no-untyped-def]
     postgres = rt.engine.dialect.name == "postgresql"
-    series = (
-        "FROM generate_series(1, :n) AS g(n)"
-        if postgres
-        else "FROM (WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < :n)"
-        " SELECT n FROM g) AS g"
-    )
+    series = numbers(postgres)
     data = '\'{"step": "acknowledge", "due_at": "2026-11-26T10:00:00+00:00"}\''
     with rt.engine.begin() as c:
         c.execute(

@@ -11,7 +11,8 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,32 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
     out.write_text(json.dumps(results, indent=2))
     print(f"written {out}")
     return out
+
+
+def numbers(postgres: bool) -> str:
+    """`FROM ... AS g(n)` yielding n = 1..:n, for seeding big tables in one INSERT ... SELECT."""
+    if postgres:
+        return "FROM generate_series(1, :n) AS g(n)"
+    return (
+        "FROM (WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < :n)"
+        " SELECT n FROM g) AS g"
+    )
+
+
+@contextmanager
+def past_append_only(c: Any) -> Iterator[None]:
+    """Inside one transaction on connection `c`: the events' append-only triggers set aside, for
+    a benchmark's untimed set-up that deletes what it wrote (PostgreSQL: replica mode for the
+    transaction; SQLite: the triggers dropped and re-created)."""
+    from sqlalchemy import text
+
+    if c.dialect.name == "postgresql":
+        c.execute(text("SET LOCAL session_replication_role = replica"))
+        yield
+        return
+    triggers = c.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
+    for name, _ in triggers:
+        c.execute(text(f'DROP TRIGGER "{name}"'))
+    yield
+    for _, sql in triggers:
+        c.execute(text(sql))

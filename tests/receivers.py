@@ -82,14 +82,25 @@ def _serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPSer
     return server
 
 
-def _shut(server: ThreadingHTTPServer | None) -> None:
-    if server is not None:
-        server.shutdown()
-        server.server_close()
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Served:
+    """A receiver whose server `_serve` started; stop() shuts it (start() may follow again)."""
+
+    _server: ThreadingHTTPServer | None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 @dataclass
-class HttpSink:
+class HttpSink(_Served):
     """A JSON-receiving HTTP server (a local SMS gateway's API); `delay` slows each answer."""
 
     port: int = field(default_factory=free_port)
@@ -103,7 +114,7 @@ class HttpSink:
     def start(self) -> HttpSink:
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Quiet):
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(size)
@@ -123,22 +134,15 @@ class HttpSink:
                 except OSError:  # the sender was killed while we answered
                     pass
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
         self._server = _serve(self.port, Handler)
         return self
-
-    def stop(self) -> None:
-        _shut(self._server)
-        self._server = None
 
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/sms?:to={{phone}}"
 
 
 @dataclass
-class SignedSink:
+class SignedSink(_Served):
     """Another system's webhook endpoint: checks each delivery's signature itself, with the
     secret it was given, and keeps only what passes (401 for the rest)."""
 
@@ -161,7 +165,7 @@ class SignedSink:
     def start(self) -> SignedSink:
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Quiet):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 ok = sink.check(self.headers.get("X-Referrals-Signature", ""), body)
@@ -173,15 +177,8 @@ class SignedSink:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
         self._server = _serve(self.port, Handler)
         return self
-
-    def stop(self) -> None:
-        _shut(self._server)
-        self._server = None
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/events"
