@@ -46,6 +46,10 @@ webhook_app = typer.Typer(
 app.add_typer(webhook_app, name="webhook")
 fhir_app = typer.Typer(help="FHIR R4: a referral as a Bundle.", no_args_is_help=True)
 app.add_typer(fhir_app, name="fhir")
+directory_app = typer.Typer(
+    help="The partner directory as Open Referral HSDS 3.1 JSON.", no_args_is_help=True
+)
+app.add_typer(directory_app, name="directory")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this ISO 8601 instant.")]
@@ -126,6 +130,11 @@ def partners(as_json: JsonOpt = False) -> None:
         print(f"{p['slug']}  {p['name']}")
         for svc in p["services"]:
             print(f"    {svc['pathway']:<22} {svc['name']}  [{', '.join(svc['areas'])}]")
+        for place in p["locations"]:
+            hours = "; ".join(
+                f"{','.join(h['days'])} {h['opens']}-{h['closes']}" for h in place["hours"]
+            )
+            print(f"    @{place['key']} {place['name']}: {place['address']}  {hours}")
         for c in p["contacts"]:
             mark = "" if c["active"] else "  (inactive)"
             print(
@@ -1233,6 +1242,59 @@ def fhir_export(
         print(f"written {out}")
     else:
         print(text)
+
+
+@directory_app.command("export")
+def directory_export(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the file here.")] = None,
+) -> None:
+    """The active directory (partners, services, locations, contacts, capacities) as HSDS."""
+    import datetime as dt
+    import json
+
+    from referrals.cli.directory import export_file
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        _acting(rt, s, what="export the directory")
+    text = json.dumps(export_file(rt, now=dt.datetime.now(dt.UTC)), ensure_ascii=False, indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        print(f"written {out}")
+    else:
+        print(text)
+
+
+@directory_app.command("import")
+def directory_import(
+    file: Path,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and say what would change.")
+    ] = False,
+) -> None:
+    """Replace the directory with an HSDS file: partners.yaml is rewritten (the old one kept
+    as partners.yaml.bak) and loaded; partners missing from the file become inactive."""
+    import datetime as dt
+
+    from referrals.cli.directory import import_file
+
+    rt = _runtime()
+    with rt_session(rt) as s:
+        user = _acting(rt, s, admin=True, what="import the directory")
+        username = user.username
+    change = import_file(rt, file, user=username, now=dt.datetime.now(dt.UTC), dry_run=dry_run)
+    verb = "would change" if dry_run else "imported"
+    print(
+        f"{verb}: {len(change.added)} new, {len(change.changed)} changed, "
+        f"{len(change.removed)} made inactive; {change.capacities} capacities"
+    )
+    for label, slugs in (
+        ("new", change.added),
+        ("changed", change.changed),
+        ("inactive", change.removed),
+    ):
+        for slug in slugs:
+            print(f"  {label:<9}{slug}")
 
 
 def rt_session(rt: Any) -> Any:

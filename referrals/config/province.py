@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -212,6 +213,42 @@ class Service(Strict):
     name: Text = Field(description="partner-facing name: must not reveal the client's situation")
     name_en: Text
     areas: list[Slug] = Field(min_length=1)
+    locations: list[Slug] = Field(default=[], description="keys of the partner's locations")
+
+
+Day = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+DAYS: tuple[Day, ...] = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class Hours(Strict):
+    """One opening session, local time: `days: [MO, TU]`, `opens: "07:30"`, `closes: "11:30"`."""
+
+    days: list[Day] = Field(min_length=1)
+    opens: dt.time
+    closes: dt.time
+
+    @field_serializer("opens", "closes")
+    def _hh_mm(self, value: dt.time) -> str:
+        return value.strftime("%H:%M")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Hours:
+        if self.opens >= self.closes:
+            raise ValueError(f"opens ({self.opens:%H:%M}) must be before closes")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("a day repeats")
+        return self
+
+
+class Location(Strict):
+    """Where a partner receives clients (HSDS location, address and schedule)."""
+
+    key: Slug
+    name: Text
+    address: Text = Field(description="street and number, as on an envelope")
+    area: Slug = Field(description="the area key (province.yaml) the address is in")
+    postal_code: str | None = Field(default=None, pattern=r"^[0-9]{5,6}$")
+    hours: list[Hours] = []
 
 
 class Partner(Strict):
@@ -219,8 +256,14 @@ class Partner(Strict):
     name: Text
     name_en: Text
     kind: Literal["legal", "health", "police", "education", "social_work", "peer_group"]
+    locations: list[Location] = []
     services: list[Service] = []
     contacts: list[Contact] = Field(min_length=1)
+
+    @field_validator("locations")
+    @classmethod
+    def _unique_locations(cls, locations: list[Location]) -> list[Location]:
+        return _unique(locations, "key")
 
 
 class Area(Strict):
@@ -401,15 +444,23 @@ def _load(config_dir: Path, stamps: tuple[int | None, ...]) -> Province:
         partners=parsed["partners.yaml"].partners,
         pathways=parsed["pathways.yaml"].pathways,
     )
-    _cross_check(province, config_dir / "partners.yaml", nodes["partners.yaml"])
+    cross_check(province, config_dir / "partners.yaml", nodes["partners.yaml"])
     return province
 
 
-def _cross_check(province: Province, path: Path, node: yaml.Node) -> None:
+def cross_check(province: Province, path: Path, node: yaml.Node | None) -> None:
     areas = {a.key for a in province.province.areas}
     pathways = {p.key for p in province.pathways}
     problems = []
     for i, partner in enumerate(province.partners):
+        places = {loc.key for loc in partner.locations}
+        for j, place in enumerate(partner.locations):
+            if place.area not in areas:
+                err = {
+                    "loc": ("partners", i, "locations", j, "area"),
+                    "msg": f"no area {place.area!r} in province.yaml",
+                }
+                problems.append(_locate(path, node, err))
         for j, service in enumerate(partner.services):
             loc: tuple[Any, ...] = ("partners", i, "services", j)
             if service.pathway not in pathways:
@@ -418,6 +469,10 @@ def _cross_check(province: Province, path: Path, node: yaml.Node) -> None:
             for k, area in enumerate(service.areas):
                 if area not in areas:
                     err = {"loc": (*loc, "areas", k), "msg": f"no area {area!r} in province.yaml"}
+                    problems.append(_locate(path, node, err))
+            for k, key in enumerate(service.locations):
+                if key not in places:
+                    err = {"loc": (*loc, "locations", k), "msg": f"no location {key!r} here"}
                     problems.append(_locate(path, node, err))
     if problems:
         raise ConfigError("; ".join(problems))

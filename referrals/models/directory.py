@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from referrals.models.types import UTCDateTime, utcnow
@@ -45,6 +47,29 @@ class Service(SQLModel, table=True):
 class ServiceArea(SQLModel, table=True):
     service_id: int = Field(foreign_key="service.id", primary_key=True)
     area_key: str = Field(foreign_key="area.key", primary_key=True)
+
+
+class Location(SQLModel, table=True):
+    """Where a partner receives clients; `hours` is the YAML's list of {days, opens, closes}."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    key: str = Field(max_length=60)
+    name: str
+    address: str
+    area_key: str = Field(foreign_key="area.key")
+    postal_code: str | None = Field(default=None, max_length=6)
+    hours: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    active: bool = True
+
+
+class ServiceLocation(SQLModel, table=True):
+    """A service offered at a location (HSDS service_at_location)."""
+
+    service_id: int = Field(foreign_key="service.id", primary_key=True)
+    location_id: int = Field(foreign_key="location.id", primary_key=True)
 
 
 class Contact(SQLModel, table=True):

@@ -8,7 +8,14 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import DueRule
-from referrals.models.directory import Contact, Organization, Service, ServiceArea
+from referrals.models.directory import (
+    Contact,
+    Location,
+    Organization,
+    Service,
+    ServiceArea,
+    ServiceLocation,
+)
 from referrals.models.workflow import PathwayVersion
 
 
@@ -23,6 +30,14 @@ def directory(session: Session) -> list[dict[str, Any]]:
     for link in session.scalars(select(ServiceArea).order_by(ServiceArea.area_key)):
         areas.setdefault(link.service_id, []).append(link.area_key)
     contacts = list(session.scalars(select(Contact).order_by(Contact.rank, Contact.id)))
+    places = {
+        p.id: p
+        for p in session.scalars(select(Location).where(Location.active).order_by(Location.id))
+    }
+    at: dict[int, list[str]] = {}
+    for link in session.scalars(select(ServiceLocation).order_by(ServiceLocation.location_id)):
+        if link.location_id in places:
+            at.setdefault(link.service_id, []).append(places[link.location_id].key)
     return [
         {
             "slug": o.slug,
@@ -35,9 +50,23 @@ def directory(session: Session) -> list[dict[str, Any]]:
                     "name": s.name,
                     "name_en": s.name_en,
                     "areas": areas.get(s.id, []),
+                    "locations": at.get(s.id, []),
+                    "capacity": s.capacity,
                 }
                 for s in services
                 if s.organization_id == o.id
+            ],
+            "locations": [
+                {
+                    "key": p.key,
+                    "name": p.name,
+                    "address": p.address,
+                    "area": p.area_key,
+                    "postal_code": p.postal_code,
+                    "hours": p.hours,
+                }
+                for p in places.values()
+                if p.organization_id == o.id
             ],
             "contacts": [
                 {

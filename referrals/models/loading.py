@@ -5,7 +5,15 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from referrals.config import Province
-from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
+from referrals.models.directory import (
+    Area,
+    Contact,
+    Location,
+    Organization,
+    Service,
+    ServiceArea,
+    ServiceLocation,
+)
 from referrals.models.workflow import PathwayVersion
 
 
@@ -44,7 +52,8 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
         )
         session.add(org)
         session.flush()
-        _load_services(session, org, partner)
+        places = _load_locations(session, org, partner)
+        _load_services(session, org, partner, places)
         _load_contacts(session, org, partner)
         counts["partners"] += 1
         counts["contacts"] += len(partner.contacts)
@@ -70,7 +79,30 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
     return counts
 
 
-def _load_services(session: Session, org: Organization, partner: object) -> None:
+def _load_locations(session: Session, org: Organization, partner: object) -> dict[str, int]:
+    """Upsert the partner's locations by key; the ones gone from the YAML are deactivated."""
+    existing = {
+        loc.key: loc
+        for loc in session.exec(select(Location).where(Location.organization_id == org.id))
+    }
+    for row in existing.values():
+        row.active = False
+    for place in partner.locations:  # type: ignore[attr-defined]
+        row = existing.get(place.key) or Location(
+            organization_id=org.id, key=place.key, name="", address="", area_key=place.area
+        )
+        row.name, row.address, row.area_key = place.name, place.address, place.area
+        row.postal_code, row.active = place.postal_code, True
+        row.hours = [h.model_dump(mode="json") for h in place.hours]
+        session.add(row)
+        existing[place.key] = row
+    session.flush()
+    return {key: row.id for key, row in existing.items() if row.active and row.id is not None}
+
+
+def _load_services(
+    session: Session, org: Organization, partner: object, places: dict[str, int]
+) -> None:
     existing = {
         s.pathway_key: s
         for s in session.exec(select(Service).where(Service.organization_id == org.id))
@@ -84,10 +116,14 @@ def _load_services(session: Session, org: Organization, partner: object) -> None
         row.name, row.name_en, row.active = svc.name, svc.name_en, True
         session.add(row)
         session.flush()
-        for link in session.exec(select(ServiceArea).where(ServiceArea.service_id == row.id)):
-            session.delete(link)
+        for table in (ServiceArea, ServiceLocation):
+            for link in session.exec(select(table).where(table.service_id == row.id)):
+                session.delete(link)
         session.flush()
         session.add_all(ServiceArea(service_id=row.id, area_key=a) for a in svc.areas)
+        session.add_all(
+            ServiceLocation(service_id=row.id, location_id=places[k]) for k in svc.locations
+        )
     session.flush()
 
 

@@ -1,0 +1,582 @@
+"""Open Referral HSDS 3.1: the partner directory out as JSON, and a directory file back in.
+
+The file is one JSON object: `organizations` (HSDS organization objects, with their contacts,
+locations, addresses and schedules nested) and `services` (HSDS service objects, with their
+service areas, service-at-locations and capacities). What HSDS has no field for travels as
+attributes whose `link_type` starts with `referrals_`: a partner's kind, a service's pathway, a
+location's key and area, a contact's rank, language, SMS and quiet-hour settings.
+
+Ids are UUIDv5 of the province and our keys, so every export of the same directory carries the
+same ids, and other systems can follow an organisation from one export to the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.config.province import DAYS, PartnersFile, Province
+from referrals.models.directory import (
+    Area,
+    Contact,
+    Location,
+    Organization,
+    Service,
+    ServiceArea,
+    ServiceLocation,
+)
+
+HSDS_VERSION = "3.1"
+NAMESPACE = uuid.UUID("6f1b7c2e-3d0a-5b8e-9c4f-2a7d1e6b0c53")  # fixed: ids stable across exports
+CAPACITY = {
+    "open": "còn nhận (open)",
+    "waitlist": "danh sách chờ (waitlist)",
+    "full": "hết chỗ (full)",
+}
+UNIT = {"name": "chỗ nhận khách hàng (client places)", "scheme": "referrals", "identifier": "place"}
+
+
+class DirectoryError(ValueError):
+    """The file is not a directory this province can take; the message lists every problem."""
+
+
+def hsds_id(province: str, *parts: object) -> str:
+    return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in (province, *parts))))
+
+
+def urn(province: str, kind: str, key: str) -> str:
+    return f"urn:referrals:{province}:{kind}:{key}"
+
+
+def _attr(province: str, entity: str, owner: str, link_type: str, value: object) -> dict[str, Any]:
+    return {
+        "id": hsds_id(province, "attribute", owner, link_type),
+        "link_id": owner,
+        "link_entity": entity,
+        "link_type": f"referrals_{link_type}",
+        "value": str(value),
+    }
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def export_directory(
+    session: Session, *, province: Province, offset: dt.timedelta, now: dt.datetime
+) -> dict[str, Any]:
+    """The active directory as HSDS 3.1; `offset` is the province's UTC offset for schedules."""
+    key = province.province.key
+    areas = {a.key: a for a in session.scalars(select(Area))}
+    orgs = list(
+        session.scalars(select(Organization).where(Organization.active).order_by(Organization.id))
+    )
+    org_ids = {o.id: hsds_id(key, "organization", o.slug) for o in orgs}
+    places = {
+        p.id: p
+        for p in session.scalars(select(Location).where(Location.active).order_by(Location.id))
+    }
+    place_ids = {
+        p.id: hsds_id(key, "location", o.slug, p.key)
+        for o in orgs
+        for p in places.values()
+        if p.organization_id == o.id
+    }
+    contacts = list(session.scalars(select(Contact).where(Contact.active).order_by(Contact.id)))
+    organizations = [
+        {
+            "id": org_ids[o.id],
+            "name": o.name,
+            "alternate_name": o.name_en,
+            "description": "",
+            "uri": urn(key, "partner", o.slug),
+            "additional_websites": [],
+            "contacts": [
+                _contact(key, org_ids[o.id], o.slug, c)
+                for c in contacts
+                if c.organization_id == o.id
+            ],
+            "locations": [
+                _location(key, org_ids[o.id], place_ids[p.id], p, areas, province, offset)
+                for p in places.values()
+                if p.organization_id == o.id
+            ],
+            "attributes": [_attr(key, "organization", org_ids[o.id], "kind", o.kind)],
+        }
+        for o in orgs
+    ]
+    services = []
+    by_org = {o.id: o for o in orgs}
+    served: dict[int, list[str]] = {}
+    for link in session.scalars(select(ServiceArea).order_by(ServiceArea.area_key)):
+        served.setdefault(link.service_id, []).append(link.area_key)
+    at: dict[int, list[int]] = {}
+    for sl in session.scalars(select(ServiceLocation)):
+        at.setdefault(sl.service_id, []).append(sl.location_id)
+    for s in session.scalars(
+        select(Service)
+        .where(Service.active, Service.organization_id.in_(list(by_org)))
+        .order_by(Service.id)
+    ):
+        org = by_org[s.organization_id]
+        sid = hsds_id(key, "service", org.slug, s.pathway_key)
+        services.append(
+            {
+                "id": sid,
+                "organization_id": org_ids[org.id],
+                "name": s.name,
+                "alternate_name": s.name_en,
+                "status": "active",
+                "additional_urls": [],
+                "service_areas": [
+                    {
+                        "id": hsds_id(key, "service_area", sid, a),
+                        "service_id": sid,
+                        "name": areas[a].name,
+                        "uri": urn(key, "area", a),
+                    }
+                    for a in served.get(s.id, [])
+                ],
+                "service_at_locations": [
+                    {
+                        "id": hsds_id(key, "service_at_location", sid, place_ids[loc]),
+                        "service_id": sid,
+                        "location_id": place_ids[loc],
+                    }
+                    for loc in sorted(at.get(s.id, []))
+                    if loc in place_ids
+                ],
+                "capacities": _capacities(key, sid, s),
+                "attributes": [_attr(key, "service", sid, "pathway", s.pathway_key)],
+            }
+        )
+    return {
+        "hsds_version": HSDS_VERSION,
+        "publisher": {"name": province.province.name, "uri": urn(key, "province", key)},
+        "exported_at": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        "organizations": organizations,
+        "services": services,
+    }
+
+
+def _contact(province: str, org_id: str, slug: str, c: Contact) -> dict[str, Any]:
+    cid = hsds_id(province, "contact", slug, c.name)
+    phones = [
+        {
+            "id": hsds_id(province, "phone", cid),
+            "contact_id": cid,
+            "number": c.phone,
+            "type": "cell",
+        }
+    ]
+    settings = {"rank": c.rank, "language": c.language, "sms_unaccented": c.sms_unaccented}
+    if c.quiet_hours:
+        settings["quiet_hours"] = c.quiet_hours
+    return {
+        "id": cid,
+        "organization_id": org_id,
+        "name": c.name,
+        "title": c.role,
+        **({"email": c.email} if c.email else {}),
+        "phones": phones if c.phone else [],
+        "attributes": [_attr(province, "contact", cid, k, v) for k, v in settings.items()],
+    }
+
+
+def _location(
+    province: str,
+    org_id: str,
+    lid: str,
+    p: Location,
+    areas: dict[str, Area],
+    config: Province,
+    offset: dt.timedelta,
+) -> dict[str, Any]:
+    zone = _utc_offset(offset)
+    return {
+        "id": lid,
+        "organization_id": org_id,
+        "location_type": "physical",
+        "name": p.name,
+        "addresses": [
+            {
+                "id": hsds_id(province, "address", lid),
+                "location_id": lid,
+                "address_1": p.address,
+                "city": areas[p.area_key].name,
+                "state_province": config.province.name,
+                "postal_code": p.postal_code or "",
+                "country": config.province.country,
+                "address_type": "physical",
+            }
+        ],
+        "schedules": [
+            {
+                "id": hsds_id(province, "schedule", lid, i),
+                "location_id": lid,
+                "freq": "WEEKLY",
+                "byday": ",".join(h["days"]),
+                "opens_at": f"{h['opens']}{zone}",
+                "closes_at": f"{h['closes']}{zone}",
+                "timezone": _hours(offset),
+                "description": f"{_days_vi(h['days'])} {h['opens']}–{h['closes']}",
+            }
+            for i, h in enumerate(p.hours)
+        ],
+        "attributes": [
+            _attr(province, "location", lid, "key", p.key),
+            _attr(province, "location", lid, "area", p.area_key),
+        ],
+    }
+
+
+def _capacities(province: str, sid: str, s: Service) -> list[dict[str, Any]]:
+    if s.capacity_at is None:
+        return []
+    return [
+        {
+            "id": hsds_id(province, "service_capacity", sid),
+            "service_id": sid,
+            "unit": {"id": hsds_id(province, "unit", "place"), **UNIT},
+            "available": 1 if s.capacity == "open" else 0,
+            "description": CAPACITY[s.capacity],
+            "updated": s.capacity_at.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
+        }
+    ]
+
+
+def _hours(offset: dt.timedelta) -> int | float:
+    hours = offset.total_seconds() / 3600
+    return int(hours) if hours.is_integer() else hours
+
+
+def _utc_offset(offset: dt.timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+DAYS_VI = {"MO": "T2", "TU": "T3", "WE": "T4", "TH": "T5", "FR": "T6", "SA": "T7", "SU": "CN"}
+
+
+def _days_vi(days: Iterable[str]) -> str:
+    return ", ".join(DAYS_VI[d] for d in days)
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+class _In(BaseModel):
+    """What we read of an HSDS object; the fields we do not use are ignored, not refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class InAttribute(_In):
+    link_type: str
+    value: str | None = None
+
+
+class InPhone(_In):
+    number: str
+    contact_id: str | None = None
+
+
+class InContact(_In):
+    id: str
+    name: str | None = None
+    title: str | None = None
+    email: str | None = None
+    phones: list[InPhone] = []
+    attributes: list[InAttribute] = []
+
+
+class InAddress(_In):
+    address_1: str
+    city: str | None = None
+    postal_code: str | None = None
+
+
+class InSchedule(_In):
+    freq: str | None = None
+    byday: str | None = None
+    opens_at: str | None = None
+    closes_at: str | None = None
+
+
+class InLocation(_In):
+    id: str
+    name: str | None = None
+    addresses: list[InAddress] = []
+    schedules: list[InSchedule] = []
+    attributes: list[InAttribute] = []
+
+
+class InOrganization(_In):
+    id: str
+    name: str
+    alternate_name: str | None = None
+    uri: str | None = None
+    contacts: list[InContact] = []
+    phones: list[InPhone] = []
+    locations: list[InLocation] = []
+    attributes: list[InAttribute] = []
+
+
+class InServiceArea(_In):
+    name: str | None = None
+    uri: str | None = None
+
+
+class InServiceAtLocation(_In):
+    location_id: str | None = None
+    location: InLocation | None = None
+
+
+class InCapacity(_In):
+    available: float
+    description: str | None = None
+    updated: dt.datetime
+
+
+class InService(_In):
+    id: str
+    organization_id: str | None = None
+    name: str
+    alternate_name: str | None = None
+    status: str
+    service_areas: list[InServiceArea] = []
+    service_at_locations: list[InServiceAtLocation] = []
+    capacities: list[InCapacity] = []
+    attributes: list[InAttribute] = []
+
+
+class InDirectory(_In):
+    organizations: list[InOrganization]
+    services: list[InService] = []
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A directory file read and checked: the partners.yaml it stands for, and the capacities
+    its services last reported, as {(partner slug, pathway): (open|waitlist|full, when)}."""
+
+    partners: PartnersFile
+    capacities: dict[tuple[str, str], tuple[str, dt.datetime]]
+
+
+def read_directory(data: object, *, province: Province) -> Incoming:
+    """Map an HSDS file onto this province's directory, or raise DirectoryError with every
+    problem, each naming the HSDS object (its name and id)."""
+    try:
+        directory = InDirectory.model_validate(data)
+    except ValidationError as exc:
+        raise DirectoryError("; ".join(_where(e) for e in exc.errors())) from None
+    reader = _Reader(province)
+    partners = [reader.partner(o) for o in directory.organizations]
+    by_id = {o.id: p for o, p in zip(directory.organizations, partners, strict=True)}
+    capacities: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
+    for s in directory.services:
+        if s.status != "active":
+            continue
+        partner = by_id.get(s.organization_id or "")
+        if partner is None:
+            reader.problem(s, f"organization_id {s.organization_id!r} is not in the file")
+            continue
+        service = reader.service(s, partner["locations_by_id"])
+        if service is not None:
+            partner["services"].append(service)
+            if s.capacities:
+                latest = max(s.capacities, key=lambda c: c.updated)
+                capacities[(partner["slug"], service["pathway"])] = (
+                    _capacity(latest),
+                    latest.updated.astimezone(dt.UTC),
+                )
+    if reader.problems:
+        raise DirectoryError("; ".join(reader.problems))
+    for p in partners:
+        del p["locations_by_id"]
+    try:
+        parsed = PartnersFile.model_validate({"partners": partners})
+    except ValidationError as exc:
+        raise DirectoryError("; ".join(_where(e, partners) for e in exc.errors())) from None
+    return Incoming(partners=parsed, capacities=capacities)
+
+
+class _Reader:
+    """Collects problems rather than stopping at the first, so one run lists them all."""
+
+    def __init__(self, province: Province) -> None:
+        self.key = province.province.key
+        self.areas = {a.key: a for a in province.province.areas}
+        self.by_name = {
+            _place(n): a.key for a in self.areas.values() for n in (a.name, a.name_en, a.key)
+        }
+        self.pathways = {p.key for p in province.pathways}
+        self.problems: list[str] = []
+
+    def problem(self, obj: Any, message: str) -> None:
+        kind = type(obj).__name__.removeprefix("In").lower()
+        label = getattr(obj, "name", None) or ""
+        self.problems.append(f"{kind} {label!r} ({obj.id}): {message}")
+
+    def attrs(self, obj: Any) -> dict[str, str]:
+        return {
+            a.link_type.removeprefix("referrals_"): a.value or ""
+            for a in obj.attributes
+            if a.link_type.startswith("referrals_")
+        }
+
+    def partner(self, o: InOrganization) -> dict[str, Any]:
+        prefix = f"urn:referrals:{self.key}:partner:"
+        slug = o.uri.removeprefix(prefix) if o.uri and o.uri.startswith(prefix) else _slug(o)
+        kind = self.attrs(o).get("kind")
+        if kind is None:
+            self.problem(o, "no partner kind (an attribute with link_type referrals_kind)")
+        phones = {p.contact_id: p.number for p in o.phones if p.contact_id}
+        locations = {loc.id: self.location(o, loc) for loc in o.locations}
+        return {
+            "slug": slug,
+            "name": o.name,
+            "name_en": o.alternate_name or o.name,
+            "kind": kind,
+            "locations": [loc for loc in locations.values() if loc],
+            "locations_by_id": locations,
+            "services": [],
+            "contacts": [self.contact(c, phones) for c in o.contacts],
+        }
+
+    def contact(self, c: InContact, org_phones: dict[str | None, str]) -> dict[str, Any]:
+        phone = c.phones[0].number if c.phones else org_phones.get(c.id)
+        settings = self.attrs(c)
+        out: dict[str, Any] = {
+            "name": c.name,
+            "role": c.title or "",
+            "phone": phone,
+            "email": c.email,
+        }
+        for field in ("rank", "language", "quiet_hours"):
+            if field in settings:
+                out[field] = settings[field]
+        if "sms_unaccented" in settings:
+            out["sms_unaccented"] = settings["sms_unaccented"].lower() == "true"
+        return out
+
+    def location(self, o: InOrganization, loc: InLocation) -> dict[str, Any] | None:
+        settings = self.attrs(loc)
+        address = loc.addresses[0] if loc.addresses else None
+        if address is None:
+            self.problem(loc, "no address")
+            return None
+        area = settings.get("area") or self.by_name.get(_place(address.city or ""))
+        if area not in self.areas:
+            self.problem(loc, f"city {address.city!r} is not an area of this province")
+            return None
+        hours = []
+        for s in loc.schedules:
+            if s.freq not in (None, "WEEKLY") or not (s.byday and s.opens_at and s.closes_at):
+                self.problem(
+                    loc, "a schedule that is not weekly opening hours (byday, opens_at, closes_at)"
+                )
+                continue
+            days = [d.strip() for d in s.byday.split(",")]
+            if any(d not in DAYS for d in days):
+                self.problem(loc, f"byday {s.byday!r}: use MO,TU,WE,TH,FR,SA,SU")
+                continue
+            hours.append({"days": days, "opens": s.opens_at[:5], "closes": s.closes_at[:5]})
+        return {
+            "key": settings.get("key") or _slug(loc),
+            "name": loc.name or address.address_1,
+            "address": address.address_1,
+            "area": area,
+            "postal_code": address.postal_code or None,
+            "hours": hours,
+        }
+
+    def service(
+        self, s: InService, places: dict[str, dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        pathway = self.attrs(s).get("pathway")
+        if pathway not in self.pathways:
+            self.problem(
+                s,
+                f"pathway {pathway!r} is not one of this province's"
+                if pathway
+                else "no pathway (an attribute with link_type referrals_pathway)",
+            )
+            return None
+        areas = []
+        prefix = f"urn:referrals:{self.key}:area:"
+        for a in s.service_areas:
+            key = (a.uri or "").removeprefix(prefix) if (a.uri or "").startswith(prefix) else None
+            key = key or self.by_name.get(_place(a.name or ""))
+            if key not in self.areas:
+                self.problem(s, f"service area {a.name or a.uri!r} is not an area of this province")
+                continue
+            areas.append(key)
+        keys = []
+        for sal in s.service_at_locations:
+            lid = sal.location_id or (sal.location.id if sal.location else None)
+            if lid not in places:
+                self.problem(s, f"location {lid!r} is not one of its organization's")
+            elif place := places[lid]:
+                keys.append(place["key"])
+        return {
+            "pathway": pathway,
+            "name": s.name,
+            "name_en": s.alternate_name or s.name,
+            "areas": areas,
+            "locations": keys,
+        }
+
+
+def _capacity(c: InCapacity) -> str:
+    for state in CAPACITY:
+        if c.description and f"({state})" in c.description:
+            return state
+    return "open" if c.available > 0 else "full"
+
+
+def _slug(obj: Any) -> str:
+    """A key from a foreign object's name (Vietnamese accents dropped)."""
+    slug = _ascii(obj.name or obj.id)[:60].strip("-")
+    return slug if slug[:1].isalpha() else f"p-{slug}"[:60]
+
+
+def _ascii(text: str) -> str:
+    """`Thị xã Ninh Hòa` -> `thi-xa-ninh-hoa`."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(ch for ch in text if not unicodedata.combining(ch))
+    plain = plain.encode("ascii", "ignore").decode().lower()
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in plain).split())
+
+
+ADMINISTRATIVE = re.compile(
+    r"^(thanh-pho|thi-xa|thi-tran|huyen|quan|phuong|xa|tinh)-|-(city|town|district|ward|commune|province)$"
+)
+
+
+def _place(name: str) -> str:
+    """An area's name as other tools may write it: `Ninh Hòa`, `Thị xã Ninh Hòa`, `Ninh Hoa Town`
+    all give `ninh-hoa`."""
+    return ADMINISTRATIVE.sub("", _ascii(name))
+
+
+def _where(error: Any, partners: list[dict[str, Any]] | None = None) -> str:
+    """A pydantic error as `organization 'name' contacts.1.phone: message`."""
+    loc = list(error["loc"])
+    label = ""
+    if partners is not None and len(loc) >= 2 and isinstance(loc[1], int):
+        label = f"organization {partners[loc[1]]['name']!r} "
+        loc = loc[2:]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{label}{'.'.join(str(p) for p in loc) or 'file'}: {message}"
