@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cluster import PG_ADMIN, drop_database, fresh_database
+from fastapi.testclient import TestClient
 from hsds_validator.lib.models import HSDS_MODELS
 from sqlalchemy import select
 from sqlmodel import Session
@@ -26,6 +27,8 @@ from referrals.models.directory_view import directory
 from referrals.models.loading import load_province_data
 from referrals.models.people import Role, User
 from referrals.models.runtime import Runtime
+from referrals.models.tokens import issue_token
+from referrals.web.app import create_app
 
 ROOT = Path(__file__).parents[1]
 BUNDLED = ROOT / "referrals" / "config" / "khanh-hoa"
@@ -169,6 +172,19 @@ def test_export_is_hsds_and_names_no_client(
 
     out = cli(capsys, "partners")[1]
     assert "@tram Trạm Y tế phường Phương Sơn" in out and "SA 07:30-11:00" in out
+
+
+def test_api_serves_the_same_file(
+    office: Runtime, now: dt.datetime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with transaction(office.engine) as s:
+        token = issue_token(s, username="mai", name="directory", now=now)
+    api = TestClient(create_app())
+    assert api.get("/api/v1/directory/hsds").status_code == 401
+    got = api.get("/api/v1/directory/hsds", headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 200
+    exported = _export(capsys, tmp_path / "directory.json")
+    assert got.json() == {**exported, "exported_at": got.json()["exported_at"]}
 
 
 @pytest.fixture

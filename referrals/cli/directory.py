@@ -1,4 +1,4 @@
-"""`referrals directory export|import`: the partner directory as Open Referral HSDS 3.1 JSON.
+"""`referrals directory import`: the partner directory from an Open Referral HSDS 3.1 file.
 
 partners.yaml stays the directory's source of truth (every `init` loads it), so an import
 rewrites that file as well as the tables: checked whole first, then the tables in one
@@ -14,14 +14,13 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import yaml
 from sqlmodel import Session, select
 
 from referrals.config.province import ConfigError, cross_check
 from referrals.config.settings import BUNDLED_CONFIG
-from referrals.interop.hsds import DirectoryError, Incoming, export_directory, read_directory
+from referrals.interop.hsds import DirectoryError, Incoming, read_directory
 from referrals.models.db import transaction
 from referrals.models.directory import Organization, Service
 from referrals.models.loading import load_province_data
@@ -33,12 +32,6 @@ HEADER = """\
 # ({source}, SHA-256 {digest}) on {day} by {user}.
 # See the comments of the bundled partners.yaml for what each field means.
 """
-
-
-def export_file(rt: Runtime, *, now: dt.datetime) -> dict[str, Any]:
-    offset = now.astimezone(rt.settings.tz).utcoffset() or dt.timedelta()
-    with Session(rt.engine) as s:
-        return export_directory(s, province=rt.province, offset=offset, now=now)
 
 
 @dataclass(frozen=True)

@@ -1252,12 +1252,15 @@ def directory_export(
     import datetime as dt
     import json
 
-    from referrals.cli.directory import export_file
+    from referrals.interop.hsds import export_directory
 
     rt = _runtime()
     with rt_session(rt) as s:
         _acting(rt, s, what="export the directory")
-    text = json.dumps(export_file(rt, now=dt.datetime.now(dt.UTC)), ensure_ascii=False, indent=2)
+        doc = export_directory(
+            s, province=rt.province, tz=rt.settings.tz, now=dt.datetime.now(dt.UTC)
+        )
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
         print(f"written {out}")

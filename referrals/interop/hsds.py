@@ -70,9 +70,10 @@ def _attr(province: str, entity: str, owner: str, link_type: str, value: object)
 
 
 def export_directory(
-    session: Session, *, province: Province, offset: dt.timedelta, now: dt.datetime
+    session: Session, *, province: Province, tz: dt.tzinfo, now: dt.datetime
 ) -> dict[str, Any]:
-    """The active directory as HSDS 3.1; `offset` is the province's UTC offset for schedules."""
+    """The active directory as HSDS 3.1; opening hours carry `tz`'s UTC offset at `now`."""
+    offset = now.astimezone(tz).utcoffset() or dt.timedelta()
     key = province.province.key
     areas = {a.key: a for a in session.scalars(select(Area))}
     orgs = list(

@@ -89,6 +89,17 @@ def partners(rt: Rt, _: Me) -> list[dict[str, Any]]:
         return directory(s)
 
 
+@router.get("/directory/hsds", tags=["directory"])
+def directory_hsds(rt: Rt, _: Me) -> dict[str, Any]:
+    """The directory as Open Referral HSDS 3.1, as `referrals directory export` writes it."""
+    from referrals.interop.hsds import export_directory
+
+    with Session(rt.engine) as s:
+        return export_directory(
+            s, province=rt.province, tz=rt.settings.tz, now=dt.datetime.now(dt.UTC)
+        )
+
+
 @router.get("/pathways", tags=["directory"])
 def pathways(rt: Rt, _: Me) -> list[dict[str, Any]]:
     """The pathway templates (latest versions) with their steps and due rules."""
