@@ -29,6 +29,7 @@ from referrals.models.people import Role, User
 from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
 from referrals.web.app import create_app
+from web_helpers import Clock, logged_in, staff_users
 
 ROOT = Path(__file__).parents[1]
 BUNDLED = ROOT / "referrals" / "config" / "khanh-hoa"
@@ -172,6 +173,24 @@ def test_export_is_hsds_and_names_no_client(
 
     out = cli(capsys, "partners")[1]
     assert "@tram Trạm Y tế phường Phương Sơn" in out and "SA 07:30-11:00" in out
+
+
+def test_coordinator_sees_where_the_client_goes(office: Runtime, now: dt.datetime) -> None:
+    code = ready_referral(office, now, "health_check", "phuong-son-health", name=NAME, phone=PHONE)
+    other = ready_referral(
+        office, now, "id_papers", "police-nha-trang", name="B", phone="0905 111 222"
+    )
+    staff_users(office)
+    browser = logged_in(Clock(now), "mai")
+    page = browser.get(f"/referrals/{code}").text
+    assert (
+        "Nơi tiếp nhận:" in page and "12 Đường Demo, phường Phương Sơn, Thành phố Nha Trang" in page
+    )
+    assert "T2–T6 07:00–11:30; T2–T6 13:30–17:00; T7 07:30–11:00" in page
+    assert 'id="places"' not in browser.get(f"/referrals/{other}").text
+    browser.cookies.set("lang", "en")
+    assert "Where to go:" in (page := browser.get(f"/referrals/{code}").text)
+    assert "Mon–Fri 07:00–11:30" in page
 
 
 def test_api_serves_the_same_file(

@@ -218,6 +218,10 @@ class Service(Strict):
 
 Day = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 DAYS: tuple[Day, ...] = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+DAY_NAMES = {
+    "vi": dict(zip(DAYS, ("T2", "T3", "T4", "T5", "T6", "T7", "CN"), strict=True)),
+    "en": dict(zip(DAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True)),
+}
 
 
 class Hours(Strict):
@@ -230,6 +234,23 @@ class Hours(Strict):
     @field_serializer("opens", "closes")
     def _hh_mm(self, value: dt.time) -> str:
         return value.strftime("%H:%M")
+
+    def describe(self, language: str = "vi") -> str:
+        """`T2–T6 07:00–11:30`: runs of days joined by a dash, local time."""
+        names, order = DAY_NAMES[language], sorted(self.days, key=DAYS.index)
+        runs: list[list[Day]] = []
+        for day in order:
+            if runs and DAYS.index(day) == DAYS.index(runs[-1][-1]) + 1:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        days = ", ".join(
+            names[r[0]]
+            if len(r) == 1
+            else f"{names[r[0]]}{'–' if len(r) > 2 else ', '}{names[r[-1]]}"
+            for r in runs
+        )
+        return f"{days} {self.opens:%H:%M}–{self.closes:%H:%M}"
 
     @model_validator(mode="after")
     def _in_order(self) -> Hours:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlmodel import Session
 
-from referrals.config.province import DAYS, PartnersFile, Province
+from referrals.config.province import DAYS, Hours, PartnersFile, Province
 from referrals.models.directory import (
     Area,
     Contact,
@@ -227,7 +226,7 @@ def _location(
                 "opens_at": f"{h['opens']}{zone}",
                 "closes_at": f"{h['closes']}{zone}",
                 "timezone": _hours(offset),
-                "description": f"{_days_vi(h['days'])} {h['opens']}–{h['closes']}",
+                "description": Hours.model_validate(h).describe("vi"),
             }
             for i, h in enumerate(p.hours)
         ],
@@ -262,13 +261,6 @@ def _utc_offset(offset: dt.timedelta) -> str:
     minutes = int(offset.total_seconds() // 60)
     sign = "+" if minutes >= 0 else "-"
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-DAYS_VI = {"MO": "T2", "TU": "T3", "WE": "T4", "TH": "T5", "FR": "T6", "SA": "T7", "SU": "CN"}
-
-
-def _days_vi(days: Iterable[str]) -> str:
-    return ", ".join(DAYS_VI[d] for d in days)
 
 
 # --- import -------------------------------------------------------------------------------

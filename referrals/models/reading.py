@@ -41,7 +41,7 @@ TIME_COLUMNS = frozenset(
         "withdrawn_at",
     }
 )
-JSON_COLUMNS = frozenset({"data", "counts"})
+JSON_COLUMNS = frozenset({"data", "counts", "hours"})
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC here)
 PAGE = 900  # ids per IN (...): below SQLite's oldest bind-parameter limit
 DEFAULT_LIMIT = 100

@@ -76,6 +76,22 @@ def partners_serving(reader: Reader, *, district: str) -> list[dict[str, Any]]:
     )
 
 
+def places_of(reader: Reader, *, partner: str, pathway: str) -> list[dict[str, Any]]:
+    """Where the partner offers the pathway's service: name, address, area, opening hours."""
+    return reader.rows(
+        """
+        SELECT l.name, l.address, a.name AS area, l.postal_code, l.hours
+        FROM location l
+        JOIN organization o ON o.id = l.organization_id AND o.slug = :partner
+        JOIN servicelocation sl ON sl.location_id = l.id
+        JOIN service s ON s.id = sl.service_id AND s.pathway_key = :pathway
+        JOIN area a ON a.key = l.area_key
+        WHERE l.active ORDER BY l.id""",
+        partner=partner,
+        pathway=pathway,
+    )
+
+
 def areas(reader: Reader) -> list[dict[str, Any]]:
     return reader.rows("SELECT key, name, name_en FROM area ORDER BY name")
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from referrals.config.province import Hours
 from referrals.models.advancing import advance, get_referral
 from referrals.models.clients import (
     REVEAL_PURPOSES,
@@ -40,6 +41,7 @@ from referrals.models.views import (
     list_clients,
     partners_serving,
     pathways,
+    places_of,
 )
 from referrals.web.staff import Me, Staff
 
@@ -293,6 +295,10 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
             if p["pathway"] == found["pathway"] and p["slug"] != found["partner"]
         ]
         actors = actor_names(read, {e["actor"] for e in found["events"]})
+        places = [
+            p | {"hours": [Hours.model_validate(h).describe(me.lang) for h in p["hours"]]}
+            for p in places_of(read, partner=found["partner"], pathway=found["pathway"])
+        ]
     return me.page(
         "referral.html",
         status,
@@ -303,6 +309,7 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
         may_act=acts_in_area(me.user, found["district"]),
         reroutable=found["status"] in {s.value for s in REROUTABLE},
         others=others,
+        places=places,
     )
 
 
