@@ -22,7 +22,8 @@ from sqlmodel import Session
 from helpers import cli, ready_referral, row_counts
 from referrals.config import get_settings, load_province
 from referrals.models.db import transaction
-from referrals.models.directory import Organization, Service
+from referrals.models.directory import Contact, Organization, Service
+from referrals.models.directory_admin import set_contact_active
 from referrals.models.directory_view import directory
 from referrals.models.loading import load_province_data
 from referrals.models.people import Role, User
@@ -165,7 +166,8 @@ def test_export_is_hsds_and_names_no_client(
         "urn:referrals:khanh-hoa:area:nha-trang"
     ]
     (capacity,) = service["capacities"]
-    assert (capacity["available"], capacity["updated"]) == (0, "2026-11-20T02:15:00.000+00:00")
+    # The day only (local), not the minute a contact answered about one client's referral.
+    assert (capacity["available"], capacity["updated"]) == (0, "2026-11-20T00:00:00.000+07:00")
     assert "(waitlist)" in capacity["description"]
     contact = station["contacts"][0]
     assert contact["phones"][0]["number"] == "+84905000109"
@@ -244,7 +246,8 @@ def test_another_installation_imports_the_same_directory(
     rt = Runtime(get_settings())
     with Session(rt.engine) as s:
         assert directory(s) == original
-    assert (config / "partners.yaml.bak").read_text(encoding="utf-8") == before
+    (backup,) = config.glob("partners.yaml.*.bak")
+    assert backup.read_text(encoding="utf-8") == before
     # partners.yaml now says the same, so the next `init` keeps it.
     assert load_province(config).partners == office.province.partners
     assert cli(capsys, "init")[0] == 0
@@ -370,7 +373,7 @@ def test_bad_file_changes_nothing(
     expected = {"not JSON": "not a JSON file", "no organizations": "organizations: Field required"}
     assert expected.get(how, BAD[how]) in err
     assert partners.read_bytes() == before and row_counts(office) == counts
-    assert not (partners.parent / "partners.yaml.bak").exists()
+    assert not list(partners.parent.glob("partners.yaml*.bak"))
 
 
 def test_dry_run_and_who_may_import(
@@ -414,3 +417,85 @@ def test_dry_run_and_who_may_import(
             .active
         )
         assert s.scalars(select(User).where(User.role == Role.admin.value)).first() is not None
+
+
+def _import(
+    capsys: pytest.CaptureFixture[str], doc: dict[str, Any], path: Path, *flags: str
+) -> tuple[int, str, str]:
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return cli(capsys, "directory", "import", str(path), *flags)
+
+
+def test_inactive_contacts_survive_a_round_trip(
+    office: Runtime, now: dt.datetime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The export leaves out contacts that are off; importing it must not drop them from
+    partners.yaml, nor refuse a partner whose contacts are all off."""
+    with transaction(office.engine) as s:
+        for c in s.scalars(
+            select(Contact).join(Organization).where(Organization.slug == "saphira-legal")
+        ):
+            set_contact_active(s, contact_id=c.id, active=False, by="user:admin", now=now)
+    doc = _export(capsys, tmp_path / "directory.json")
+    (saphira,) = [o for o in doc["organizations"] if o["uri"].endswith(":saphira-legal")]
+    assert saphira["contacts"] == []
+    status, out, err = _import(capsys, doc, tmp_path / "same.json")
+    assert status == 0, err
+    assert "0 new, 0 changed, 0 made inactive" in out
+    partners = {p.slug: p for p in load_province(office.settings.config_dir).partners}
+    assert (
+        partners["saphira-legal"] == {p.slug: p for p in office.province.partners}["saphira-legal"]
+    )
+    with Session(office.engine) as s:
+        (row,) = [p for p in directory(s) if p["slug"] == "saphira-legal"]
+    assert [c["active"] for c in row["contacts"]] == [False, False]
+
+
+def test_foreign_ids_times_and_repeats(
+    office: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = _export(capsys, tmp_path / "directory.json")
+    for org in doc["organizations"]:  # another tool that kept our ids but not our uri
+        del org["uri"]
+    (station,) = [o for o in doc["organizations"] if o["name"] == "Trạm Y tế phường Phương Sơn"]
+    station["locations"][0]["schedules"] = [
+        {
+            "id": "s1",
+            "freq": "weekly",
+            "byday": "mo,tu",
+            "opens_at": "00:30Z",
+            "closes_at": "4:00Z",
+        },
+        {"id": "s2", "description": "Nghỉ trưa 11:30-13:30"},
+    ]
+    (service,) = [s for s in doc["services"] if s["organization_id"] == station["id"]]
+    service["service_areas"].append({"id": "again", "name": "Nha Trang"})
+    status, out, err = _import(capsys, doc, tmp_path / "theirs.json")
+    assert status == 0, err
+    assert "0 new, 1 changed, 0 made inactive" in out and "changed  phuong-son-health" in out
+    with Session(office.engine) as s:
+        (row,) = [p for p in directory(s) if p["slug"] == "phuong-son-health"]
+    assert row["locations"][0]["hours"] == [
+        {"days": ["MO", "TU"], "opens": "07:30", "closes": "11:00"}
+    ]
+    assert row["services"][0]["areas"] == ["nha-trang"]
+
+    partners, counts = office.settings.config_dir / "partners.yaml", row_counts(office)
+    before = partners.read_bytes()
+    station["locations"][0]["schedules"] = [
+        {
+            "id": "s3",
+            "freq": "WEEKLY",
+            "interval": 2,
+            "byday": "MO",
+            "opens_at": "08:00",
+            "closes_at": "10:00",
+        }
+    ]
+    station["contacts"].append(dict(station["contacts"][0], id=str(uuid.uuid4())))
+    status, _, err = _import(capsys, doc, tmp_path / "worse.json")
+    assert status == 1 and "not every week (freq WEEKLY, interval 1)" in err
+    station["locations"][0]["schedules"] = []
+    status, _, err = _import(capsys, doc, tmp_path / "worst.json")
+    assert status == 1 and "two contacts named Y sĩ trạm y tế (demo)" in err
+    assert partners.read_bytes() == before and row_counts(office) == counts

@@ -1,8 +1,9 @@
 """`referrals directory import`: the partner directory from an Open Referral HSDS 3.1 file.
 
 partners.yaml stays the directory's source of truth (every `init` loads it), so an import
-rewrites that file as well as the tables: checked whole first, then the tables in one
-transaction, then the file swapped in (the old one kept as partners.yaml.bak). A file with any
+rewrites that file as well as the tables. The file is checked whole first; then the tables are
+loaded in one transaction, and the new file is renamed into place just before it commits (the
+old one kept as partners.yaml.<time>.bak, and put back if the commit fails). A file with any
 problem changes nothing.
 """
 
@@ -12,17 +13,19 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlmodel import Session, select
 
-from referrals.config.province import ConfigError, cross_check
+from referrals.config.province import ConfigError, PartnersFile, Province, cross_check
 from referrals.config.settings import BUNDLED_CONFIG
 from referrals.interop.hsds import DirectoryError, Incoming, read_directory
 from referrals.models.db import transaction
-from referrals.models.directory import Organization, Service
+from referrals.models.directory import Contact, Organization, Service
 from referrals.models.loading import load_province_data
 from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event
@@ -50,9 +53,11 @@ def import_file(
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DirectoryError(f"{path}: not a JSON file ({exc})") from None
+        raise DirectoryError(f"{path.name}: not a JSON file ({exc})") from None
     province = rt.province
-    incoming = read_directory(data, province=province)
+    incoming = read_directory(
+        data, province=province, tz=rt.settings.tz, keep=_inactive_contacts(rt, province)
+    )
     target = rt.settings.config_dir / "partners.yaml"
     proposed = replace(province, partners=list(incoming.partners.partners))
     try:
@@ -77,7 +82,7 @@ def import_file(
     digest = hashlib.sha256(raw).hexdigest()
     text = HEADER.format(
         province=province.province.name,
-        source=path.name,
+        source="".join(ch for ch in path.name if ch.isprintable())[:80],
         digest=digest[:16],
         day=now.astimezone(rt.settings.tz).strftime("%d/%m/%Y"),
         user=user,
@@ -87,12 +92,16 @@ def import_file(
         sort_keys=False,
         width=100,
     )
+    if PartnersFile.model_validate(yaml.safe_load(text)) != incoming.partners:
+        raise DirectoryError("the rewritten partners.yaml would not read back the same")
+    backup = target.with_name(f"partners.yaml.{now.astimezone(rt.settings.tz):%Y%m%d-%H%M%S}.bak")
     staged = target.with_name(f".partners.yaml.{os.getpid()}")
     staged.write_text(text, encoding="utf-8")
+    swapped = False
     try:
         with transaction(rt.engine) as s:
             load_province_data(s, province=proposed)
-            _set_capacities(s, incoming, now=now)
+            _set_capacities(s, incoming, user=user, now=now)
             s.add(
                 Event(
                     kind="directory.imported",
@@ -106,21 +115,68 @@ def import_file(
                     },
                 )
             )
-        if target.exists():
-            os.replace(target, target.with_name("partners.yaml.bak"))
-        os.replace(staged, target)
+            s.flush()
+            # The file goes in last before the commit: one rename, the old file kept beside it.
+            if target.exists():
+                shutil.copy2(target, backup)
+                shutil.copymode(target, staged)
+            os.replace(staged, target)
+            swapped = True
+    except BaseException:
+        if swapped and backup.exists():  # the commit failed after the swap: put the old file back
+            shutil.copy2(backup, target)
+        raise
     finally:
         staged.unlink(missing_ok=True)
     return change
 
 
-def _set_capacities(s: Session, incoming: Incoming, *, now: dt.datetime) -> None:
-    """A capacity from the file wins only when it is newer than the one the partner last gave."""
+def _inactive_contacts(rt: Runtime, province: Province) -> dict[str, list[dict[str, Any]]]:
+    """partners.yaml's contacts that are off (there, or by an admin): an export leaves them out,
+    so an import of it keeps them as they are written."""
+    with Session(rt.engine) as s:
+        off = {
+            (slug, name)
+            for slug, name in s.exec(
+                select(Organization.slug, Contact.name)
+                .join(Contact, Contact.organization_id == Organization.id)
+                .where(Contact.active == False)  # noqa: E712
+            )
+        }
+    return {
+        p.slug: [
+            c.model_dump(mode="json", exclude_defaults=True)
+            for c in p.contacts
+            if not c.active or (p.slug, c.name) in off
+        ]
+        for p in province.partners
+    }
+
+
+def _set_capacities(s: Session, incoming: Incoming, *, user: str, now: dt.datetime) -> None:
+    """A capacity from the file wins only when it is newer than the one the partner last gave;
+    each change is on the timeline, as a partner's own is."""
     for (slug, pathway), (state, at) in incoming.capacities.items():
         service = s.exec(
             select(Service)
             .join(Organization, Organization.id == Service.organization_id)
             .where(Organization.slug == slug, Service.pathway_key == pathway)
         ).one()
-        if service.capacity_at is None or service.capacity_at < min(at, now):
-            service.capacity, service.capacity_at = state, min(at, now)
+        at = min(at, now)
+        if service.capacity_at is not None and service.capacity_at >= at:
+            continue
+        if service.capacity != state:
+            s.add(
+                Event(
+                    kind="service.capacity",
+                    at=now,
+                    actor=user,
+                    data={
+                        "pathway": pathway,
+                        "partner": slug,
+                        "capacity": state,
+                        "was": service.capacity,
+                    },
+                )
+            )
+        service.capacity, service.capacity_at = state, at

@@ -1276,7 +1276,7 @@ def directory_import(
     ] = False,
 ) -> None:
     """Replace the directory with an HSDS file: partners.yaml is rewritten (the old one kept
-    as partners.yaml.bak) and loaded; partners missing from the file become inactive."""
+    as partners.yaml.<time>.bak) and loaded; partners missing from the file become inactive."""
     import datetime as dt
 
     from referrals.cli.directory import import_file

@@ -215,6 +215,13 @@ class Service(Strict):
     areas: list[Slug] = Field(min_length=1)
     locations: list[Slug] = Field(default=[], description="keys of the partner's locations")
 
+    @field_validator("areas", "locations")
+    @classmethod
+    def _no_repeats(cls, keys: list[str]) -> list[str]:
+        if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+            raise ValueError(f"repeats {', '.join(dupes)}")
+        return keys
+
 
 Day = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 DAYS: tuple[Day, ...] = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -281,10 +288,17 @@ class Partner(Strict):
     services: list[Service] = []
     contacts: list[Contact] = Field(min_length=1)
 
-    @field_validator("locations")
-    @classmethod
-    def _unique_locations(cls, locations: list[Location]) -> list[Location]:
-        return _unique(locations, "key")
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Partner:
+        """Loading matches rows by these (models/loading.py): a repeat would merge two."""
+        for what, keys in (
+            ("locations keyed", [loc.key for loc in self.locations]),
+            ("services for pathway", [svc.pathway for svc in self.services]),
+            ("contacts named", [c.name for c in self.contacts]),
+        ):
+            if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+                raise ValueError(f"two {what} {', '.join(dupes)}")
+        return self
 
 
 class Area(Strict):

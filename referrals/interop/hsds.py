@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -153,7 +153,7 @@ def export_directory(
                     for loc in sorted(at.get(s.id, []))
                     if loc in place_ids
                 ],
-                "capacities": _capacities(key, sid, s),
+                "capacities": _capacities(key, sid, s, tz),
                 "attributes": [_attr(key, "service", sid, "pathway", s.pathway_key)],
             }
         )
@@ -173,7 +173,7 @@ def _contact(province: str, org_id: str, slug: str, c: Contact) -> dict[str, Any
             "id": hsds_id(province, "phone", cid),
             "contact_id": cid,
             "number": c.phone,
-            "type": "cell",
+            "type": "cell" if _mobile(c.phone) else "voice",
         }
     ]
     settings = {"rank": c.rank, "language": c.language, "sms_unaccented": c.sms_unaccented}
@@ -237,9 +237,24 @@ def _location(
     }
 
 
-def _capacities(province: str, sid: str, s: Service) -> list[dict[str, Any]]:
+def _mobile(e164: str | None) -> bool:
+    import phonenumbers
+
+    if not e164:
+        return False
+    kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+
+
+def _capacities(province: str, sid: str, s: Service, tz: dt.tzinfo) -> list[dict[str, Any]]:
+    """The day of the partner's last word, not its minute: that was the moment one contact
+    answered about one client's referral, which a small service's export should not tell."""
     if s.capacity_at is None:
         return []
+    day = dt.datetime.combine(s.capacity_at.astimezone(tz).date(), dt.time(), tz)
     return [
         {
             "id": hsds_id(province, "service_capacity", sid),
@@ -247,7 +262,7 @@ def _capacities(province: str, sid: str, s: Service) -> list[dict[str, Any]]:
             "unit": {"id": hsds_id(province, "unit", "place"), **UNIT},
             "available": 1 if s.capacity == "open" else 0,
             "description": CAPACITY[s.capacity],
-            "updated": s.capacity_at.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
+            "updated": day.isoformat(timespec="milliseconds"),
         }
     ]
 
@@ -273,12 +288,13 @@ class _In(BaseModel):
 
 
 class InAttribute(_In):
-    link_type: str
+    link_type: str = ""  # HSDS requires only an id; taxonomy attributes often have no link_type
     value: str | None = None
 
 
 class InPhone(_In):
     number: str
+    type: str | None = None
     contact_id: str | None = None
 
 
@@ -299,6 +315,7 @@ class InAddress(_In):
 
 class InSchedule(_In):
     freq: str | None = None
+    interval: float | None = None
     byday: str | None = None
     opens_at: str | None = None
     closes_at: str | None = None
@@ -336,7 +353,7 @@ class InServiceAtLocation(_In):
 class InCapacity(_In):
     available: float
     description: str | None = None
-    updated: dt.datetime
+    updated: AwareDatetime
 
 
 class InService(_In):
@@ -365,14 +382,23 @@ class Incoming:
     capacities: dict[tuple[str, str], tuple[str, dt.datetime]]
 
 
-def read_directory(data: object, *, province: Province) -> Incoming:
+def read_directory(
+    data: object,
+    *,
+    province: Province,
+    tz: dt.tzinfo,
+    keep: dict[str, list[dict[str, Any]]] | None = None,
+) -> Incoming:
     """Map an HSDS file onto this province's directory, or raise DirectoryError with every
-    problem, each naming the HSDS object (its name and id)."""
+    problem, each naming the HSDS object (its name and id).
+
+    `keep` holds, per partner key, contacts to carry over when the file does not name them: the
+    inactive ones, which an export leaves out."""
     try:
         directory = InDirectory.model_validate(data)
     except ValidationError as exc:
         raise DirectoryError("; ".join(_where(e) for e in exc.errors())) from None
-    reader = _Reader(province)
+    reader = _Reader(province, tz)
     partners = [reader.partner(o) for o in directory.organizations]
     by_id = {o.id: p for o, p in zip(directory.organizations, partners, strict=True)}
     capacities: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
@@ -383,7 +409,7 @@ def read_directory(data: object, *, province: Province) -> Incoming:
         if partner is None:
             reader.problem(s, f"organization_id {s.organization_id!r} is not in the file")
             continue
-        service = reader.service(s, partner["locations_by_id"])
+        service = reader.service(s, partner)
         if service is not None:
             partner["services"].append(service)
             if s.capacities:
@@ -396,6 +422,8 @@ def read_directory(data: object, *, province: Province) -> Incoming:
         raise DirectoryError("; ".join(reader.problems))
     for p in partners:
         del p["locations_by_id"]
+        named = {c["name"] for c in p["contacts"]}
+        p["contacts"] += [c for c in (keep or {}).get(p["slug"], []) if c["name"] not in named]
     try:
         parsed = PartnersFile.model_validate({"partners": partners})
     except ValidationError as exc:
@@ -406,12 +434,20 @@ def read_directory(data: object, *, province: Province) -> Incoming:
 class _Reader:
     """Collects problems rather than stopping at the first, so one run lists them all."""
 
-    def __init__(self, province: Province) -> None:
-        self.key = province.province.key
+    def __init__(self, province: Province, tz: dt.tzinfo) -> None:
+        self.key, self.tz = province.province.key, tz
         self.areas = {a.key: a for a in province.province.areas}
-        self.by_name = {
-            _place(n): a.key for a in self.areas.values() for n in (a.name, a.name_en, a.key)
-        }
+        # A name as written (accents aside) first; then without the administrative word, unless
+        # that makes two areas one (Thị xã Ninh Hòa and Phường Ninh Hòa).
+        exact = {_ascii(n): a.key for a in self.areas.values() for n in (a.name, a.name_en, a.key)}
+        loose: dict[str, set[str]] = {}
+        for a in self.areas.values():
+            for n in (a.name, a.name_en, a.key):
+                loose.setdefault(_place(n), set()).add(a.key)
+        self.loose = {k: v.pop() for k, v in loose.items() if len(v) == 1}
+        self.ambiguous = {k for k, v in loose.items() if len(v) > 1}
+        self.exact = exact
+        self.known = {hsds_id(self.key, "organization", p.slug): p.slug for p in province.partners}
         self.pathways = {p.key for p in province.pathways}
         self.problems: list[str] = []
 
@@ -427,14 +463,29 @@ class _Reader:
             if a.link_type.startswith("referrals_")
         }
 
+    def area(self, name: str | None) -> str | None:
+        """An area key from a name, or None (a problem is the caller's to word)."""
+        if not name:
+            return None
+        return self.exact.get(_ascii(name)) or self.loose.get(_place(name))
+
     def partner(self, o: InOrganization) -> dict[str, Any]:
         prefix = f"urn:referrals:{self.key}:partner:"
-        slug = o.uri.removeprefix(prefix) if o.uri and o.uri.startswith(prefix) else _slug(o)
+        if o.uri and o.uri.startswith(prefix):
+            slug = o.uri.removeprefix(prefix)
+        else:
+            slug = self.known.get(o.id) or _slug(o)
         kind = self.attrs(o).get("kind")
         if kind is None:
             self.problem(o, "no partner kind (an attribute with link_type referrals_kind)")
-        phones = {p.contact_id: p.number for p in o.phones if p.contact_id}
-        locations = {loc.id: self.location(o, loc) for loc in o.locations}
+        phones: dict[str | None, list[InPhone]] = {}
+        for phone in o.phones:
+            phones.setdefault(phone.contact_id, []).append(phone)
+        locations: dict[str, dict[str, Any] | None] = {}
+        for loc in o.locations:
+            if loc.id in locations:
+                self.problem(loc, "two locations with this id")
+            locations[loc.id] = self.location(loc)
         return {
             "slug": slug,
             "name": o.name,
@@ -443,59 +494,77 @@ class _Reader:
             "locations": [loc for loc in locations.values() if loc],
             "locations_by_id": locations,
             "services": [],
-            "contacts": [self.contact(c, phones) for c in o.contacts],
+            "contacts": [self.contact(c, c.phones or phones.get(c.id, [])) for c in o.contacts],
         }
 
-    def contact(self, c: InContact, org_phones: dict[str | None, str]) -> dict[str, Any]:
-        phone = c.phones[0].number if c.phones else org_phones.get(c.id)
+    def contact(self, c: InContact, phones: list[InPhone]) -> dict[str, Any]:
+        """The first phone that can take an SMS (not a fax, a pager or a landline by type)."""
+        usable = [p for p in phones if (p.type or "cell").lower() in ("cell", "text", "sms")]
         settings = self.attrs(c)
         out: dict[str, Any] = {
             "name": c.name,
-            "role": c.title or "",
-            "phone": phone,
+            "role": c.title or "Đầu mối liên hệ",
+            "phone": usable[0].number if usable else None,
             "email": c.email,
         }
         for field in ("rank", "language", "quiet_hours"):
             if field in settings:
                 out[field] = settings[field]
         if "sms_unaccented" in settings:
-            out["sms_unaccented"] = settings["sms_unaccented"].lower() == "true"
+            out["sms_unaccented"] = settings["sms_unaccented"].lower() in ("true", "1", "yes")
+        if settings.get("active", "").lower() == "false":
+            out["active"] = False
         return out
 
-    def location(self, o: InOrganization, loc: InLocation) -> dict[str, Any] | None:
+    def location(self, loc: InLocation) -> dict[str, Any] | None:
         settings = self.attrs(loc)
         address = loc.addresses[0] if loc.addresses else None
         if address is None:
             self.problem(loc, "no address")
             return None
-        area = settings.get("area") or self.by_name.get(_place(address.city or ""))
+        area = settings.get("area") or self.area(address.city)
         if area not in self.areas:
-            self.problem(loc, f"city {address.city!r} is not an area of this province")
+            why = " (it names two areas)" if _place(address.city or "") in self.ambiguous else ""
+            self.problem(loc, f"city {address.city!r} is not an area of this province{why}")
             return None
-        hours = []
-        for s in loc.schedules:
-            if s.freq not in (None, "WEEKLY") or not (s.byday and s.opens_at and s.closes_at):
-                self.problem(
-                    loc, "a schedule that is not weekly opening hours (byday, opens_at, closes_at)"
-                )
-                continue
-            days = [d.strip() for d in s.byday.split(",")]
-            if any(d not in DAYS for d in days):
-                self.problem(loc, f"byday {s.byday!r}: use MO,TU,WE,TH,FR,SA,SU")
-                continue
-            hours.append({"days": days, "opens": s.opens_at[:5], "closes": s.closes_at[:5]})
         return {
             "key": settings.get("key") or _slug(loc),
             "name": loc.name or address.address_1,
             "address": address.address_1,
             "area": area,
             "postal_code": address.postal_code or None,
-            "hours": hours,
+            "hours": [h for h in (self.hours(loc, s) for s in loc.schedules) if h],
         }
 
-    def service(
-        self, s: InService, places: dict[str, dict[str, Any] | None]
-    ) -> dict[str, Any] | None:
+    def hours(self, loc: InLocation, s: InSchedule) -> dict[str, Any] | None:
+        """Weekly opening hours in local time; a schedule without times (a description alone)
+        is left out, one we would misread (monthly, fortnightly) is a problem."""
+        if not (s.byday and s.opens_at and s.closes_at):
+            return None
+        if (s.freq or "WEEKLY").upper() != "WEEKLY" or (s.interval or 1) != 1:
+            self.problem(loc, "a schedule that is not every week (freq WEEKLY, interval 1)")
+            return None
+        days = [d.strip().upper() for d in s.byday.split(",")]
+        opens, closes = self.time(s.opens_at), self.time(s.closes_at)
+        if any(d not in DAYS for d in days) or opens is None or closes is None:
+            self.problem(
+                loc, f"schedule {s.byday} {s.opens_at}-{s.closes_at}: use MO..SU and HH:MM"
+            )
+            return None
+        return {"days": days, "opens": opens, "closes": closes}
+
+    def time(self, text: str) -> str | None:
+        """`07:30`, `7:30`, `00:30Z` or `07:30+07:00` as local `HH:MM`."""
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::\d{2})?(Z|[+-]\d{2}:?\d{2})?", text.strip())
+        if not m or int(m[1]) > 23 or int(m[2]) > 59:
+            return None
+        if m[3] is None:
+            return f"{int(m[1]):02d}:{m[2]}"
+        zone = dt.UTC if m[3] == "Z" else dt.datetime.strptime(m[3].replace(":", ""), "%z").tzinfo
+        moment = dt.datetime.combine(dt.date(2026, 1, 5), dt.time(int(m[1]), int(m[2])), zone)
+        return moment.astimezone(self.tz).strftime("%H:%M")
+
+    def service(self, s: InService, partner: dict[str, Any]) -> dict[str, Any] | None:
         pathway = self.attrs(s).get("pathway")
         if pathway not in self.pathways:
             self.problem(
@@ -508,14 +577,19 @@ class _Reader:
         areas = []
         prefix = f"urn:referrals:{self.key}:area:"
         for a in s.service_areas:
-            key = (a.uri or "").removeprefix(prefix) if (a.uri or "").startswith(prefix) else None
-            key = key or self.by_name.get(_place(a.name or ""))
+            uri = a.uri or ""
+            key = uri.removeprefix(prefix) if uri.startswith(prefix) else self.area(a.name)
             if key not in self.areas:
                 self.problem(s, f"service area {a.name or a.uri!r} is not an area of this province")
                 continue
             areas.append(key)
+        places = partner["locations_by_id"]
         keys = []
         for sal in s.service_at_locations:
+            if sal.location is not None and sal.location.id not in places:  # nested, not listed
+                places[sal.location.id] = place = self.location(sal.location)
+                if place:
+                    partner["locations"].append(place)
             lid = sal.location_id or (sal.location.id if sal.location else None)
             if lid not in places:
                 self.problem(s, f"location {lid!r} is not one of its organization's")
@@ -525,8 +599,8 @@ class _Reader:
             "pathway": pathway,
             "name": s.name,
             "name_en": s.alternate_name or s.name,
-            "areas": areas,
-            "locations": keys,
+            "areas": list(dict.fromkeys(areas)),
+            "locations": list(dict.fromkeys(keys)),
         }
 
 
