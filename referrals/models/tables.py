@@ -1,6 +1,14 @@
 """Every table, imported in one place so the metadata is complete (Alembic, tests)."""
 
-from referrals.models.directory import Area, Contact, Organization, Service, ServiceArea
+from referrals.models.directory import (
+    Area,
+    Contact,
+    Location,
+    Organization,
+    Service,
+    ServiceArea,
+    ServiceLocation,
+)
 from referrals.models.people import Client, ClientKey, Consent, User
 from referrals.models.subscriptions import Webhook
 from referrals.models.tokens import ApiToken
@@ -21,12 +29,14 @@ __all__ = [
     "Consent",
     "Contact",
     "Event",
+    "Location",
     "Notification",
     "Organization",
     "PathwayVersion",
     "Referral",
     "Service",
     "ServiceArea",
+    "ServiceLocation",
     "Step",
     "SweepRun",
     "User",
