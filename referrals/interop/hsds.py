@@ -79,17 +79,21 @@ def export_directory(
         session.scalars(select(Organization).where(Organization.active).order_by(Organization.id))
     )
     org_ids = {o.id: hsds_id(key, "organization", o.slug) for o in orgs}
+    slugs = {o.id: o.slug for o in orgs}
     places = {
         p.id: p
         for p in session.scalars(select(Location).where(Location.active).order_by(Location.id))
+        if p.organization_id in slugs
     }
     place_ids = {
-        p.id: hsds_id(key, "location", o.slug, p.key)
-        for o in orgs
-        for p in places.values()
-        if p.organization_id == o.id
+        p.id: hsds_id(key, "location", slugs[p.organization_id], p.key) for p in places.values()
     }
-    contacts = list(session.scalars(select(Contact).where(Contact.active).order_by(Contact.id)))
+    places_of: dict[int, list[Location]] = {}
+    for place in places.values():
+        places_of.setdefault(place.organization_id, []).append(place)
+    contacts_of: dict[int, list[Contact]] = {}
+    for c in session.scalars(select(Contact).where(Contact.active).order_by(Contact.id)):
+        contacts_of.setdefault(c.organization_id, []).append(c)
     organizations = [
         {
             "id": org_ids[o.id],
@@ -99,14 +103,11 @@ def export_directory(
             "uri": urn(key, "partner", o.slug),
             "additional_websites": [],
             "contacts": [
-                _contact(key, org_ids[o.id], o.slug, c)
-                for c in contacts
-                if c.organization_id == o.id
+                _contact(key, org_ids[o.id], o.slug, c) for c in contacts_of.get(o.id, [])
             ],
             "locations": [
                 _location(key, org_ids[o.id], place_ids[p.id], p, areas, province, offset)
-                for p in places.values()
-                if p.organization_id == o.id
+                for p in places_of.get(o.id, [])
             ],
             "attributes": [_attr(key, "organization", org_ids[o.id], "kind", o.kind)],
         }
