@@ -1220,7 +1220,6 @@ def fhir_export(
     """Referral CODE as a FHIR Bundle (JSON): ServiceRequest, Task, Patient by code only,
     Organizations, Consents and the status history as Provenance."""
     import datetime as dt
-    import json
 
     from referrals.interop.fhir import referral_bundle
     from referrals.models.advancing import get_referral
@@ -1236,12 +1235,7 @@ def fhir_export(
             base=rt.settings.public_url.rstrip("/") + "/api/v1/fhir",
             now=dt.datetime.now(dt.UTC),
         )
-    text = json.dumps(found, ensure_ascii=False, indent=2)
-    if out:
-        out.write_text(text + "\n", encoding="utf-8")
-        print(f"written {out}")
-    else:
-        print(text)
+    write_document(found, out)
 
 
 @directory_app.command("export")
@@ -1250,7 +1244,6 @@ def directory_export(
 ) -> None:
     """The active directory (partners, services, locations, contacts, capacities) as HSDS."""
     import datetime as dt
-    import json
 
     from referrals.interop.hsds import export_directory
 
@@ -1260,12 +1253,7 @@ def directory_export(
         doc = export_directory(
             s, province=rt.province, tz=rt.settings.tz, now=dt.datetime.now(dt.UTC)
         )
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
-    if out:
-        out.write_text(text + "\n", encoding="utf-8")
-        print(f"written {out}")
-    else:
-        print(text)
+    write_document(doc, out)
 
 
 @directory_app.command("import")
@@ -1298,6 +1286,18 @@ def directory_import(
     ):
         for slug in slugs:
             print(f"  {label:<9}{slug}")
+
+
+def write_document(doc: Any, out: Path | None) -> None:
+    """An interchange document (FHIR, HSDS), indented: to `--out`, or on stdout."""
+    import json
+
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        print(f"written {out}")
+    else:
+        print(text)
 
 
 def rt_session(rt: Any) -> Any:
