@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from typing import TypeVar
+
+from sqlmodel import Session, SQLModel, select
 
 from referrals.config import Province
 from referrals.models.directory import (
@@ -15,6 +17,8 @@ from referrals.models.directory import (
     ServiceLocation,
 )
 from referrals.models.workflow import PathwayVersion
+
+T = TypeVar("T", bound=SQLModel)
 
 
 def load_province_data(session: Session, *, province: Province) -> dict[str, int]:
@@ -79,14 +83,21 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
     return counts
 
 
+def _deactivated(session: Session, model: type[T], org: Organization, key: str) -> dict[str, T]:
+    """The partner's rows of `model` by `key`, all marked inactive: loading turns back on
+    those the YAML still names, so the ones it no longer names stay off."""
+    rows = {
+        getattr(row, key): row
+        for row in session.exec(select(model).where(model.organization_id == org.id))  # type: ignore[attr-defined]
+    }
+    for row in rows.values():
+        row.active = False  # type: ignore[attr-defined]
+    return rows
+
+
 def _load_locations(session: Session, org: Organization, partner: object) -> dict[str, int]:
     """Upsert the partner's locations by key; the ones gone from the YAML are deactivated."""
-    existing = {
-        loc.key: loc
-        for loc in session.exec(select(Location).where(Location.organization_id == org.id))
-    }
-    for row in existing.values():
-        row.active = False
+    existing = _deactivated(session, Location, org, "key")
     for place in partner.locations:  # type: ignore[attr-defined]
         row = existing.get(place.key) or Location(
             organization_id=org.id, key=place.key, name="", address="", area_key=place.area
@@ -103,12 +114,7 @@ def _load_locations(session: Session, org: Organization, partner: object) -> dic
 def _load_services(
     session: Session, org: Organization, partner: object, places: dict[str, int]
 ) -> None:
-    existing = {
-        s.pathway_key: s
-        for s in session.exec(select(Service).where(Service.organization_id == org.id))
-    }
-    for service in existing.values():
-        service.active = False
+    existing = _deactivated(session, Service, org, "pathway_key")
     for svc in partner.services:  # type: ignore[attr-defined]
         row = existing.get(svc.pathway) or Service(
             organization_id=org.id, pathway_key=svc.pathway, name="", name_en=""
@@ -128,11 +134,7 @@ def _load_services(
 
 
 def _load_contacts(session: Session, org: Organization, partner: object) -> None:
-    existing = {
-        c.name: c for c in session.exec(select(Contact).where(Contact.organization_id == org.id))
-    }
-    for contact in existing.values():
-        contact.active = False
+    existing = _deactivated(session, Contact, org, "name")
     for c in partner.contacts:  # type: ignore[attr-defined]
         row = existing.get(c.name) or Contact(organization_id=org.id, name=c.name, role="")
         for field in (
