@@ -11,14 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import select
 from sqlmodel import Session
@@ -28,8 +24,7 @@ from referrals.models.links import link_token
 from referrals.models.runtime import Runtime
 from referrals.models.sweeping import sweep
 from referrals.models.workflow import Notification, Referral
-from referrals.web.app import create_app
-from web_helpers import PASSWORD, Clock, staff_users
+from web_helpers import PASSWORD, Clock, served, staff_users
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -46,22 +41,8 @@ def browser() -> Iterator[Browser]:
 def server(rt: Runtime, now: dt.datetime) -> Iterator[tuple[str, Clock]]:
     staff_users(rt)
     clock = Clock(now)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(clock=clock), host="127.0.0.1", port=port, log_level="warning"
-    )
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if web.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", clock
-    web.should_exit = True
-    thread.join(10)
+    with served(clock) as base:
+        yield base, clock
 
 
 @pytest.fixture

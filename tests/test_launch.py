@@ -162,12 +162,15 @@ def test_the_database_itself_refuses_a_second_open_referral(rt: Runtime, now: dt
     """Two launches racing past the check still meet the partial unique index."""
     from sqlalchemy.exc import IntegrityError
 
+    from referrals.models.errors import Conflict
+
     code = ready_referral(rt, now)
-    with pytest.raises(IntegrityError), transaction(rt.engine) as s:
+    with pytest.raises(Conflict) as refused, transaction(rt.engine) as s:
         ref = s.scalars(select(Referral).where(Referral.code == code)).one()
         data = ref.model_dump(exclude={"id", "code", "version"})
         s.add(Referral(**data, code="R-RACE0-00000"))
         s.flush()
+    assert isinstance(refused.value.__cause__, IntegrityError)
 
 
 def test_future_launch_time_is_refused(rt: Runtime, now: dt.datetime) -> None:

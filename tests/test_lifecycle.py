@@ -216,9 +216,12 @@ def test_random_action_sequences_keep_every_invariant(
 def test_the_database_refuses_a_second_active_step(rt: Runtime, now: dt.datetime) -> None:
     from sqlalchemy.exc import IntegrityError
 
+    from referrals.models.errors import Conflict
+
     code = ready_referral(rt, now)
-    with pytest.raises(IntegrityError), transaction(rt.engine) as s:
+    with pytest.raises(Conflict) as refused, transaction(rt.engine) as s:
         ref_id = s.scalar(select(Referral.id).where(Referral.code == code))
         pending = s.scalars(select(Step).where(Step.referral_id == ref_id, Step.seq == 1)).one()
         pending.status = StepStatus.active.value
         s.flush()
+    assert isinstance(refused.value.__cause__, IntegrityError)

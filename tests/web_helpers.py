@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -32,6 +38,29 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+@contextmanager
+def served(clock: Clock | None = None) -> Iterator[str]:
+    """The app on a real uvicorn server on loopback (its own thread): its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(clock=clock), host="127.0.0.1", port=port, log_level="warning"
+    )
+    web = uvicorn.Server(config)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if web.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.should_exit = True
+        thread.join(10)
 
 
 def staff_users(rt: Runtime) -> None:

@@ -8,7 +8,14 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, SQLModel
+
+from referrals.models.errors import Conflict
+
+# SQLSTATEs of a lost race on PostgreSQL: unique violation, serialization failure, deadlock.
+RACE_STATES = frozenset({"23505", "40001", "40P01"})
 
 
 @lru_cache(maxsize=8)
@@ -42,9 +49,34 @@ def transaction(engine: Engine | Connection) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any exception.
 
     Given a Connection, the session runs its transaction on that connection (a loop that commits
-    often keeps one connection instead of checking one out of the pool each time)."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        yield session
+    often keeps one connection instead of checking one out of the pool each time).
+
+    A lost race is a Conflict, here for every writer: the database refused the second of two
+    writers (a unique index, the referral's version, a deadlock), so nothing was written and the
+    loser may look again. The edges then answer 409 or one line, never a 500."""
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+    except (StaleDataError, DBAPIError) as exc:
+        if not lost_race(exc):
+            raise
+        raise Conflict(
+            "someone else changed this at the same moment; nothing was saved: look again",
+            key="conflict",
+        ) from exc
+
+
+def lost_race(exc: BaseException) -> bool:
+    """True when the database refused a write because a concurrent one won."""
+    if isinstance(exc, StaleDataError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)  # psycopg
+    if state is not None:
+        return state in RACE_STATES
+    # sqlite3 names no SQLSTATE; a unique index's refusal says so in its message.
+    return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(exc.orig)
 
 
 def is_postgres(session: Session) -> bool:

@@ -21,7 +21,7 @@ from referrals.models.clients import get_client
 from referrals.models.codes import new_code
 from referrals.models.db import transaction
 from referrals.models.directory_view import directory, pathway_templates
-from referrals.models.errors import Conflict, DomainError, NotFound
+from referrals.models.errors import Conflict, NotFound
 from referrals.models.launching import LaunchRequest, launch_one
 from referrals.models.lifecycle import Action
 from referrals.models.people import User, actor_name
@@ -169,25 +169,15 @@ def launch(body: LaunchIn, rt: Rt, me: Me) -> Launched:
     request = LaunchRequest(
         client_code=body.client, pathway=body.pathway, partner=body.partner, urgent=body.urgent
     )
-    try:
-        with transaction(rt.engine) as s:
-            client = get_client(s, body.client)
-            if not sees_area(me, client.area_key):
-                raise HTTPException(404, f"unknown client {body.client!r}")
-            if not acts_in_area(me, client.area_key):
-                raise HTTPException(403, "you cannot launch referrals here")
-            launch_one(
-                s,
-                code=code,
-                request=request,
-                coordinator=me,
-                ctx=rt.ctx,
-                now=dt.datetime.now(dt.UTC),
-            )
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except DomainError as exc:
-        raise HTTPException(422, str(exc)) from None
+    with transaction(rt.engine) as s:  # refusals: web/app.py answers 404/403/409/422
+        client = get_client(s, body.client)
+        if not sees_area(me, client.area_key):
+            raise HTTPException(404, f"unknown client {body.client!r}")
+        if not acts_in_area(me, client.area_key):
+            raise HTTPException(403, "you cannot launch referrals here")
+        launch_one(
+            s, code=code, request=request, coordinator=me, ctx=rt.ctx, now=dt.datetime.now(dt.UTC)
+        )
     return Launched(code=code)
 
 
@@ -237,11 +227,7 @@ def act(code: CodePath, body: ActionIn, rt: Rt, me: Me) -> Moved:
                 expected_version=body.version,
             )
             return Moved(code=moved.code, status=moved.status, version=moved.version)
-    except Conflict as exc:
+    except Conflict as exc:  # the caller needs the version to try again; other refusals: app.py
         with transaction(rt.engine) as s:
             current = get_referral(s, code).version
         raise HTTPException(409, {"message": str(exc), "version": current}) from None
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except DomainError as exc:
-        raise HTTPException(422, str(exc)) from None

@@ -19,7 +19,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,11 +34,12 @@ from referrals.models.answering import (
     view_link,
 )
 from referrals.models.db import transaction
-from referrals.models.errors import DomainError
+from referrals.models.errors import Conflict, DomainError, NotFound
+from referrals.models.policy import Forbidden
 from referrals.models.runtime import Runtime
 from referrals.web.limits import Limit
-from referrals.web.staff import PAGES, LoginNeeded, language, now_of, read_form, render
-from referrals.web.words import WORDS
+from referrals.web.staff import PAGES, LoginNeeded, language, now_of, read_form, render, say
+from referrals.web.words import UI, WORDS
 
 HEADERS = {
     "Content-Security-Policy": (
@@ -49,6 +50,8 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# The web's one translation of the domain's refusals; anything else is a 422.
+REFUSED = ((NotFound, 404), (Forbidden, 403), (Conflict, 409))
 STATUS = {
     "invalid": 404,
     "revoked": 410,
@@ -57,6 +60,10 @@ STATUS = {
     "closed": 409,
     "answered": 409,
 }
+
+
+def refusal_status(exc: DomainError) -> int:
+    return next((status for kind, status in REFUSED if isinstance(exc, kind)), 422)
 
 
 def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -130,6 +137,15 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return await request_validation_exception_handler(request, exc)
         return render("error.html", language(request), 404, code=404, detail="")
+
+    @app.exception_handler(DomainError)
+    async def refused(request: Request, exc: DomainError) -> Response:
+        """A refusal no route answered itself (a lost race, for one): 404/403/409/422."""
+        status = refusal_status(exc)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status)
+        lang = language(request)
+        return render("error.html", lang, status, code=status, detail=say(UI[lang], exc))
 
     @app.exception_handler(LoginNeeded)
     async def to_login(request: Request, exc: LoginNeeded) -> Response:

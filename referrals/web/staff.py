@@ -115,12 +115,7 @@ class Staff:
         return render(template, self.lang, status, me=self, **context)
 
     def say(self, error: DomainError) -> str:
-        """A refusal in the user's language when we have its words, else its English message."""
-        text = self.w.get(f"err_{error.key}") if error.key else None
-        try:
-            return text.format(**error.params) if text else str(error)
-        except (KeyError, IndexError):
-            return str(error)
+        return say(self.w, error)
 
     async def form(self, request: Request) -> dict[str, str]:
         """The posted urlencoded form, once its CSRF token matches this session's."""
@@ -177,6 +172,15 @@ async def read_form(request: Request) -> dict[str, str]:
     if any("\x00" in k or "\x00" in v for k, v in fields.items()):
         raise HTTPException(400, "a form field holds a NUL byte")
     return fields
+
+
+def say(words: dict[str, str], error: DomainError) -> str:
+    """A refusal in the reader's language when we have its words, else its English message."""
+    text = words.get(f"err_{error.key}") if error.key else None
+    try:
+        return text.format(**error.params) if text else str(error)
+    except (KeyError, IndexError):
+        return str(error)
 
 
 def render(template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
