@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,16 @@ def http() -> Iterator[HttpSink]:
     sink = HttpSink().start()
     yield sink
     sink.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The bad-input corpus's size and server errors per database (the bar: 0 server errors)."""
+    corpus = sys.modules.get("test_bad_input")
+    tally = getattr(corpus, "TALLY", None)
+    if tally:
+        for db in ("sqlite", "postgresql"):
+            if tally[f"{db} cases"]:
+                terminalreporter.write_line(
+                    f"bad-input corpus on {db}: {tally[f'{db} cases']} cases, "
+                    f"{tally[f'{db} server errors']} server errors"
+                )

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import re
 import shutil
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +28,7 @@ from helpers import ready_referral
 from referrals.cli.main import main
 from referrals.config import ConfigError, load_province
 from referrals.config.settings import BUNDLED_CONFIG
+from referrals.models.bounds import MAX_ROWS
 from referrals.models.db import transaction
 from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
@@ -55,9 +60,17 @@ def digest(rt: Runtime) -> str:
     return h.hexdigest()
 
 
+# The corpus's size and its server errors (HTTP 5xx, the CLI's "internal error", an exception
+# escaping), per database: conftest.py prints them in the run's summary.
+TALLY: Counter[str] = Counter()
+SERVER_ERROR = re.compile(r"^(5\d\d|raised |unclear error .*internal error)")
+
+
 def walk(rt: Runtime, cases: list[tuple[str, Callable[[], str | None]]], minimum: int) -> None:
     """Run each case; it returns None when refused properly, else what went wrong."""
     assert len(cases) >= minimum, len(cases)
+    db = rt.engine.dialect.name
+    TALLY[f"{db} cases"] += len(cases)
     before, wrong = digest(rt), []
     for name, case in cases:
         try:
@@ -66,6 +79,7 @@ def walk(rt: Runtime, cases: list[tuple[str, Callable[[], str | None]]], minimum
             problem = f"raised {type(exc).__name__}: {str(exc)[:200]}"
         if problem:
             wrong.append(f"{name}: {problem}")
+            TALLY[f"{db} server errors"] += bool(SERVER_ERROR.match(problem))
         if digest(rt) != before:
             wrong.append(f"{name}: changed the database")
             before = digest(rt)
@@ -272,15 +286,19 @@ def test_the_cli_refuses_bad_input(
 
 
 def http_refuses(
-    call: Callable[[], object], allowed: tuple[int, ...] = ()
+    call: Callable[[], object], allowed: tuple[int, ...] = (), status: int | None = None
 ) -> Callable[[], str | None]:
+    """A case that must be refused with a 4xx (with `status`: that one)."""
+
     def case() -> str | None:
         response = call()
-        status = response.status_code  # type: ignore[attr-defined]
-        if status >= 500:
-            return f"{status}"
-        if status < 400 and status not in allowed:
-            return f"accepted with {status}"
+        got = response.status_code  # type: ignore[attr-defined]
+        if got >= 500:
+            return f"{got}"
+        if got < 400 and got not in allowed:
+            return f"accepted with {got}"
+        if status is not None and got != status:
+            return f"refused with {got}, not {status}"
         return None
 
     return case
@@ -389,6 +407,13 @@ def test_the_api_refuses_bad_input(rt: Runtime, world: dict[str, str]) -> None:
                 http_refuses(lambda q=query: api.get(f"/api/v1/referrals?{q}", headers=auth)),
             )
         )
+    bare = {"Authorization": world["token"]}  # a token without its scheme is no credential
+    cases.append(
+        (
+            "auth without Bearer",
+            http_refuses(lambda: api.get("/api/v1/referrals", headers=bare), status=401),
+        )
+    )
     for header in [
         {},
         {"Authorization": "Bearer rf_forged"},
@@ -505,6 +530,251 @@ def test_links_and_staff_forms_refuse_bad_input(
             )
         )
     walk(rt, cases, minimum=45)
+
+
+# --- generated: every field's wrong types, every number's and date's extremes, every body's size -
+
+
+WRONG_TYPES: list[object] = [
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    2**31,
+    2**63,
+    -(2**63) - 1,
+    10**30,
+    "",
+    "1",
+    "true",
+    "x" * 10_000,
+    "\x00",
+    [],
+    [1],
+    {},
+    {"$gt": 0},
+    None,
+]
+EXTREME_INTS = ["-1", "-9223372036854775809", "9223372036854775808", "2147483648", str(10**30)]
+NOT_INTS = ["1e3", "1.5", "nan", "", "0x10", "１"]
+EDGE_DAYS = [
+    "0001-01-01",
+    "1969-12-31",
+    "1970-01-01",
+    "1999-12-31",
+    "2100-01-01",
+    "9999-12-31",
+    "31/12/9999",
+    "01/01/0001",
+    "2023-02-29",
+    "29/02/2023",
+    "2026-04-31",
+    "0000-00-00",
+]
+EDGE_INSTANTS = [
+    "0001-01-01T00:00",
+    "1969-12-31T23:59:59+07:00",
+    "1999-12-31T23:59:59",
+    "2100-01-01T00:00",
+    "9999-12-31T23:59:59",
+    "9999-12-31T23:59:59-12:00",
+]
+JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict}
+
+
+def fits(value: object, schema: dict[str, object]) -> bool:
+    """Whether `value` is valid for a property's JSON schema (types, bounds, pattern, length):
+    the generated cases keep only values that do not fit, so every one must be refused."""
+    options = schema.get("anyOf") or [schema]
+    for option in options:  # type: ignore[union-attr]
+        kind = option.get("type")
+        if kind == "null":
+            if value is None:
+                return True
+            continue
+        if "enum" in option or "const" in option:
+            if value in option.get("enum", [option.get("const")]):
+                return True
+            continue
+        expected = JSON_TYPES.get(kind)
+        if expected is None or not isinstance(value, expected):
+            continue
+        if kind == "integer" and isinstance(value, bool):
+            continue
+        if kind == "integer" and not (
+            option.get("minimum", -(2**63)) <= value <= option.get("maximum", 2**63)
+        ):
+            continue
+        if kind == "string" and (
+            not re.search(option.get("pattern", ""), value)
+            or len(value) > option.get("maxLength", 10**9)
+        ):
+            continue
+        return True
+    return False
+
+
+def routes(found: list[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """Every route's path and methods, into included routers (FastAPI 0.150 nests them)."""
+    for route in found:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from routes(inner.routes, prefix + getattr(inner, "prefix", ""))
+        elif hasattr(route, "methods"):
+            yield (
+                route.path if route.path.startswith(prefix) else prefix + route.path,
+                route.methods,
+            )
+
+
+def test_generated_wrong_types_extremes_and_oversize_bodies(
+    rt: Runtime, world: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """From the OpenAPI description: each JSON field given each value of the wrong type or out
+    of bounds, each integer query parameter its extremes; every POST route an oversize body
+    (declared, and chunked without a length); dates and `--now` at the edges of every type
+    through the CLI, the report page and the import."""
+    app = create_app()
+    api = TestClient(app, raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {world['token']}"}
+    client, ref = world["client"], world["ref"]
+    spec = app.openapi()
+    models = spec["components"]["schemas"]
+    bases = {
+        "/api/v1/referrals": {"client": client, "pathway": "id_papers", "partner": "nope"},
+        "/api/v1/referrals/{code}/actions": {"action": "accept", "version": 1},
+    }
+    cases: list[tuple[str, Callable[[], str | None]]] = []
+    for path, base in bases.items():
+        body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        model = models[body["schema"]["$ref"].rsplit("/", 1)[1]]
+        url = path.replace("{code}", ref)
+        for field, schema in model["properties"].items():
+            for value in WRONG_TYPES:
+                if fits(value, schema):
+                    continue
+                sent = {**base, field: value}
+                cases.append(
+                    (
+                        f"POST {path} {field}={str(value)[:12]!r}",
+                        http_refuses(lambda u=url, b=sent: api.post(u, json=b, headers=auth)),
+                    )
+                )
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            url = path.replace("{code}", ref)
+            for param in operation.get("parameters", []):
+                kind = param["schema"].get("type") or param["schema"].get("anyOf", [{}])[0].get(
+                    "type"
+                )
+                if param["in"] != "query" or kind not in ("integer", "boolean"):
+                    continue
+                values = EXTREME_INTS + NOT_INTS if kind == "integer" else ["maybe", "2", "-1"]
+                for value in values:
+                    cases.append(
+                        (
+                            f"{method.upper()} {path}?{param['name']}={value[:12]}",
+                            http_refuses(
+                                lambda m=method, u=url, q={param["name"]: value}: api.request(
+                                    m, u, params=q, headers=auth
+                                )
+                            ),
+                        )
+                    )
+    huge = json.dumps({"client": "x" * 70_000}).encode()
+    headers = {**auth, "content-type": "application/json"}
+    posts = sorted({path for path, methods in routes(app.routes) if "POST" in methods})
+    assert len(posts) >= 15, posts  # the API's, the links', the staff forms'
+    for path in posts:
+        url = re.sub(r"\{(\w+)\}", "x", path.replace("{code}", ref))
+        cases.append(
+            (
+                f"POST {path}: 70 KiB",
+                http_refuses(lambda u=url: api.post(u, content=huge, headers=headers), status=413),
+            )
+        )
+        cases.append(
+            (
+                f"POST {path}: 70 KiB chunked",
+                http_refuses(
+                    lambda u=url: api.post(
+                        u, content=iter([huge[:40_000], huge[40_000:]]), headers=headers
+                    ),
+                    status=413,
+                ),
+            )
+        )
+    mai = logged_in(Clock(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)), "mai")
+    for day in EDGE_DAYS:
+        for first, last in ((day, "2026-12-31"), ("2026-01-01", day)):
+            cases.append(
+                (
+                    f"report page {first}..{last}",
+                    http_refuses(
+                        lambda q={"from": first, "to": last}: mai.get("/report", params=q)
+                    ),
+                )
+            )
+            cases.append(
+                (
+                    f"report {first}..{last}",
+                    cli_refuses(capsys, "report", "--from", first, "--to", last),
+                )
+            )
+    timed = [
+        ("sweep",),
+        ("deliver",),
+        ("digest",),
+        ("list",),
+        ("show", ref),
+        ("advance", ref, "--action", "accept"),
+        ("launch", client, "--pathway", "legal_aid", "--partner", "legal-aid-centre"),
+    ]
+    for args in timed:
+        for at in EDGE_INSTANTS:
+            cases.append((f"{args[0]} --now {at}", cli_refuses(capsys, *args, "--now", at)))
+    counted = [
+        ("list", "--offset"),
+        ("list", "--limit"),
+        ("outbox", "--limit"),
+        ("sweeps", "--limit"),
+        ("deliver", "--limit"),
+        ("keys", "rotate", "--batch"),
+    ]
+    for *command, option in counted:
+        for value in EXTREME_INTS + NOT_INTS[:3]:
+            cases.append(
+                (
+                    f"{' '.join(command)} {option} {value[:12]}",
+                    cli_refuses(capsys, *command, option, value),
+                )
+            )
+    header = "name,phone,id_number,district,pathway,partner,consent,launched_at,urgent\n"
+    row = "Trần Thị Nhập,0905 111 333,,nha-trang,id_papers,police-nha-trang,written,{},\n"
+    for day in EDGE_DAYS + [t.split("+")[0] for t in EDGE_INSTANTS]:
+        path = tmp_path / f"edge-{len(cases)}.csv"
+        path.write_text(header + row.format(day), encoding="utf-8")
+        cases.append((f"import launched_at={day}", cli_refuses(capsys, "import", str(path))))
+    walk(rt, cases, minimum=250)
+
+
+def test_the_bounds_themselves_are_accepted(
+    rt: Runtime, world: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edges of what is accepted work: refusing them would be a bug of its own."""
+    api = TestClient(create_app(), raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {world['token']}"}
+    far = api.get("/api/v1/referrals", params={"offset": MAX_ROWS}, headers=auth)
+    assert (far.status_code, far.json()) == (200, [])
+    with pytest.raises(SystemExit) as done:
+        main(["report", "--from", "01/01/2000", "--to", "31/12/2099", "--format", "json"])
+    assert done.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["period"]["from"] == "2000-01-01" and report["period"]["to"] == "2099-12-31"
+    with pytest.raises(SystemExit) as done:
+        main(["list", "--offset", str(MAX_ROWS), "--json"])
+    assert done.value.code == 0 and json.loads(capsys.readouterr().out) == []
 
 
 # --- the province's config files -----------------------------------------------------------------

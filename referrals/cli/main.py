@@ -16,6 +16,7 @@ import click
 import typer
 
 from referrals.cli.output import emit_json, local_date, table
+from referrals.models.bounds import MAX_PORT, MAX_ROWS, MAX_SECONDS
 
 app = typer.Typer(
     help="Referral-workflow engine: launch and follow referrals to partner organisations.",
@@ -419,9 +420,11 @@ def list_cmd(
     partner: Annotated[str | None, typer.Option("--partner")] = None,
     district: Annotated[str | None, typer.Option("--district")] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=0, help="At most this many; 0 for all.")
+        int, typer.Option("--limit", min=0, max=MAX_ROWS, help="At most this many; 0 for all.")
     ] = 100,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many (paging).")] = 0,
+    offset: Annotated[
+        int, typer.Option("--offset", min=0, max=MAX_ROWS, help="Skip this many (paging).")
+    ] = 0,
     now: NowOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -644,7 +647,7 @@ def advance(
 @app.command()
 def deliver(
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="At most this many messages.")
+        int | None, typer.Option("--limit", min=1, max=MAX_ROWS, help="At most this many messages.")
     ] = None,
     now: NowOpt = None,
     via: ViaOpt = Via.auto,
@@ -733,7 +736,7 @@ def digest(now: NowOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def sweeps(
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_ROWS)] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The last deadline passes, newest first, with what each fired."""
@@ -765,15 +768,26 @@ def sweeps(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="The web app's address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="The web app's port.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=MAX_PORT, help="The web app's port.")
+    ] = 8000,
     prefect_port: Annotated[
-        int, typer.Option("--prefect-port", help="The local Prefect server's port (and UI).")
+        int,
+        typer.Option(
+            "--prefect-port", min=1, max=MAX_PORT, help="The local Prefect server's port (and UI)."
+        ),
     ] = 4200,
     sweep_every: Annotated[
-        int, typer.Option("--sweep-every", min=1, help="Seconds between deadline sweeps.")
+        int,
+        typer.Option(
+            "--sweep-every", min=1, max=MAX_SECONDS, help="Seconds between deadline sweeps."
+        ),
     ] = 300,
     deliver_every: Annotated[
-        int, typer.Option("--deliver-every", min=1, help="Seconds between delivery passes.")
+        int,
+        typer.Option(
+            "--deliver-every", min=1, max=MAX_SECONDS, help="Seconds between delivery passes."
+        ),
     ] = 60,
 ) -> None:
     """Run the engine on this machine: the web app, a Prefect server and the scheduled flows."""
@@ -804,7 +818,7 @@ def outbox(
     ctx: typer.Context,
     status: Annotated[MessageStatusChoice | None, typer.Option("--status")] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=0, help="At most this many; 0 for all.")
+        int, typer.Option("--limit", min=0, max=MAX_ROWS, help="At most this many; 0 for all.")
     ] = 100,
     as_json: JsonOpt = False,
 ) -> None:

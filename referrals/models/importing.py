@@ -10,13 +10,14 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, ConfigDict, ValidationError, field_validator
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from referrals.models.bounds import check_instant
 from referrals.models.clients import ClientIn, SealedClient, seal_client
 from referrals.models.context import Context
 from referrals.models.db import CHUNK, insert_many, is_postgres
@@ -57,7 +58,7 @@ class ImportRow(ClientIn):
     pathway: str
     partner: str
     consent: ConsentMethod
-    launched_at: dt.datetime | None = None
+    launched_at: Annotated[dt.datetime, AfterValidator(check_instant)] | None = None
     urgent: bool = False
 
     @field_validator("launched_at", mode="before")

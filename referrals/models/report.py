@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from referrals.models.bounds import check_day
 from referrals.models.calendar import WorkingCalendar
 from referrals.models.lifecycle import MessageStatus, Outcome, ReferralStatus, StepStatus
 from referrals.models.reading import Reader
@@ -43,6 +44,8 @@ class Period:
     tz: ZoneInfo
 
     def __post_init__(self) -> None:
+        check_day(self.first, "the first day")
+        check_day(self.last, "the last day")
         if self.last < self.first:
             raise ValueError(f"the period ends ({self.last}) before it starts ({self.first})")
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from referrals.models.advancing import advance, get_referral
+from referrals.models.bounds import MAX_ROWS
 from referrals.models.clients import get_client
 from referrals.models.codes import new_code
 from referrals.models.db import transaction
@@ -51,7 +52,8 @@ def current_user(
     rt: Annotated[Runtime, Depends(runtime)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> User:
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""  # RFC 6750: the scheme is required
     with transaction(rt.engine) as s:
         user = user_for_token(s, token) if token else None
     if user is None:
@@ -118,7 +120,7 @@ def referrals(
     coordinator: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,60}$")] = None,
     overdue: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROWS)] = 0,
 ) -> list[dict[str, Any]]:
     """Referrals you may see, newest first (most late first with `overdue`)."""
     scope = district_scope(me)
@@ -145,7 +147,7 @@ def referral(code: CodePath, rt: Rt, me: Me, read: Read) -> dict[str, Any]:
 
 
 class LaunchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # `true` is no version, "1" no flag
 
     client: str = Field(pattern=CODE, description="the client's code")
     pathway: str = Field(pattern=KEY)
@@ -182,12 +184,12 @@ def launch(body: LaunchIn, rt: Rt, me: Me) -> Launched:
 
 
 class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     action: Literal["accept", "decline", "done", "fail", "hold", "resume", "cancel"]
     step: str | None = Field(default=None, pattern=KEY)
     reason: str | None = Field(default=None, pattern=KEY)
-    version: int = Field(ge=1, description="the referral's version you last saw")
+    version: int = Field(ge=1, le=2**31 - 1, description="the referral's version you last saw")
 
 
 class Moved(BaseModel):

@@ -37,7 +37,7 @@ from referrals.models.db import transaction
 from referrals.models.errors import Conflict, DomainError, NotFound
 from referrals.models.policy import Forbidden
 from referrals.models.runtime import Runtime
-from referrals.web.limits import Limit
+from referrals.web.limits import BodyLimit, Limit
 from referrals.web.staff import PAGES, LoginNeeded, language, now_of, read_form, render, say
 from referrals.web.words import UI, WORDS
 
@@ -110,6 +110,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         "login": Limit("login", per_minute=10),
         "link": Limit("link", per_minute=30),
     }
+    app.add_middleware(BodyLimit)
     app.include_router(router)
     app.include_router(fhir.router)
     for pages in (login.router, cases.router, dashboard.router, admin.router):

@@ -15,6 +15,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_ADDRESSES = 10_000  # the oldest address is forgotten first: memory stays bounded
 
@@ -39,3 +41,55 @@ class Limit:
             wait = max(1, math.ceil(window[0] + 60 - t))
             raise HTTPException(429, f"too many {self.name} attempts", {"Retry-After": str(wait)})
         window.append(t)
+
+
+MAX_BODY = 64 * 1024  # every form and JSON body the engine takes is far smaller
+
+
+class BodyLimit:
+    """ASGI wrapper: a request body over MAX_BODY is refused with 413 before anything parses it.
+
+    FastAPI reads a JSON body whole before validating it, so without this a 20 MiB body was
+    parsed before being refused. A declared Content-Length is judged at once; a chunked body is
+    read up to the limit, then handed on as it came.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                return await self._refuse(scope, send)
+            return await self.app(scope, receive, send)
+        messages: list[Message] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(scope, send)
+            more = message.get("more_body", False)
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        detail = f"the request body is larger than {self.limit // 1024} KiB"
+        if scope["path"].startswith("/api/"):
+            response: Response = JSONResponse({"detail": detail}, 413)
+        else:
+            response = PlainTextResponse(detail, 413)
+        await response(scope, _nothing, send)
+
+
+async def _nothing() -> Message:  # the refusal reads no more of the request
+    return {"type": "http.disconnect"}

@@ -26,9 +26,9 @@ from referrals.models.people import Role, User
 from referrals.models.reading import Reader
 from referrals.models.runtime import Runtime
 from referrals.web import sessions
+from referrals.web.limits import MAX_BODY
 from referrals.web.words import UI
 
-MAX_FORM = 64 * 1024
 PAGES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -156,13 +156,13 @@ def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form, read up to MAX_FORM bytes (413 beyond, before reading the rest);
+    """An urlencoded form, read up to MAX_BODY bytes (413 beyond, before reading the rest);
     values stripped, the last of repeated names kept. Text that is not UTF-8, or holds a NUL
     byte (no text column takes it, no person types it), is refused with 400."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM:
+        if len(body) > MAX_BODY:
             raise HTTPException(413, "form too large")
     try:  # raw or percent-encoded, a form is UTF-8 or it is refused
         text = body.decode("utf-8")
