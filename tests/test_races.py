@@ -112,4 +112,3 @@ def test_parallel_answers_through_one_link(rt: Runtime, now: dt.datetime) -> Non
         status = s.scalar(select(Referral.status).where(Referral.code == code))
     assert status == "accepted"
     _invariants_hold(rt)
-
