@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -111,4 +113,25 @@ def test_parallel_answers_through_one_link(rt: Runtime, now: dt.datetime) -> Non
     with transaction(rt.engine) as s:
         status = s.scalar(select(Referral.status).where(Referral.code == code))
     assert status == "accepted"
+    _invariants_hold(rt)
+
+
+def test_parallel_advances_from_the_command_line(rt: Runtime, now: dt.datetime) -> None:
+    """Three `referrals advance` processes at once: one moves the referral, the others each say
+    why not in one line (never "internal error"), and the referral moved once."""
+    code = ready_referral(rt, now)
+    command = [sys.executable, "-m", "referrals.cli", "advance", code, "--action", "accept"]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    results = [(run.wait(120), run.stderr.read() if run.stderr else "") for run in runs]
+    assert sorted(rc for rc, _ in results) == [0, 1, 1], results
+    for rc, err in results:
+        if rc:
+            assert err.startswith("error: ") and err.count("\n") == 1, err
+            assert "internal error" not in err and "Traceback" not in err, err
+    with transaction(rt.engine) as s:
+        referral = s.scalars(select(Referral).where(Referral.code == code)).one()
+    assert (referral.status, referral.version) == ("accepted", 2)
     _invariants_hold(rt)
