@@ -25,8 +25,8 @@ from referrals.models.people import User
 from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification
 from referrals.notifiers.channels import Channels
-from referrals.notifiers.delivery import WINDOW_PER_WORKER, deliver
-from referrals.notifiers.outbox import claim, retry
+from referrals.notifiers.delivery import WINDOW_PER_WORKER, Summary, deliver
+from referrals.notifiers.outbox import Keeper, claim, retry
 from referrals.notifiers.sms import encoding
 
 NAME, PHONE, ID_NUMBER = "Nguyễn Thị Bí Mật", "0905 111 222", "079190001234"
@@ -286,3 +286,82 @@ def test_a_claim_takes_at_most_its_limit_and_never_a_leased_row(
             s, kinds=["sms"], now=now + dt.timedelta(seconds=60), limit=10, lease_seconds=60
         )
     assert sorted(c.id for c in again) == sorted(ids)
+
+
+def codes_sent(http: HttpSink) -> Counter[str]:
+    return Counter(re.search(r"R-\w{5}-\w{5}", h.payload["message"])[0] for h in http.hits)
+
+
+def test_a_sender_slower_than_its_lease_keeps_its_messages(
+    rt: Runtime, now: dt.datetime, http: HttpSink
+) -> None:
+    """The pass renews its leases while it sends: another pass, later, takes none of them."""
+    lease = 2  # seconds (the settings refuse less than 10; model_copy does not check)
+    with_delivery(rt, concurrency=1, lease_seconds=lease)
+    http.delay = 0.25  # 16 messages one at a time: 4 s, twice the lease
+    codes = {ready_referral(rt, now, name=f"Client {i}", phone=None) for i in range(16)}
+    ch = channels(rt, None, http)
+    first: list[Summary] = []
+    slow = threading.Thread(target=lambda: first.append(deliver(rt, now=now, channels=ch)))
+    began = time.monotonic()
+    slow.start()
+    time.sleep(lease + 1)  # every lease the slow pass took has run out, unless it renewed them
+    assert slow.is_alive() and len(http.hits) < 16  # it is still sending
+    later = now + dt.timedelta(seconds=time.monotonic() - began)
+    second = deliver(rt, now=later, channels=ch)
+    slow.join()
+    assert second.claimed == 0, second
+    assert first[0].sent == 16 and first[0].lost == 0, first
+    got = codes_sent(http)
+    assert set(got) == codes and set(got.values()) == {1}
+
+
+def test_a_dead_senders_messages_go_out_a_minute_later(
+    rt: Runtime, now: dt.datetime, http: HttpSink
+) -> None:
+    """A sender claimed and died (no renewal): the first pass a minute on sends everything."""
+    codes = {ready_referral(rt, now, name=f"Client {i}", phone=None) for i in range(5)}
+    lease = rt.province.province.delivery.lease_seconds
+    with transaction(rt.engine) as s:  # what a pass does first, then its process is killed
+        assert len(claim(s, kinds=["sms"], now=now, limit=10, lease_seconds=lease)) == 5
+    ch = channels(rt, None, http)
+    restarted = now + dt.timedelta(seconds=5)
+    assert deliver(rt, now=restarted, channels=ch).claimed == 0  # the dead sender's lease holds
+    a_minute_on = now + dt.timedelta(seconds=61)
+    assert deliver(rt, now=a_minute_on, channels=ch).sent == 5
+    got = codes_sent(http)
+    assert set(got) == codes and set(got.values()) == {1}
+
+
+def test_renewing_keeps_its_own_rows_and_never_takes_back_another_senders(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    for i in range(4):
+        ready_referral(rt, now, name=f"Client {i}", phone=None)
+    at = now
+    keeper = Keeper(rt.engine, lease_seconds=60, clock=lambda: at, every=3600)  # renew by hand
+    with keeper:
+        with transaction(rt.engine) as s:
+            mine = claim(s, kinds=["sms"], now=now, limit=4, lease_seconds=60)
+        assert {c.token for c in mine} == {keeper.token}
+        assert keeper.held == {c.id for c in mine} and len(mine) == 4
+        with transaction(rt.engine) as s:  # a lapse: its own lease ran out; the sender lives
+            s.execute(update(Notification).values(lease_until=now))
+            assert claim(s, kinds=["sms"], now=now, limit=4, lease_seconds=60) == []  # ours
+    at = now + dt.timedelta(seconds=1)
+    assert keeper.renew() == 4
+    # the lease lapses again (the database was away); another sender takes two rows
+    with transaction(rt.engine) as s:
+        theirs = claim(
+            s, kinds=["sms"], now=now + dt.timedelta(seconds=61), limit=2, lease_seconds=60
+        )
+    at = now + dt.timedelta(seconds=62)
+    assert keeper.renew() == 2
+    assert keeper.held == {c.id for c in mine} - {c.id for c in theirs}
+    rows = {n.id: n for n in messages(rt) if n.channel == "sms"}
+    for c in theirs:
+        assert rows[c.id].lease_token == c.token != keeper.token
+        assert rows[c.id].lease_until == now + dt.timedelta(seconds=121)
+    for i in keeper.held:
+        assert rows[i].lease_token == keeper.token
+        assert rows[i].lease_until == now + dt.timedelta(seconds=122)

@@ -4,47 +4,60 @@ Prefect's temporary in-process server does not run schedules (STACK-NOTES.md), s
 `PREFECT_API_URL` names a Prefect server already, this starts a local one (`prefect server
 start`, its state under the data directory, with the Prefect UI); then a runner process serves
 the deployments: deliver every minute, sweep every five, the managers' digest daily at 07:30
-local time (`province.yaml` → `digest.at`); and the web app (uvicorn). This process only supervises: Prefect's
-runner mishandles SIGTERM (its handler leaves a coroutine un-awaited and keeps running), so
-SIGTERM or Ctrl-C here becomes SIGINT for the children, which they honour. Children die with
-this process even if it is killed outright (Linux parent-death signal).
+local time (`province.yaml` → `digest.at`); and the web app (uvicorn). This process only
+supervises.
+
+Stopping. SIGTERM or Ctrl-C here becomes SIGINT for the children (Prefect's runner mishandles
+SIGTERM: its handler leaves a coroutine un-awaited and keeps running); a child that has not
+stopped after a few seconds is killed with its process group (the flow runs it started), so
+`serve` ends within `STOP_RUNNER + STOP_SERVER` seconds (measured: 3-12 s for the runner to stop
+by itself, waiting for its flow runs; 4-6 s for the Prefect server).
+
+Dying. Each child holds the read end of a pipe whose only write end is in this process (the
+lifeline); however this process ends, even by SIGKILL, the kernel closes it, and a thread in
+each child that waits on it wakes: SIGINT to its own process, then SIGKILL to its process group
+after `GRACE` seconds. A parent-death signal alone was not enough: on SIGINT with its server
+gone, Prefect's runner retried for over a minute (issue 17).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
-import ctypes
 import os
+import runpy
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 HEALTH_TIMEOUT = 90.0
-PR_SET_PDEATHSIG = 1
+GRACE = 4.0  # seconds an orphaned child has to stop on SIGINT before its group is killed
+STOP_RUNNER = 5.0  # seconds the runner and the web app have to stop on SIGINT, then killed
+STOP_SERVER = 2.0  # the same for the Prefect server, after them: `serve` stops within ~7 s
+RUNNER = "referrals-runner"  # the child "module" that is this file's run_deployments
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError):  # not Linux: a killed supervisor may leave children
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-
-
-def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _child(
+    args: list[str], env: dict[str, str], log: Path, lifeline: int
+) -> subprocess.Popen[bytes]:
+    """`python -m MODULE ARGS` run through this module, which watches the lifeline first."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, *args],
+            [sys.executable, "-m", "referrals.cli.serving", str(lifeline), *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a terminal's Ctrl-C reaches us only; we pass it on
-            preexec_fn=_die_with_parent,
+            pass_fds=(lifeline,),  # the read end only: our write end is not inherited
         )
 
 
-def start_prefect_server(port: int, home: Path) -> subprocess.Popen[bytes]:
+def start_prefect_server(port: int, home: Path, lifeline: int) -> subprocess.Popen[bytes]:
     """A local Prefect server on loopback; returns once it answers, or raises RuntimeError."""
     home.mkdir(parents=True, exist_ok=True)
     log = home / "server.log"
@@ -55,8 +68,8 @@ def start_prefect_server(port: int, home: Path) -> subprocess.Popen[bytes]:
         "DO_NOT_TRACK": "1",
     }
     env.pop("PREFECT_API_URL", None)
-    args = ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    server = _child(args, env, log)
+    args = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    server = _child(args, env, log, lifeline)
     deadline = time.monotonic() + HEALTH_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -67,20 +80,29 @@ def start_prefect_server(port: int, home: Path) -> subprocess.Popen[bytes]:
                 return server
         except OSError:
             time.sleep(0.5)
-    stop(server)
+    stop([server], timeout=STOP_SERVER)
     raise RuntimeError(
         f"the Prefect server did not answer within {HEALTH_TIMEOUT:.0f} s (see {log})"
     )
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's process group: the child and whatever it started (flow runs)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def stop(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGINT to each at once; after `timeout` seconds, SIGKILL to the groups still there."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for p in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.0, deadline - time.monotonic()))
+        _kill_group(p)  # also when it stopped: what it started must not outlive it
+        p.wait()
 
 
 def serve(
@@ -95,39 +117,43 @@ def serve(
     """Run until SIGINT/SIGTERM; returns the exit status (non-zero if a child failed)."""
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    lifeline, held = os.pipe()  # `held` stays open, in this process only, until it ends
     server = None
     env = dict(os.environ)
-    if not env.get("PREFECT_API_URL"):
-        server = start_prefect_server(prefect_port, data_dir / "prefect")
-        env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
-        print(f"Prefect server and UI: http://127.0.0.1:{prefect_port}", flush=True)
-    runner = _child(
-        [
-            "-m",
-            "referrals.cli.serving",
-            "--sweep-every",
-            str(sweep_every),
-            "--deliver-every",
-            str(deliver_every),
-        ],
-        env,
-        logs / "runner.log",
-    )
-    web = _child(
-        [
-            "-m",
-            "uvicorn",
-            "referrals.web.app:create_app",
-            "--factory",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--no-access-log",  # request paths carry partners' link tokens: keep them out of logs
-        ],
-        env,
-        logs / "web.log",
-    )
+    try:
+        if not env.get("PREFECT_API_URL"):
+            server = start_prefect_server(prefect_port, data_dir / "prefect", lifeline)
+            env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
+            print(f"Prefect server and UI: http://127.0.0.1:{prefect_port}", flush=True)
+        runner = _child(
+            [
+                RUNNER,
+                "--sweep-every",
+                str(sweep_every),
+                "--deliver-every",
+                str(deliver_every),
+            ],
+            env,
+            logs / "runner.log",
+            lifeline,
+        )
+        web = _child(
+            [
+                "uvicorn",
+                "referrals.web.app:create_app",
+                "--factory",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-access-log",  # request paths carry partners' link tokens: keep them out
+            ],
+            env,
+            logs / "web.log",
+            lifeline,
+        )
+    finally:
+        os.close(lifeline)
     print(f"web: http://{host}:{port}", flush=True)
     print(
         f"delivering every {deliver_every} s, sweeping deadlines every {sweep_every} s; "
@@ -142,22 +168,52 @@ def serve(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    children = [runner, web, *([server] if server is not None else [])]
     while not stopping:
-        children = [runner, web, *([server] if server is not None else [])]
         if any(child.poll() is not None for child in children):
             break
         time.sleep(0.2)
     failed = not stopping
-    stop(web)
-    stop(runner)
+    # The runner and the web app first, while the Prefect server still answers them; then it.
+    stop([runner, web], timeout=STOP_RUNNER)
     if server is not None:
-        stop(server)
+        stop([server], timeout=STOP_SERVER)
+    os.close(held)
     if failed:
         print(
             f"a process of the engine stopped unexpectedly; see {logs} and {data_dir / 'prefect'}",
             file=sys.stderr,
         )
     return 1 if failed else 0
+
+
+def watch_lifeline(fd: int, grace: float = GRACE) -> None:
+    """In a child: when the supervisor is gone (EOF on the lifeline), stop, then make sure.
+
+    SIGINT first, which Prefect's server, its runner and uvicorn take as a clean stop; whether
+    or not that works, SIGKILL to this process group `grace` seconds later, or at once if this
+    process exits sooner (what it started must not outlive it)."""
+    os.set_inheritable(fd, False)  # flow runs and other grandchildren need not hold it
+    orphaned = threading.Event()
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(fd, 64):
+                    break
+            except OSError:
+                break
+        orphaned.set()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(grace)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def at_exit() -> None:
+        if orphaned.is_set():
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    atexit.register(at_exit)
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def run_deployments(sweep_every: int, deliver_every: int) -> None:
@@ -183,9 +239,21 @@ def run_deployments(sweep_every: int, deliver_every: int) -> None:
         )
 
 
+def main(argv: list[str]) -> None:
+    """A child of `serve`: `LIFELINE_FD referrals-runner ...` or `LIFELINE_FD MODULE ARGS...`
+    (run as `python -m MODULE ARGS...` would be, with the lifeline watched)."""
+    watch_lifeline(int(argv[0]))
+    module, args = argv[1], argv[2:]
+    if module == RUNNER:
+        parser = argparse.ArgumentParser(prog=RUNNER)
+        parser.add_argument("--sweep-every", type=int, required=True)
+        parser.add_argument("--deliver-every", type=int, required=True)
+        options = parser.parse_args(args)
+        run_deployments(options.sweep_every, options.deliver_every)
+        return
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sweep-every", type=int, required=True)
-    parser.add_argument("--deliver-every", type=int, required=True)
-    options = parser.parse_args()
-    run_deployments(options.sweep_every, options.deliver_every)
+    main(sys.argv[1:])

@@ -335,7 +335,13 @@ class Delivery(Strict):
     first_retry_seconds: int = Field(default=60, ge=1, le=86400)
     max_retry_seconds: int = Field(default=6 * 3600, ge=1, le=7 * 86400)
     concurrency: int = Field(default=8, ge=1, le=64, description="messages sent at once")
-    lease_seconds: int = Field(default=300, ge=10, le=86400)
+    lease_seconds: int = Field(
+        default=60,
+        ge=10,
+        le=86400,
+        description="how long a claimed message is held; a working sender renews it every third "
+        "of this, so it bounds only how late a dead sender's messages go out",
+    )
 
     @field_validator("channels")
     @classmethod

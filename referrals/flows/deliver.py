@@ -1,7 +1,8 @@
 """`deliver-notifications`: one pass over the outbox, on a schedule (every minute when served).
 
-The pass is safe to run twice at once (leases; `FOR UPDATE SKIP LOCKED` on PostgreSQL) and to
-re-run after a crash. Channel secrets may live in Prefect Secret blocks, named in the province's
+The pass is safe to run twice at once (leases, renewed while it works; `FOR UPDATE SKIP LOCKED`
+on PostgreSQL) and to re-run after a crash: a dead pass's messages go out once its one-minute
+lease runs out. Channel secrets may live in Prefect Secret blocks, named in the province's
 channel URLs as `${prefect:block-name}`. Logs carry counts and message ids, never recipients'
 secrets nor anything about clients.
 """
@@ -34,10 +35,13 @@ def prefect_secret(name: str) -> str | None:
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
-def deliver_pass(now: dt.datetime, limit: int | None) -> dict[str, Any]:
+def deliver_pass(now: dt.datetime | None, limit: int | None) -> dict[str, Any]:
+    """One pass; without `now`, the clock's time when this attempt starts: a retry must not
+    stamp leases with the first attempt's time, which would already be running out."""
     rt = Runtime()
     channels = Channels(rt.province.province.delivery, secrets=prefect_secret)
-    return deliver(rt, now=now, limit=limit, channels=channels).as_dict()
+    at = now or dt.datetime.now(dt.UTC)
+    return deliver(rt, now=at, limit=limit, channels=channels).as_dict()
 
 
 GATEWAY_WAIT = 50  # seconds; the next scheduled pass (every 60 s) tries again
@@ -65,7 +69,7 @@ def deliver_notifications(
         except TimeoutError:  # the gateway's passes are all taken: the next one does the work
             get_run_logger().info("the SMS gateway is busy: this pass leaves its work to the next")
             return {"skipped": "gateway busy"}
-        summary = deliver_pass(now or dt.datetime.now(dt.UTC), limit)
+        summary = deliver_pass(now, limit)
     get_run_logger().info(
         "sent %(sent)d, failed %(failed)d, dead %(dead)d, deferred %(deferred)d", summary
     )

@@ -4,6 +4,11 @@ Sending runs in a bounded thread pool (Apprise's plugins block); claiming and re
 the calling thread, in short transactions on one connection, and at most `WINDOW_PER_WORKER`
 messages per sender are ever sent and not yet recorded: that, and no more, is what a crash can
 make us send twice. A fresh Apprise plugin per message: a reused one throttles itself.
+
+The pass holds its leases for as long as it works (`outbox.Keeper` renews them every third of
+`lease_seconds`, on the pass's clock: the given `now` plus the time since the pass began), so a
+slow receiver cannot make another pass send its messages again, and the lease can be short: if
+the process dies, its messages are free a minute later.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -148,15 +154,21 @@ def deliver(
     channels = channels or Channels(cfg)
     channels.check()
     summary = Summary()
-    summary.webhooks = deliver_webhooks(rt.engine, vault=rt.ctx.vault, delivery=cfg, now=now)
-    with transaction(rt.engine) as s:
-        off = [k for k in cfg.channels if k not in channels.kinds]
-        summary.waiting = outbox.waiting(s, kinds_off=off, now=now)
-        people = _People.load(s)
-    if not channels.kinds:
-        return summary
-    with rt.engine.connect() as db:  # one connection for the pass: no checkout (and ping) per batch
-        _pump(rt, db, channels, people, now, limit, send, summary)
+    began = time.monotonic()
+
+    def clock() -> dt.datetime:  # `now`, moving on: what leases are stamped and renewed with
+        return now + dt.timedelta(seconds=time.monotonic() - began)
+
+    with outbox.Keeper(rt.engine, lease_seconds=cfg.lease_seconds, clock=clock):
+        summary.webhooks = deliver_webhooks(rt.engine, vault=rt.ctx.vault, delivery=cfg, now=now)
+        with transaction(rt.engine) as s:
+            off = [k for k in cfg.channels if k not in channels.kinds]
+            summary.waiting = outbox.waiting(s, kinds_off=off, now=now)
+            people = _People.load(s)
+        if not channels.kinds:
+            return summary
+        with rt.engine.connect() as db:  # one connection for the pass: no checkout per batch
+            _pump(rt, db, channels, people, now, clock, limit, send, summary)
     log.info(
         "delivery pass: %d claimed, %d sent, %d failed, %d dead, %d deferred",
         summary.claimed,
@@ -174,11 +186,15 @@ def _pump(
     channels: Channels,
     people: _People,
     now: dt.datetime,
+    clock: Callable[[], dt.datetime],
     limit: int | None,
     send: Send,
     summary: Summary,
 ) -> None:
-    """Claim, prepare, send and record until nothing is due (or `limit` is reached)."""
+    """Claim, prepare, send and record until nothing is due (or `limit` is reached).
+
+    Claims are stamped on the pass's clock, not `now`: a batch claimed ten minutes into a pass
+    must not carry a lease that ran out before it was taken."""
     cfg = rt.province.province.delivery
     # A sliding window: at most `window` messages are sent and not yet recorded at any time,
     # which bounds what a crash can repeat. Outcomes are recorded two pools' worth at a time:
@@ -203,7 +219,11 @@ def _pump(
                 n = n if limit is None else min(n, limit - summary.claimed)  # type: ignore[operator]
                 with transaction(db) as s:
                     batch = outbox.claim(
-                        s, kinds=channels.kinds, now=now, limit=n, lease_seconds=cfg.lease_seconds
+                        s,
+                        kinds=channels.kinds,
+                        now=clock(),
+                        limit=n,
+                        lease_seconds=cfg.lease_seconds,
                     )
                 drained = not batch
                 summary.claimed += len(batch)

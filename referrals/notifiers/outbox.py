@@ -6,21 +6,32 @@ outcome is recorded only if the row still carries our token, so a pass whose lea
 crashed or stalled, and another pass took over) cannot overwrite the newer outcome. A crash
 between sending and recording leaves the row leased: it is sent again when the lease expires,
 which is the one repeat the design allows, and nothing is ever lost.
+
+Leases are short (a minute) and renewed while their sender works: a pass opens a `Keeper`, every
+claim made in that context takes the keeper's token and hands it its rows, and the keeper's
+thread pushes their `lease_until` forward every third of a lease until they are recorded. A slow
+batch therefore keeps its rows however long it takes, and a dead sender's rows are free one lease
+after its last renewal (issue 17: they used to wait five minutes).
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
+import logging
 import random
 import secrets
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from referrals.config.province import Delivery
-from referrals.models.db import is_postgres
+from referrals.models.db import is_postgres, transaction
 from referrals.models.directory import Organization
 from referrals.models.errors import NotFound
 from referrals.models.lifecycle import MessageStatus, message_move, message_sources
@@ -29,6 +40,7 @@ from referrals.models.workflow import Event, Notification, Referral
 
 N = Notification
 ALERT = "message.dead"
+log = logging.getLogger("referrals.deliver")
 
 
 @dataclass(frozen=True)
@@ -48,9 +60,17 @@ class Claimed:
 def claim(
     session: Session, *, kinds: list[str], now: dt.datetime, limit: int, lease_seconds: int
 ) -> list[Claimed]:
-    """Lease up to `limit` due messages on the channels that are on, oldest first."""
-    token = secrets.token_hex(8)
-    free = or_(N.lease_until.is_(None), N.lease_until <= now)
+    """Lease up to `limit` due messages on the channels that are on, oldest first.
+
+    Inside a `Keeper`, the lease carries the keeper's token and the keeper renews it; a row
+    whose lease ran out while it still carries that token is ours already and is not taken
+    twice."""
+    keeper = _keeper.get()
+    token = keeper.token if keeper is not None else secrets.token_hex(8)
+    ours = N.lease_token == token
+    free = or_(
+        N.lease_until.is_(None), and_(N.lease_until <= now, or_(N.lease_token.is_(None), ~ours))
+    )
     due = (
         select(N.id)
         .where(
@@ -87,7 +107,116 @@ def claim(
         )
     )
     rows = session.connection().execute(stmt).all()
+    if keeper is not None:
+        keeper.hold(row.id for row in rows)
     return sorted((Claimed(*row, token=token) for row in rows), key=lambda c: c.id)
+
+
+_keeper: contextvars.ContextVar[Keeper | None] = contextvars.ContextVar("keeper", default=None)
+
+
+class Keeper:
+    """Renews the leases of the claims made in its context while it is open (`with Keeper(...)`).
+
+    A daemon thread, on its own connection, sets `lease_until` to `clock() + lease_seconds` for
+    the rows it holds every `lease_seconds / 3` seconds, as long as they still carry its token:
+    a row recorded (token cleared) or taken over by another sender after a lapse is dropped,
+    never taken back. On PostgreSQL it skips rows locked at that moment (a claim not yet
+    committed, an outcome being recorded: no waiting on them, so no deadlock) and renews them
+    the next time. The pass that opened it is the sender: when its process dies, the thread
+    dies with it, and its rows come back one lease later."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_seconds: int,
+        clock: Callable[[], dt.datetime],
+        every: float | None = None,
+    ) -> None:
+        self.engine = engine
+        self.lease = dt.timedelta(seconds=lease_seconds)
+        self.clock = clock
+        self.every = every if every is not None else lease_seconds / 3
+        self.token = secrets.token_hex(8)
+        self.renewals = 0  # passes of the thread that renewed at least one row
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reset: contextvars.Token[Keeper | None] | None = None
+
+    def hold(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            self._held.update(ids)
+
+    @property
+    def held(self) -> set[int]:
+        with self._lock:
+            return set(self._held)
+
+    def renew(self) -> int:
+        """Extend the leases still ours now; returns how many rows were renewed."""
+        ids = sorted(self.held)
+        if not ids:
+            return 0
+        table = N.__table__
+        t = table.c  # type: ignore[attr-defined]
+        until = self.clock() + self.lease
+        with transaction(self.engine) as s:
+            c = s.connection()
+            if is_postgres(s):
+                rows = c.execute(
+                    select(t.id, t.lease_token)
+                    .where(t.id.in_(ids))
+                    .order_by(t.id)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                ours = [i for i, token in rows if token == self.token]
+                lost = {i for i, token in rows if token != self.token}
+                if ours:
+                    c.execute(update(table).where(t.id.in_(ours)).values(lease_until=until))  # type: ignore[arg-type]
+            else:  # one writer at a time: what the UPDATE does not match is no longer ours
+                stmt = (
+                    update(table)  # type: ignore[arg-type]
+                    .where(t.id.in_(ids), t.lease_token == self.token)
+                    .values(lease_until=until)
+                    .returning(t.id)
+                )
+                ours = list(c.execute(stmt).scalars())
+                lost = set(ids) - set(ours)
+        with self._lock:
+            self._held -= lost
+        if ours:
+            self.renewals += 1
+        return len(ours)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.renew()
+            except Exception:  # the database is away: try again; the lease covers two misses
+                log.warning(
+                    "could not renew the leases of %d messages", len(self.held), exc_info=True
+                )
+
+    def __enter__(self) -> Keeper:
+        self._reset = _keeper.set(self)
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._reset is not None:
+            _keeper.reset(self._reset)
 
 
 def _ours(c: Claimed) -> Any:
