@@ -563,7 +563,7 @@ EDGE_DAYS = [
     "1969-12-31",
     "1970-01-01",
     "1999-12-31",
-    "2100-01-01",
+    "2101-01-01",
     "9999-12-31",
     "31/12/9999",
     "01/01/0001",
@@ -576,7 +576,7 @@ EDGE_INSTANTS = [
     "0001-01-01T00:00",
     "1969-12-31T23:59:59+07:00",
     "1999-12-31T23:59:59",
-    "2100-01-01T00:00",
+    "2101-01-01T00:00",
     "9999-12-31T23:59:59",
     "9999-12-31T23:59:59-12:00",
 ]
@@ -768,10 +768,10 @@ def test_the_bounds_themselves_are_accepted(
     far = api.get("/api/v1/referrals", params={"offset": MAX_ROWS}, headers=auth)
     assert (far.status_code, far.json()) == (200, [])
     with pytest.raises(SystemExit) as done:
-        main(["report", "--from", "01/01/2000", "--to", "31/12/2099", "--format", "json"])
+        main(["report", "--from", "01/01/2000", "--to", "31/12/2100", "--format", "json"])
     assert done.value.code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["period"]["from"] == "2000-01-01" and report["period"]["to"] == "2099-12-31"
+    assert report["period"]["from"] == "2000-01-01" and report["period"]["to"] == "2100-12-31"
     with pytest.raises(SystemExit) as done:
         main(["list", "--offset", str(MAX_ROWS), "--json"])
     assert done.value.code == 0 and json.loads(capsys.readouterr().out) == []

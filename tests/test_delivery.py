@@ -365,3 +365,30 @@ def test_renewing_keeps_its_own_rows_and_never_takes_back_another_senders(
     for i in keeper.held:
         assert rows[i].lease_token == keeper.token
         assert rows[i].lease_until == now + dt.timedelta(seconds=122)
+
+
+def test_closing_a_referral_frees_the_messages_a_pass_holds(rt: Runtime, now: dt.datetime) -> None:
+    """A pass holds a referral's messages when the coordinator cancels it: the cancelled rows
+    keep no lease (the invariant `check` asks), and the pass's outcome writes nothing over them."""
+    from referrals.models.invariants import check
+    from referrals.models.reading import Reader
+    from referrals.notifiers.outbox import mark_failed, mark_sent
+
+    code = referral(rt, now)
+    with transaction(rt.engine) as s:
+        held = claim(s, kinds=["sms", "email"], now=now, limit=10, lease_seconds=60)
+    assert len(held) == 2
+    with transaction(rt.engine) as s:
+        advance(s, code=code, action=Action.cancel, actor="mai", ctx=rt.ctx, now=now)
+    with transaction(rt.engine) as s:
+        assert mark_sent(s, [(held[0], None, "body")], now=now) == 0
+        delivery = rt.province.province.delivery
+        assert mark_failed(s, held[1], now=now, error="x", delivery=delivery) is None
+    assert {(m.status, m.lease_token) for m in messages(rt) if m.template == "referral.new"} == {
+        ("cancelled", None)
+    }
+    connection = rt.engine.raw_connection()
+    try:
+        assert check(Reader(connection, rt.engine.dialect.name), vault=rt.ctx.vault) == []
+    finally:
+        connection.close()

@@ -111,7 +111,8 @@ class _Mover:
                 self.step(s, "fail")
             elif s.status in (StepStatus.active, StepStatus.pending):
                 self.step(s, "skip")
-        # Messages not yet sent about a closed referral would only confuse the partner.
+        # Messages not yet sent about a closed referral would only confuse the partner. A pass
+        # may hold one right now: the lease goes too, so its outcome cannot overwrite this one.
         self.session.execute(
             update(Notification)
             .where(
@@ -119,7 +120,10 @@ class _Mover:
                 Notification.status.in_(message_sources("cancel")),
             )
             .values(
-                status=MessageStatus.cancelled.value, last_error="referral closed before delivery"
+                status=MessageStatus.cancelled.value,
+                last_error="referral closed before delivery",
+                lease_until=None,
+                lease_token=None,
             )
         )
 

@@ -318,6 +318,7 @@ def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None
     for n in waiting:
         if n.context.get("step") == step_key:
             n.status, n.last_error = MessageStatus.cancelled.value, "the step was answered"
+            n.lease_until = n.lease_token = None  # a pass holding it records nothing over this
 
 
 def _tell_coordinator(

@@ -5,7 +5,7 @@ Python's dates while converting to UTC: a 500 or "internal error" instead of a r
 checks here before any query (pydantic validators for forms, rows and the API; the same
 functions for the CLI's options; this module imports nothing, so the CLI can load it), so a refusal names the field and changes nothing.
 
-Dates run from 01/01/2000 to 31/12/2099: the office's records start long after 2000, Vietnam's
+Dates run from 01/01/2000 to 31/12/2100: the office's records start long after 2000, Vietnam's
 offset has been +07:00 throughout (the report needs one offset over a period), and the
 working-day calendar knows every year of that span.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 EARLIEST = dt.date(2000, 1, 1)
-LATEST = dt.date(2099, 12, 31)
+LATEST = dt.date(2100, 12, 31)
 MAX_ROWS = 1_000_000_000  # offsets and limits: far beyond any table, far inside 64-bit integers
 MAX_PORT = 65_535
 MAX_SECONDS = 86_400  # intervals of the served schedules
