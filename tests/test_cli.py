@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import cli
-from receivers import SmtpSink
+from receivers import SmtpSink, free_port
 from referrals.models.runtime import Runtime
 
 
@@ -347,3 +347,22 @@ def test_user_accounts_for_the_web_pages(
         "another password\n", "user", "password", "nobody", "--password-stdin"
     )
     assert code == 1 and "unknown user" in err
+
+
+def test_a_database_server_that_is_down_is_named_as_such(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused connection asks whether the server runs; `referrals init` would not help."""
+    from referrals.config import get_settings
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/referrals"
+    monkeypatch.setenv("REFERRALS_DATABASE_URL", url)
+    monkeypatch.setenv("REFERRALS_SECRET_KEY", "test-secret-0123456789abcdef0123456789abcdef")
+    get_settings.cache_clear()
+    try:
+        for args in (["list"], ["client", "add", "--name", "A", "--district", "nha-trang"]):
+            code, _, err = cli(capsys, *args)
+            assert code == 1 and err.count("\n") == 1, err
+            assert "is the database server running?" in err and "referrals init" not in err, err
+    finally:
+        get_settings.cache_clear()

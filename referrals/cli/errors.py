@@ -21,9 +21,9 @@ def one_line(exc: BaseException) -> str:
         msg = str(err["msg"]).removeprefix("Value error, ")
         return f"{where}: {msg}" if where else msg
     if isinstance(exc, OperationalError):
-        return f"database error: {str(exc.orig).strip().splitlines()[0]} (check REFERRALS_DATABASE_URL; run `referrals init`)"
+        return _database(str(exc.orig))
     if _driver_error(exc):  # the read path talks to sqlite3 / psycopg directly
-        return f"database error: {str(exc).strip().splitlines()[0]} (check REFERRALS_DATABASE_URL; run `referrals init`)"
+        return _database(str(exc))
     if isinstance(exc, IntegrityError):
         return f"refused by the database: {str(exc.orig).strip().splitlines()[0]}"
     if isinstance(exc, ValueError | OSError):
@@ -31,6 +31,14 @@ def one_line(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (REFERRALS_DEBUG=1 shows the traceback)".splitlines()[
         0
     ]
+
+
+def _database(message: str) -> str:
+    """A database's refusal, with the hint that fits: a server that is down needs no `init`."""
+    first = message.strip().splitlines()[0] if message.strip() else "no answer"
+    if "connection refused" in message.lower() or "could not connect" in message.lower():
+        return f"database error: {first} (is the database server running? check REFERRALS_DATABASE_URL)"
+    return f"database error: {first} (check REFERRALS_DATABASE_URL; run `referrals init`)"
 
 
 def _driver_error(exc: BaseException) -> bool:
