@@ -103,6 +103,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from harness import machine, write_results  # noqa: E402
 
 from receivers import HttpSink, SmtpSink, free_port  # noqa: E402
+from referrals.models.importing import HEADER  # noqa: E402
 
 SECRET = "soak-secret-0123456789abcdef0123456789abcdef0123"
 TZ = "Asia/Ho_Chi_Minh"
@@ -790,19 +791,7 @@ class Soak:
             path = self.work / f"import-{district}-{len(self.operator_log)}.csv"
             with path.open("w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(
-                    [
-                        "name",
-                        "phone",
-                        "id_number",
-                        "district",
-                        "pathway",
-                        "partner",
-                        "consent",
-                        "launched_at",
-                        "urgent",
-                    ]
-                )
+                w.writerow(HEADER)  # the import's own header
                 for i, (pathway, partner, launched, _) in enumerate(rows):
                     name = f"Soak import {len(self.operator_log)} {district} {i}"
                     stamp = launched.replace(tzinfo=None).isoformat(timespec="seconds")
