@@ -392,3 +392,66 @@ def test_closing_a_referral_frees_the_messages_a_pass_holds(rt: Runtime, now: dt
         assert check(Reader(connection, rt.engine.dialect.name), vault=rt.ctx.vault) == []
     finally:
         connection.close()
+
+
+def test_a_reminder_sent_while_its_step_is_answered_is_recorded_once(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    """A pass records a reminder as sent just as the partner answers its step. On PostgreSQL the
+    pass commits between the answer's read and its write: the reminder stays sent (it went),
+    where it used to become "cancelled" with a send time (the soak found that). On SQLite the
+    answer holds the write lock by then, so the pass records after it and matches nothing (its
+    lease went with the cancellation). Either way `check` holds."""
+    import threading
+
+    from sqlalchemy import event
+
+    from referrals.models.answering import Answer, answer_link
+    from referrals.models.invariants import check
+    from referrals.models.links import link_token
+    from referrals.models.reading import Reader
+    from referrals.models.sweeping import sweep
+    from referrals.notifiers.outbox import mark_sent
+
+    referral(rt, now)
+    later = now + dt.timedelta(days=2, hours=8)
+    sweep(rt.engine, ctx=rt.ctx, now=later)  # the acknowledgement's reminder is queued
+    with transaction(rt.engine) as s:
+        held = [
+            c
+            for c in claim(s, kinds=["sms", "email"], now=later, limit=10, lease_seconds=60)
+            if c.template == "step.reminder"
+        ]
+        first = s.scalars(select(Notification.id).where(Notification.template == "referral.new"))
+        token = link_token(rt.ctx.vault, next(iter(first)))
+    assert held
+    postgres = rt.engine.dialect.name == "postgresql"
+
+    def record() -> None:
+        with transaction(rt.engine) as s:
+            mark_sent(s, [(c, None, "body") for c in held], now=later)
+
+    pass_ = threading.Thread(target=record)
+
+    def meanwhile(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        reads = "notification.context" in statement and "notification.template IN" in statement
+        if reads and not pass_.is_alive() and pass_.ident is None:
+            pass_.start()
+            if postgres:
+                pass_.join()
+
+    event.listen(rt.engine, "after_cursor_execute", meanwhile)
+    try:
+        with transaction(rt.engine) as s:
+            answer_link(s, ctx=rt.ctx, token=token, answer=Answer(action="accept"), now=later)
+    finally:
+        event.remove(rt.engine, "after_cursor_execute", meanwhile)
+    pass_.join()
+    with transaction(rt.engine) as s:
+        got = {(n.status, n.sent_at is not None) for n in (s.get(Notification, c.id) for c in held)}
+    assert got == ({("sent", True)} if postgres else {("cancelled", False)})
+    connection = rt.engine.raw_connection()
+    try:
+        assert check(Reader(connection, rt.engine.dialect.name), vault=rt.ctx.vault) == []
+    finally:
+        connection.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from referrals.models.advancing import advance
@@ -308,17 +308,32 @@ def set_capacity(
 
 
 def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None:
-    waiting = session.scalars(
-        select(Notification).where(
+    """Reminders about the answered step that have not gone yet are cancelled.
+
+    One UPDATE that checks the status again as it writes: a delivery pass may record one as
+    sent in between (the soak caught a reminder both sent and cancelled when this wrote the
+    rows it had read), and then it stays sent. A pass holding one loses its lease with it, so
+    its outcome writes nothing over the cancellation."""
+    due = [s.value for s in DUE]
+    waiting = session.execute(
+        select(Notification.id, Notification.context).where(
             Notification.referral_id == referral_id,
-            Notification.status.in_([s.value for s in DUE]),
+            Notification.status.in_(due),
             Notification.template.in_(["step.reminder", "step.overdue", "step.escalation"]),
         )
-    )
-    for n in waiting:
-        if n.context.get("step") == step_key:
-            n.status, n.last_error = MessageStatus.cancelled.value, "the step was answered"
-            n.lease_until = n.lease_token = None  # a pass holding it records nothing over this
+    ).all()
+    ids = [i for i, context in waiting if context.get("step") == step_key]
+    if ids:
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids), Notification.status.in_(due))  # type: ignore[attr-defined]
+            .values(
+                status=MessageStatus.cancelled.value,
+                last_error="the step was answered",
+                lease_until=None,
+                lease_token=None,
+            )
+        )
 
 
 def _tell_coordinator(
