@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_launch import drop_database, fresh_database, prepared_runtime
 from sqlalchemy import select
 
-from referrals.models.clients import ClientIn, add_client, grant_consent
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
 from referrals.models.links import link_token
 from referrals.models.people import ConsentMethod, Role, User
 from referrals.models.tokens import issue_token
 from referrals.models.workflow import Notification, Referral
+from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
 
 ROOT = Path(__file__).resolve().parent.parent
 

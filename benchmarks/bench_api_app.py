@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 
-from referrals.models.runtime import Runtime
+from referrals.infra.runtime import Runtime
 from referrals.web.app import create_app
 
 metadata = MetaData()

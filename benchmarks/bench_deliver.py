@@ -138,9 +138,9 @@ def phase(
     from sqlalchemy import select
 
     from referrals.config import Settings
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
+    from referrals.infra.runtime import Runtime
     from referrals.models.directory import Contact
-    from referrals.models.runtime import Runtime
     from referrals.models.workflow import Notification
     from referrals.notifiers.channels import Channels, instantiate
     from referrals.notifiers.delivery import deliver
@@ -275,8 +275,8 @@ def main() -> None:
             ports = json.loads(port_file.read_text())
             url = fresh_database(args.db, workdir)
             rt = prepared_runtime(url, workdir)
-            from referrals.models.db import transaction
-            from referrals.models.importing import import_referrals
+            from referrals.infra.db import transaction
+            from referrals.usecases.referrals.importing import import_referrals
 
             with transaction(rt.engine) as s:
                 import_referrals(

@@ -34,12 +34,12 @@ from referrals.cli.directory import import_file
 from referrals.config import Settings
 from referrals.config.province import _load, load_province
 from referrals.config.settings import BUNDLED_CONFIG
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.interop.hsds import export_directory
 from referrals.migrations import upgrade
 from referrals.models import tables as t
-from referrals.models.db import transaction
-from referrals.models.loading import load_province_data
-from referrals.models.runtime import Runtime
+from referrals.usecases.directory.loading import load_province_data
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 KINDS = ("legal", "health", "police", "education", "social_work", "peer_group")

@@ -34,13 +34,13 @@ from sqlalchemy import create_engine, delete, insert, select, text
 
 import referrals.models.tables as t
 from referrals.config import Settings
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.migrations import upgrade
-from referrals.models.db import transaction
-from referrals.models.importing import HEADER, import_referrals
-from referrals.models.launching import LaunchRequest, launch_one
-from referrals.models.loading import load_province_data
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
+from referrals.usecases.directory.loading import load_province_data
+from referrals.usecases.referrals.importing import HEADER, import_referrals
+from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

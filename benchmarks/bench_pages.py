@@ -30,13 +30,13 @@ from harness import run_sizes
 from sqlalchemy import select, update
 
 from referrals.config import get_settings
-from referrals.models.accounts import hash_password
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
 from referrals.models.people import Role, User
-from referrals.models.reading import LIST_SQL, OVERDUE_SQL, Reader, count_overdue
-from referrals.models.report import counts
-from referrals.models.stats import LOAD_SQL, SCORE_SQL, period_starts
 from referrals.models.workflow import Referral
+from referrals.queries.reading import LIST_SQL, OVERDUE_SQL, Reader, count_overdue
+from referrals.queries.report import counts
+from referrals.queries.stats import LOAD_SQL, SCORE_SQL, period_starts
+from referrals.usecases.staff.accounts import hash_password
 from referrals.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

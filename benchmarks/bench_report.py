@@ -33,12 +33,12 @@ from bench_launch import drop_database, fresh_database, prepared_runtime
 from harness import numbers, run_sizes
 from sqlalchemy import bindparam, select, text
 
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
 from referrals.models.directory import Organization, Service
 from referrals.models.people import User
-from referrals.models.reading import Reader
-from referrals.models.report import Period, build_report, counts
 from referrals.models.types import UTCDateTime
+from referrals.queries.reading import Reader
+from referrals.queries.report import Period, build_report, counts
 
 ROOT = Path(__file__).resolve().parent.parent
 YEAR_START = dt.datetime(2025, 12, 31, 17, 0, tzinfo=dt.UTC)  # 01/01/2026 00:00 in Nha Trang

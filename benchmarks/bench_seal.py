@@ -22,9 +22,9 @@ from bench_launch import drop_database, fresh_database, prepared_runtime
 from harness import numbers, run_sizes
 from sqlalchemy import bindparam, text
 
-from referrals.models.audit import BATCH, seal, verify
-from referrals.models.reading import Reader
 from referrals.models.types import UTCDateTime
+from referrals.queries.reading import Reader
+from referrals.usecases.audit import BATCH, seal, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)

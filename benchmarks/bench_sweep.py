@@ -31,12 +31,12 @@ from bench_launch import drop_database, fresh_database, prepared_runtime
 from harness import numbers, past_append_only
 from sqlalchemy import bindparam, select, text
 
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
 from referrals.models.directory import Organization, Service
 from referrals.models.people import User
-from referrals.models.sweeping import _DUE, sweep
 from referrals.models.types import UTCDateTime
 from referrals.models.workflow import PathwayVersion
+from referrals.usecases.deadlines.sweeping import _DUE, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 09:00 in Nha Trang

@@ -103,7 +103,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from harness import machine, write_results  # noqa: E402
 
 from receivers import HttpSink, SmtpSink, free_port  # noqa: E402
-from referrals.models.importing import HEADER  # noqa: E402
+from referrals.usecases.referrals.importing import HEADER  # noqa: E402
 
 SECRET = "soak-secret-0123456789abcdef0123456789abcdef0123"
 TZ = "Asia/Ho_Chi_Minh"
@@ -512,13 +512,13 @@ def setup_child(clients: int) -> None:
     every service of their district, and the engine's in-flight bound. Prints JSON."""
     from sqlalchemy import select
 
-    from referrals.models.clients import ClientIn, add_client, grant_consent
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
+    from referrals.infra.runtime import Runtime
     from referrals.models.directory import Organization, Service, ServiceArea
     from referrals.models.people import ConsentMethod, User
-    from referrals.models.runtime import Runtime
     from referrals.models.tokens import issue_token
     from referrals.notifiers import delivery
+    from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
 
     rt = Runtime()
     now = dt.datetime.now(dt.UTC)

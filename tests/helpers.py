@@ -8,15 +8,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
-from referrals.models.answering import Answer, answer_link
-from referrals.models.clients import ClientIn, add_client, grant_consent
-from referrals.models.db import transaction
-from referrals.models.launching import LaunchRequest, launch_referrals
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Reason
 from referrals.models.links import link_token
 from referrals.models.people import ConsentMethod
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification, Referral
+from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
+from referrals.usecases.referrals.answering import Answer, answer_link
+from referrals.usecases.referrals.launching import LaunchRequest, launch_referrals
 
 
 def new_client(

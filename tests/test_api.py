@@ -10,10 +10,10 @@ from sqlalchemy import select, update
 
 from helpers import consent, new_client, ready_referral, row_counts
 from receivers import SmtpSink
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import ApiToken, issue_token
 from referrals.models.workflow import Notification, Referral
 from referrals.notifiers.channels import Channels

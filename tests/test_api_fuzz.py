@@ -9,8 +9,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from helpers import ready_referral
-from referrals.models.db import transaction
-from referrals.models.runtime import Runtime
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.tokens import issue_token
 from referrals.web.app import create_app
 

@@ -11,13 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from helpers import cli, ready_referral
-from referrals.models.advancing import advance
-from referrals.models.audit import seal, verify
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
-from referrals.models.reading import Reader
-from referrals.models.runtime import Runtime
-from referrals.models.sweeping import sweep_and_seal
+from referrals.queries.reading import Reader
+from referrals.usecases.audit import seal, verify
+from referrals.usecases.deadlines.sweeping import sweep_and_seal
+from referrals.usecases.referrals.advancing import advance
 
 
 def _verdict(rt: Runtime):  # type: ignore[no-untyped-def]
@@ -114,7 +114,7 @@ def test_verify_names_the_first_broken_link(
     assert not broken.ok and broken.first_broken == ids[7] and "missing" in broken.why
     # A forger without the secret key cannot mend the chain: hashes recomputed with another key
     # fail too.
-    from referrals.models.crypto import Vault
+    from referrals.infra.crypto import Vault
 
     forged = Vault("another-secret-key-0123456789abcdef0123456789")
     with Reader(rt.engine.raw_connection(), rt.engine.dialect.name) as reader:

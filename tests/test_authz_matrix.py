@@ -20,13 +20,13 @@ from sqlmodel import Session
 from helpers import consent, ready_referral, row_counts
 from referrals.cli.main import main
 from referrals.config import get_settings
-from referrals.models.advancing import advance
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Client
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
 from referrals.models.workflow import Referral
+from referrals.usecases.referrals.advancing import advance
 from referrals.web.app import create_app
 from web_helpers import Clock, csrf_of, logged_in, staff_users
 

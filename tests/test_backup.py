@@ -22,13 +22,13 @@ from sqlmodel import Session
 from helpers import cli, decline_with_note, ready_referral, row_counts
 from referrals.cli.doctor import Doctor
 from referrals.config import Settings, get_settings
-from referrals.models.advancing import advance
-from referrals.models.clients import reveal_client
-from referrals.models.db import get_engine, transaction
+from referrals.infra.db import get_engine, transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Client, ClientKey, Role, User
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Referral
+from referrals.usecases.clients.clients import reveal_client
+from referrals.usecases.referrals.advancing import advance
 
 NAMES = ["Lê Thị Hạnh", "Trần Văn Bảy", "Phạm Thị Cúc"]
 

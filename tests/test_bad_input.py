@@ -28,9 +28,9 @@ from helpers import ready_referral
 from referrals.cli.main import main
 from referrals.config import ConfigError, load_province
 from referrals.config.settings import BUNDLED_CONFIG
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.bounds import MAX_ROWS
-from referrals.models.db import transaction
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
 from referrals.web.app import create_app
 from web_helpers import Clock, csrf_of, logged_in, staff_users

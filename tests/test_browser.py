@@ -20,10 +20,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from helpers import ready_referral
+from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
-from referrals.models.runtime import Runtime
-from referrals.models.sweeping import sweep
 from referrals.models.workflow import Notification, Referral
+from referrals.usecases.deadlines.sweeping import sweep
 from web_helpers import PASSWORD, Clock, served, staff_users
 
 CHROMIUM = "/usr/bin/chromium"

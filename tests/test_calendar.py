@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from referrals.config.province import DueRule
-from referrals.models.calendar import WorkingCalendar
+from referrals.infra.calendar import WorkingCalendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CAL = WorkingCalendar(VN)

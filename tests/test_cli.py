@@ -9,7 +9,7 @@ import pytest
 
 from helpers import cli
 from receivers import SmtpSink, free_port
-from referrals.models.runtime import Runtime
+from referrals.infra.runtime import Runtime
 
 
 def ok_json(capsys: pytest.CaptureFixture[str], *args: str):
@@ -315,8 +315,8 @@ def test_user_accounts_for_the_web_pages(
     from sqlalchemy import select
     from sqlmodel import Session
 
-    from referrals.models.accounts import verify_password
     from referrals.models.people import User
+    from referrals.usecases.staff.accounts import verify_password
 
     def with_stdin(text: str, *args: str) -> tuple[int, str, str]:
         monkeypatch.setattr("sys.stdin", io.StringIO(text))

@@ -13,9 +13,9 @@ from sqlmodel import Session
 from helpers import ready_referral, row_counts
 from referrals.cli.main import main
 from referrals.config import get_settings
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.people import Client, Role, User
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Referral
 
 

@@ -11,12 +11,12 @@ from sqlmodel import Session
 
 from helpers import cli, consent, new_client, ready_referral, row_counts
 from referrals.config import get_settings
-from referrals.models.clients import withdraw_consent
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.errors import DomainError
-from referrals.models.launching import LaunchRequest, Override, launch_referrals
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification, Referral
+from referrals.usecases.clients.clients import withdraw_consent
+from referrals.usecases.referrals.launching import LaunchRequest, Override, launch_referrals
 
 NAME = "Lý Thị Đồng Ý"
 

@@ -17,17 +17,17 @@ from sqlalchemy import select, update
 
 from helpers import ready_referral
 from receivers import HttpSink, SmtpSink
-from referrals.models.advancing import advance
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.links import message_of
 from referrals.models.people import User
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification
 from referrals.notifiers.channels import Channels
 from referrals.notifiers.delivery import WINDOW_PER_WORKER, Summary, deliver
 from referrals.notifiers.outbox import Keeper, claim, retry
 from referrals.notifiers.sms import encoding
+from referrals.usecases.referrals.advancing import advance
 
 NAME, PHONE, ID_NUMBER = "Nguyễn Thị Bí Mật", "0905 111 222", "079190001234"
 PII = (NAME, "Nguyen Thi Bi Mat", "905111222", "905 111 222", ID_NUMBER)
@@ -370,9 +370,9 @@ def test_renewing_keeps_its_own_rows_and_never_takes_back_another_senders(
 def test_closing_a_referral_frees_the_messages_a_pass_holds(rt: Runtime, now: dt.datetime) -> None:
     """A pass holds a referral's messages when the coordinator cancels it: the cancelled rows
     keep no lease (the invariant `check` asks), and the pass's outcome writes nothing over them."""
-    from referrals.models.invariants import check
-    from referrals.models.reading import Reader
     from referrals.notifiers.outbox import mark_failed, mark_sent
+    from referrals.queries.invariants import check
+    from referrals.queries.reading import Reader
 
     code = referral(rt, now)
     with transaction(rt.engine) as s:
@@ -406,12 +406,12 @@ def test_a_reminder_sent_while_its_step_is_answered_is_recorded_once(
 
     from sqlalchemy import event
 
-    from referrals.models.answering import Answer, answer_link
-    from referrals.models.invariants import check
     from referrals.models.links import link_token
-    from referrals.models.reading import Reader
-    from referrals.models.sweeping import sweep
     from referrals.notifiers.outbox import mark_sent
+    from referrals.queries.invariants import check
+    from referrals.queries.reading import Reader
+    from referrals.usecases.deadlines.sweeping import sweep
+    from referrals.usecases.referrals.answering import Answer, answer_link
 
     referral(rt, now)
     later = now + dt.timedelta(days=2, hours=8)

@@ -9,15 +9,15 @@ from sqlalchemy import select, update
 
 from helpers import ready_referral
 from receivers import SmtpSink
-from referrals.models.advancing import advance
-from referrals.models.db import transaction
-from referrals.models.digest import queue_digests
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification
 from referrals.notifiers.channels import Channels
 from referrals.notifiers.delivery import deliver
+from referrals.usecases.deadlines.digest import queue_digests
+from referrals.usecases.referrals.advancing import advance
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NAME, PHONE, ID_NUMBER = "Trần Thị Kín Đáo", "0905 333 444", "079190009999"

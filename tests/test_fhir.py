@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from helpers import cli, ready_referral, row_counts
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.interop.fhir import status_history
-from referrals.models.db import transaction
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
 from referrals.models.workflow import Event, Referral
 from referrals.web.app import create_app

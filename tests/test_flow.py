@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from helpers import consent, new_client, ready_referral
 from receivers import HttpSink
 from referrals.config import get_settings
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.codes import new_code
-from referrals.models.db import transaction
-from referrals.models.launching import LaunchRequest
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Referral
+from referrals.usecases.referrals.launching import LaunchRequest
 
 pytestmark = pytest.mark.prefect
 NAME = "Võ Thị Riêng Tư"

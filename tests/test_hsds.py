@@ -21,14 +21,14 @@ from sqlmodel import Session
 
 from helpers import cli, ready_referral, row_counts
 from referrals.config import get_settings, load_province
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact, Organization, Service
-from referrals.models.directory_admin import set_contact_active
-from referrals.models.directory_view import directory
-from referrals.models.loading import load_province_data
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
+from referrals.queries.directory import directory
+from referrals.usecases.directory.admin import set_contact_active
+from referrals.usecases.directory.loading import load_province_data
 from referrals.web.app import create_app
 from web_helpers import Clock, logged_in, staff_users
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from helpers import new_client, row_counts
-from referrals.models.db import transaction
-from referrals.models.importing import ImportRefused, import_referrals
-from referrals.models.runtime import Runtime
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.workflow import Referral, Step
+from referrals.usecases.referrals.importing import ImportRefused, import_referrals
 
 HEADER = "name,phone,id_number,district,pathway,partner,consent,launched_at,urgent\n"
 

@@ -13,19 +13,19 @@ from sqlmodel import Session
 
 from helpers import cli, decline_with_note, ready_referral
 from referrals.config import get_settings
-from referrals.models.audit import seal, verify
-from referrals.models.client_keys import cipher_of
-from referrals.models.clients import reveal_client
-from referrals.models.crypto import Vault
-from referrals.models.db import transaction
-from referrals.models.importing import import_referrals
-from referrals.models.keys import key_status, rotate
+from referrals.infra.client_keys import cipher_of
+from referrals.infra.crypto import Vault
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token, message_of
 from referrals.models.people import Client, ClientKey
-from referrals.models.reading import Reader
-from referrals.models.runtime import Runtime
 from referrals.models.subscriptions import Webhook, WebhookIn, add_webhook
 from referrals.models.workflow import Event, Notification
+from referrals.queries.reading import Reader
+from referrals.usecases.audit import seal, verify
+from referrals.usecases.clients.clients import reveal_client
+from referrals.usecases.clients.keys import key_status, rotate
+from referrals.usecases.referrals.importing import import_referrals
 
 NEW = "a-brand-new-secret-key-0123456789abcdef0123456789"
 NOTE = "Người Thứ 0 đã chuyển nhà"

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from helpers import consent, launch, new_client, ready_referral, row_counts
-from referrals.models.clients import withdraw_consent
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.errors import DomainError
-from referrals.models.reading import Reader, show_referral
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification, Referral, Step
+from referrals.queries.reading import Reader, show_referral
+from referrals.usecases.clients.clients import withdraw_consent
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -174,7 +174,7 @@ def test_the_database_itself_refuses_a_second_open_referral(rt: Runtime, now: dt
 
 
 def test_future_launch_time_is_refused(rt: Runtime, now: dt.datetime) -> None:
-    from referrals.models.launching import LaunchRequest, launch_referrals
+    from referrals.usecases.referrals.launching import LaunchRequest, launch_referrals
 
     client = new_client(rt, now)
     consent(rt, client, "police-nha-trang", "id_papers", now)

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from helpers import ready_referral
-from referrals.models.advancing import advance
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.errors import Conflict, DomainError, IllegalTransition
 from referrals.models.lifecycle import (
     CLOSED,
@@ -26,8 +26,8 @@ from referrals.models.lifecycle import (
     referral_move,
     step_move,
 )
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Referral, Step
+from referrals.usecases.referrals.advancing import advance
 
 R = ReferralStatus
 # Written out independently of the table in lifecycle.py (FHIR Task, Gravity SDOH closed loop).

@@ -9,16 +9,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from helpers import ready_referral, row_counts
-from referrals.models.advancing import advance
-from referrals.models.answering import revoke_link
-from referrals.models.client_keys import cipher_of
-from referrals.models.clients import withdraw_consent
-from referrals.models.db import transaction
+from referrals.infra.client_keys import cipher_of
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.links import link_token, message_of
 from referrals.models.people import Client, User
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Notification, Referral, Step
+from referrals.usecases.clients.clients import withdraw_consent
+from referrals.usecases.referrals.advancing import advance
+from referrals.usecases.referrals.answering import revoke_link
 from referrals.web.app import create_app
 
 NAME, PHONE = "Lê Thị Riêng", "0905 888 777"

@@ -10,7 +10,7 @@ import pytest
 
 from referrals.config import ConfigError, load_province
 from referrals.config.province import Delivery
-from referrals.models.crypto import Vault
+from referrals.infra.crypto import Vault
 from referrals.models.links import link_token, link_url, message_of
 from referrals.notifiers.channels import ChannelError, Channels
 from referrals.notifiers.delivery import quiet_until

@@ -9,11 +9,11 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from helpers import ready_referral
-from referrals.models.client_keys import cipher_of
-from referrals.models.crypto import Vault
-from referrals.models.db import transaction
+from referrals.infra.client_keys import cipher_of
+from referrals.infra.crypto import Vault
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.people import Client
-from referrals.models.runtime import Runtime
 
 NAME, PHONE, ID_NUMBER = "Hoàng Thị Bí Mật", "0905 999 888", "079190123456"
 CLEAR = [NAME, NAME.encode("utf-8").hex(), "84905999888", "905999888", ID_NUMBER]

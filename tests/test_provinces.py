@@ -17,9 +17,9 @@ from sqlmodel import Session
 
 from helpers import cli
 from referrals.config import get_settings
+from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
 from referrals.models.people import Client
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification
 from referrals.web.app import create_app
 

@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from helpers import consent, new_client, ready_referral
-from referrals.models.db import transaction
-from referrals.models.invariants import check
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
-from referrals.models.reading import Reader
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import issue_token
 from referrals.models.workflow import Event, Notification, Referral
+from referrals.queries.invariants import check
+from referrals.queries.reading import Reader
 from web_helpers import Clock, served
 
 RACERS = 10

@@ -19,18 +19,18 @@ from sqlalchemy import select
 from helpers import consent, launch, new_client
 from receivers import SmtpSink
 from referrals.cli.main import main
-from referrals.models.advancing import advance
-from referrals.models.answering import Answer, answer_link
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.links import link_token
-from referrals.models.reading import Reader
-from referrals.models.report import Period, build_report, counts
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification, Referral
 from referrals.notifiers.channels import Channels
 from referrals.notifiers.delivery import deliver
+from referrals.queries.reading import Reader
+from referrals.queries.report import Period, build_report, counts
 from referrals.reports.render import render
+from referrals.usecases.referrals.advancing import advance
+from referrals.usecases.referrals.answering import Answer, answer_link
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 OCTOBER = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31), TZ)

@@ -32,9 +32,9 @@ from sqlmodel import Session
 
 from receivers import HttpSink
 from referrals.config import get_settings
-from referrals.models.crypto import Vault
+from referrals.infra.crypto import Vault
+from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token, message_of
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Notification, Referral
 from referrals.web.app import create_app
 

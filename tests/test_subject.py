@@ -13,15 +13,15 @@ from sqlmodel import Session
 
 from helpers import cli, decline_with_note, ready_referral, row_counts
 from referrals.cli.main import main
-from referrals.models.advancing import advance
-from referrals.models.client_keys import cipher_of
-from referrals.models.db import transaction
+from referrals.infra.client_keys import cipher_of
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Client, ClientKey
-from referrals.models.reading import Reader
-from referrals.models.report import Period, build_report
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Referral
+from referrals.queries.reading import Reader
+from referrals.queries.report import Period, build_report
+from referrals.usecases.referrals.advancing import advance
 
 NAME, PHONE, ID_NUMBER = "Đinh Thị Quyền", "0905 246 135", "079190246135"
 

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from helpers import ready_referral
-from referrals.models.advancing import advance
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact, Organization
 from referrals.models.lifecycle import Action
 from referrals.models.people import User
-from referrals.models.runtime import Runtime
-from referrals.models.sweeping import sweep
 from referrals.models.workflow import Event, Notification, Step, SweepRun
+from referrals.usecases.deadlines.sweeping import sweep
+from referrals.usecases.referrals.advancing import advance
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from helpers import consent, new_client, ready_referral, row_counts
-from referrals.models.accounts import LOCKOUT, MAX_FAILURES
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact
-from referrals.models.loading import load_province_data
 from referrals.models.people import User
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event, Referral
+from referrals.usecases.directory.loading import load_province_data
+from referrals.usecases.staff.accounts import LOCKOUT, MAX_FAILURES
 from referrals.web.app import create_app
 from referrals.web.sessions import COOKIE
 from web_helpers import PASSWORD, Clock, csrf_of, logged_in, post_form, staff_users

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from helpers import cli, decline_with_note, ready_referral, row_counts
 from receivers import SignedSink
-from referrals.models.runtime import Runtime
+from referrals.infra.runtime import Runtime
 from referrals.models.workflow import Notification
 from referrals.notifiers.delivery import deliver
 

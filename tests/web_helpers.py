@@ -16,10 +16,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from referrals.models.accounts import hash_password
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
+from referrals.usecases.staff.accounts import hash_password
 from referrals.web.app import create_app
 
 PASSWORD = "correct horse battery"

@@ -3,7 +3,7 @@
 The data (every table but `client_key`) goes to one file: the SQLite file copied through
 SQLite's backup API, or `pg_dump --format=custom`. The clients' data keys go to another, which
 belongs on another medium with a shorter life. An erasure deletes a data key (crypto-shredding,
-models/crypto.py), so it reaches the backups once the last keys file from before it has expired,
+infra/crypto.py), so it reaches the backups once the last keys file from before it has expired,
 while the data backups can be kept for years. Each file's SHA-256 is in a manifest beside it.
 
 A restore goes into an empty database, checks the checksums first, loads the data in one

@@ -12,13 +12,13 @@ import secrets
 
 from sqlalchemy import select
 
-from referrals.models.accounts import hash_password
-from referrals.models.advancing import advance
-from referrals.models.db import transaction
-from referrals.models.importing import HEADER, import_referrals
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Role, User, actor_name
-from referrals.models.runtime import Runtime
+from referrals.usecases.referrals.advancing import advance
+from referrals.usecases.referrals.importing import HEADER, import_referrals
+from referrals.usecases.staff.accounts import hash_password
 
 USERS = [
     ("dieuphoi.nt", "Nguyễn Thị Mai (demo)", Role.coordinator, "nha-trang"),

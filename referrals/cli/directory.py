@@ -23,12 +23,12 @@ from sqlmodel import Session, select
 
 from referrals.config.province import ConfigError, PartnersFile, Province, cross_check
 from referrals.config.settings import BUNDLED_CONFIG
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.interop.hsds import DirectoryError, Incoming, read_directory
-from referrals.models.db import transaction
 from referrals.models.directory import Contact, Organization, Service
-from referrals.models.loading import load_province_data
-from referrals.models.runtime import Runtime
 from referrals.models.workflow import Event
+from referrals.usecases.directory.loading import load_province_data
 
 HEADER = """\
 # Partner directory for {province}, imported from an Open Referral HSDS file

@@ -103,7 +103,7 @@ class Doctor:
     def check_province(self) -> None:
         if self.settings is None:
             return
-        from referrals.models.runtime import Runtime
+        from referrals.infra.runtime import Runtime
 
         self.runtime = Runtime(self.settings)
         try:
@@ -183,8 +183,8 @@ class Doctor:
         from sqlalchemy import select
         from sqlmodel import Session
 
-        from referrals.models.keys import key_status
         from referrals.models.people import Client, ClientKey
+        from referrals.usecases.clients.keys import key_status
 
         vault = self.runtime.ctx.vault
         with Session(self.runtime.engine) as s:
@@ -215,8 +215,8 @@ class Doctor:
     def check_invariants(self) -> None:
         if not self.database_ok:
             return
-        from referrals.models.invariants import check
-        from referrals.models.reading import Reader
+        from referrals.queries.invariants import check
+        from referrals.queries.reading import Reader
 
         engine = self.runtime.engine
         with Reader(engine.raw_connection(), engine.dialect.name) as reader:

@@ -83,8 +83,8 @@ def _operator(what: str, *, managers: bool = False) -> None:
     """Operator commands are for admins (reading the outbox, for managers too); read cheaply."""
     from referrals.config.settings import get_settings
     from referrals.models.policy import require_role
-    from referrals.models.reading import Reader, acting_user
     from referrals.models.roles import Role
+    from referrals.queries.reading import Reader, acting_user
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
@@ -94,13 +94,13 @@ def _operator(what: str, *, managers: bool = False) -> None:
 
 def _client_acting(rt: Any, s: Any, code: str) -> Any:
     """REFERRALS_USER, if it may act on client CODE's district (else: unknown client)."""
-    from referrals.models.clients import get_client
+    from referrals.usecases.clients.clients import get_client
 
     return _acting(rt, s, area=get_client(s, code).area_key, what=f"client {code!r}")
 
 
 def _runtime() -> Any:
-    from referrals.models.runtime import Runtime
+    from referrals.infra.runtime import Runtime
 
     return Runtime()
 
@@ -120,7 +120,7 @@ def init(
 @app.command()
 def partners(as_json: JsonOpt = False) -> None:
     """The partner directory: organisations, services, areas served, contacts."""
-    from referrals.models.directory_view import directory
+    from referrals.queries.directory import directory
 
     rt = _runtime()
     with rt_session(rt) as s:
@@ -146,7 +146,7 @@ def partners(as_json: JsonOpt = False) -> None:
 @app.command()
 def pathways(as_json: JsonOpt = False) -> None:
     """The pathway templates (latest versions) with their steps and due rules."""
-    from referrals.models.directory_view import pathway_templates
+    from referrals.queries.directory import pathway_templates
 
     rt = _runtime()
     with rt_session(rt) as s:
@@ -169,8 +169,8 @@ def client_add(
 ) -> None:
     """Register a client; prints the pseudonymous code used everywhere else."""
     from referrals.cli.clock import parse_now
-    from referrals.models.clients import ClientIn, add_client
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.clients import ClientIn, add_client
 
     rt = _runtime()
     data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
@@ -190,8 +190,8 @@ def client_export(
     """Everything held about a client (their right to see it), as JSON; the export is audited."""
     import datetime as dt
 
-    from referrals.models.db import transaction
-    from referrals.models.subject import export_client
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.subject import export_client
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -212,8 +212,8 @@ def client_erase(
     and the anonymous history stay, so the statistics do not change."""
     import datetime as dt
 
-    from referrals.models.db import transaction
-    from referrals.models.subject import erase_client
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.subject import erase_client
 
     if not yes:
         raise click.UsageError(f"erasing {code} cannot be undone: add --yes to confirm")
@@ -239,9 +239,9 @@ def consent_grant(
 ) -> None:
     """Record that the client agrees to be referred to PARTNER for PURPOSE."""
     from referrals.cli.clock import parse_now
-    from referrals.models.clients import grant_consent
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.people import ConsentMethod
+    from referrals.usecases.clients.clients import grant_consent
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -267,8 +267,8 @@ def consent_withdraw(
 ) -> None:
     """Withdraw the client's consent to PARTNER (one purpose, or all)."""
     from referrals.cli.clock import parse_now
-    from referrals.models.clients import withdraw_consent
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.clients import withdraw_consent
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -338,7 +338,7 @@ def launch(
     """Launch a referral of CLIENT to PARTNER along PATHWAY; prints the referral code."""
     from referrals.cli.clock import parse_now
     from referrals.models.codes import new_code
-    from referrals.models.launching import LaunchRequest
+    from referrals.usecases.referrals.launching import LaunchRequest
 
     request = LaunchRequest(
         client_code=client,
@@ -347,13 +347,13 @@ def launch(
         urgent=urgent,
         consent_override=override_consent,
     )
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
 
     code, when = new_code("R"), parse_now(now)
     rt = _runtime()
     with transaction(rt.engine) as s:
         # A coordinator launches in their district; a launch without consent is a manager's
-        # decision (models/launching.py checks the role again).
+        # decision (usecases/referrals/launching.py checks the role again).
         me = (
             _acting(rt, s, managers=True, what="a launch without consent")
             if override_consent
@@ -365,7 +365,7 @@ def launch(
 
         run_launch(code=code, request=request, now=when)
     else:
-        from referrals.models.launching import launch_one
+        from referrals.usecases.referrals.launching import launch_one
 
         with transaction(rt.engine) as s:
             launch_one(s, code=code, request=request, coordinator=me, ctx=rt.ctx, now=when)
@@ -383,8 +383,8 @@ def import_csv(
     """Launch many referrals from a CSV file: all rows or none."""
     from referrals.cli.clock import parse_now
     from referrals.cli.progress import progress_bar
-    from referrals.models.db import transaction
-    from referrals.models.importing import import_referrals
+    from referrals.infra.db import transaction
+    from referrals.usecases.referrals.importing import import_referrals
 
     rt = _runtime()
     with progress_bar() as progress, transaction(rt.engine) as s:
@@ -432,13 +432,13 @@ def list_cmd(
     from referrals.cli.clock import parse_now
     from referrals.config.settings import get_settings
     from referrals.models.policy import Forbidden, district_scope
-    from referrals.models.reading import Reader, acting_user, list_referrals
+    from referrals.queries.reading import Reader, acting_user, list_referrals
 
     settings = get_settings()
     calendar = None
     if overdue:  # how late, in working days: the holidays calendar is only loaded for this
         from referrals.config import load_province
-        from referrals.models.calendar import WorkingCalendar
+        from referrals.infra.calendar import WorkingCalendar
 
         province = load_province(settings.config_dir).province
         calendar = WorkingCalendar.for_province(province, settings.tz)
@@ -554,7 +554,7 @@ def show(code: str, now: NowOpt = None, as_json: JsonOpt = False) -> None:
     from referrals.cli.clock import parse_now
     from referrals.config.settings import get_settings
     from referrals.models.policy import require_area
-    from referrals.models.reading import Reader, acting_user, show_referral
+    from referrals.queries.reading import Reader, acting_user, show_referral
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
@@ -621,11 +621,11 @@ def advance(
 ) -> None:
     """Move a referral on: accept, decline, done, fail, hold, resume, cancel."""
     from referrals.cli.clock import parse_now
-    from referrals.models.advancing import advance as advance_referral
-    from referrals.models.advancing import get_referral
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.lifecycle import Action
     from referrals.models.people import actor_name
+    from referrals.usecases.referrals.advancing import advance as advance_referral
+    from referrals.usecases.referrals.advancing import get_referral
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -695,7 +695,7 @@ def sweep(
 
         summary = sweep_deadlines(now=when)
     else:
-        from referrals.models.sweeping import sweep_and_seal
+        from referrals.usecases.deadlines.sweeping import sweep_and_seal
 
         rt = _runtime()
         summary = sweep_and_seal(rt.engine, ctx=rt.ctx, now=when)
@@ -718,8 +718,8 @@ def digest(now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """Queue today's digest e-mail for each manager (once a day; `deliver` sends it)."""
     _operator("digest")
     from referrals.cli.clock import parse_now
-    from referrals.models.db import transaction
-    from referrals.models.digest import queue_digests
+    from referrals.infra.db import transaction
+    from referrals.usecases.deadlines.digest import queue_digests
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -741,7 +741,7 @@ def sweeps(
 ) -> None:
     """The last deadline passes, newest first, with what each fired."""
     from referrals.config.settings import get_settings
-    from referrals.models.reading import Reader, list_sweeps
+    from referrals.queries.reading import Reader, list_sweeps
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
@@ -827,7 +827,7 @@ def outbox(
         return
     _operator("outbox", managers=True)
     from referrals.config.settings import get_settings
-    from referrals.models.reading import Reader, list_messages
+    from referrals.queries.reading import Reader, list_messages
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
@@ -859,9 +859,9 @@ def outbox(
 def outbox_revoke(message_id: int, now: NowOpt = None) -> None:
     """Withdraw the partner's link in message ID: it opens a "withdrawn" page from now on."""
     from referrals.cli.clock import parse_now
-    from referrals.models.answering import revoke_link
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.people import actor_name
+    from referrals.usecases.referrals.answering import revoke_link
 
     rt = _runtime()
     with transaction(rt.engine) as s:
@@ -878,7 +878,7 @@ def outbox_revoke(message_id: int, now: NowOpt = None) -> None:
 def outbox_retry(message_id: int, now: NowOpt = None) -> None:
     """Send a failed or dead message again (after fixing the address or the channel)."""
     from referrals.cli.clock import parse_now
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.people import actor_name
     from referrals.notifiers.outbox import retry
 
@@ -898,7 +898,7 @@ def token_create(
     _operator("token create")
     import datetime as dt
 
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.tokens import issue_token
 
     rt = _runtime()
@@ -938,9 +938,9 @@ def user_add(
     """Add a staff account with a password (at least 10 characters) for the web pages."""
     import datetime as dt
 
-    from referrals.models.accounts import UserIn, add_user
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.people import actor_name
+    from referrals.usecases.staff.accounts import UserIn, add_user
 
     data = UserIn(
         username=username, full_name=full_name, role=role.value, district=district, email=email
@@ -963,9 +963,9 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
     """Set USERNAME's password; it ends the user's web sessions and lifts a lockout."""
     import datetime as dt
 
-    from referrals.models.accounts import set_password
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.people import actor_name
+    from referrals.usecases.staff.accounts import set_password
 
     password = _password(password_stdin)
     rt = _runtime()
@@ -986,7 +986,7 @@ def keys_status(as_json: JsonOpt = False) -> None:
     _operator("keys status")
     from sqlmodel import Session
 
-    from referrals.models.keys import key_status
+    from referrals.usecases.clients.keys import key_status
 
     rt = _runtime()
     with Session(rt.engine) as s:
@@ -1010,7 +1010,7 @@ def keys_rotate(
     from sqlmodel import Session
 
     from referrals.cli.progress import progress_bar
-    from referrals.models.keys import key_status, rotate
+    from referrals.usecases.clients.keys import key_status, rotate
 
     rt = _runtime()
     with Session(rt.engine) as s:
@@ -1031,7 +1031,7 @@ def keys_rotate(
 def audit_seal(as_json: JsonOpt = False) -> None:
     """Seal the events written since the last pass into the chain (the sweep does this too)."""
     _operator("audit seal")
-    from referrals.models.audit import seal
+    from referrals.usecases.audit import seal
 
     rt = _runtime()
     sealed = seal(rt.engine, vault=rt.ctx.vault)
@@ -1044,9 +1044,9 @@ def audit_seal(as_json: JsonOpt = False) -> None:
 def audit_verify(as_json: JsonOpt = False) -> None:
     """Check the chain from its start: the first broken link, if any, is named (exit 1)."""
     from referrals.config.settings import get_settings
-    from referrals.models.audit import verify
-    from referrals.models.crypto import vault_for
-    from referrals.models.reading import Reader
+    from referrals.infra.crypto import vault_for
+    from referrals.queries.reading import Reader
+    from referrals.usecases.audit import verify
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
@@ -1091,9 +1091,9 @@ def check(as_json: JsonOpt = False) -> None:
     """Check the database's invariants and the audit chain; name the rows that break them."""
     _operator("check", managers=True)
     from referrals.config.settings import get_settings
-    from referrals.models.crypto import vault_for
-    from referrals.models.invariants import RULES, check
-    from referrals.models.reading import Reader
+    from referrals.infra.crypto import vault_for
+    from referrals.queries.invariants import RULES, check
+    from referrals.queries.reading import Reader
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
@@ -1184,7 +1184,7 @@ def webhook_add(
 ) -> None:
     """Subscribe URL to the events; prints the signing secret, once."""
     _operator("webhook add")
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.subscriptions import WebhookIn, add_webhook
 
     data = WebhookIn(name=name, url=url, events=[e for e in events.split(",") if e.strip()])
@@ -1217,7 +1217,7 @@ def webhook_list(as_json: JsonOpt = False) -> None:
 def webhook_off(name: str) -> None:
     """Stop a subscription (its queued events are given up)."""
     _operator("webhook off")
-    from referrals.models.db import transaction
+    from referrals.infra.db import transaction
     from referrals.models.subscriptions import set_webhook_active
 
     rt = _runtime()
@@ -1236,7 +1236,7 @@ def fhir_export(
     import datetime as dt
 
     from referrals.interop.fhir import referral_bundle
-    from referrals.models.advancing import get_referral
+    from referrals.usecases.referrals.advancing import get_referral
 
     rt = _runtime()
     with rt_session(rt) as s:

@@ -224,7 +224,7 @@ def run_deployments(sweep_every: int, deliver_every: int) -> None:
     from referrals.flows.deliver import deliver_notifications
     from referrals.flows.digest import manager_digest
     from referrals.flows.sweep import sweep_deadlines
-    from referrals.models.runtime import Runtime
+    from referrals.infra.runtime import Runtime
 
     rt = Runtime()
     at = rt.province.province.digest.at

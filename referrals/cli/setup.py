@@ -6,11 +6,11 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.migrations import upgrade
-from referrals.models.db import transaction
-from referrals.models.loading import load_province_data
 from referrals.models.people import Role, User
-from referrals.models.runtime import Runtime
+from referrals.usecases.directory.loading import load_province_data
 
 
 def initialise(rt: Runtime, *, demo: bool) -> None:

@@ -290,7 +290,7 @@ class Partner(Strict):
 
     @model_validator(mode="after")
     def _unique_keys(self) -> Partner:
-        """Loading matches rows by these (models/loading.py): a repeat would merge two."""
+        """Loading matches rows by these (usecases/directory/loading.py): a repeat would merge two."""
         for what, keys in (
             ("locations keyed", [loc.key for loc in self.locations]),
             ("services for pathway", [svc.pathway for svc in self.services]),

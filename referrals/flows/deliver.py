@@ -17,7 +17,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from referrals.flows.retrying import transient
-from referrals.models.runtime import Runtime
+from referrals.infra.runtime import Runtime
 from referrals.notifiers.channels import Channels, environment
 from referrals.notifiers.delivery import deliver
 

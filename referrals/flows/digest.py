@@ -11,9 +11,9 @@ import datetime as dt
 from prefect import flow, get_run_logger, task
 
 from referrals.flows.retrying import transient
-from referrals.models.db import transaction
-from referrals.models.digest import queue_digests
-from referrals.models.runtime import Runtime
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.usecases.deadlines.digest import queue_digests
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)

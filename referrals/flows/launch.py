@@ -11,9 +11,9 @@ import datetime as dt
 from prefect import flow, tags, task
 
 from referrals.flows.retrying import transient
-from referrals.models.db import transaction
-from referrals.models.launching import LaunchRequest, launch_one
-from referrals.models.runtime import Runtime
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 
 
 @task(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=transient)

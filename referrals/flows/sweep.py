@@ -1,7 +1,7 @@
 """`sweep-deadlines`: one pass of the deadline sweep (every 5 minutes when served), then the
 new events sealed into the audit chain.
 
-Safe to run twice, or twice at once: each alert fires once (models/sweeping.py). Parameters and
+Safe to run twice, or twice at once: each alert fires once (usecases/deadlines/sweeping.py). Parameters and
 logs carry the instant and counts only.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from referrals.flows.retrying import transient
-from referrals.models.runtime import Runtime
-from referrals.models.sweeping import sweep_and_seal
+from referrals.infra.runtime import Runtime
+from referrals.usecases.deadlines.sweeping import sweep_and_seal
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)

@@ -5,7 +5,7 @@ from sqlmodel import SQLModel
 
 import referrals.models.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from referrals.config import get_settings
-from referrals.models.db import get_engine
+from referrals.infra.db import get_engine
 from referrals.models.types import UTCDateTime
 
 

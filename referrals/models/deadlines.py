@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from referrals.config.province import Ladder
-from referrals.models.calendar import WorkingCalendar
+from referrals.infra.calendar import WorkingCalendar
 
 Kind = Literal["reminder", "overdue", "escalation"]
 ACTOR = "actor"  # the one doing the step: the partner's first contacts, or the coordinator

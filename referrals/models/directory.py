@@ -39,7 +39,7 @@ class Service(SQLModel, table=True):
     name: str
     name_en: str
     active: bool = True
-    # What the partner last said of it from a link (models/answering.py): open, waitlist, full.
+    # What the partner last said of it from a link (usecases/referrals/answering.py): open, waitlist, full.
     capacity: str = Field(default="open", max_length=10)
     capacity_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import re
 
-from referrals.models.crypto import Vault
+from referrals.infra.crypto import Vault
 
 MAC = 13
 TOKEN = re.compile(rf"^([a-z2-7]{{1,10}})([a-z2-7]{{{MAC}}})$")

@@ -21,7 +21,7 @@ class User(SQLModel, table=True):
     area_key: str | None = Field(default=None, foreign_key="area.key")
     email: str | None = None
     active: bool = True
-    # Web login (models/accounts.py): a scrypt hash, the lockout counter, and an epoch that ends
+    # Web login (usecases/staff/accounts.py): a scrypt hash, the lockout counter, and an epoch that ends
     # every session of the user when it changes (logout, new password, deactivation).
     password_hash: str | None = Field(default=None, max_length=200)
     failed_logins: int = 0
@@ -36,7 +36,8 @@ class Client(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, index=True, max_length=20)
     area_key: str = Field(foreign_key="area.key", index=True)
-    name_enc: str | None  # None once erased (models/subject.py); the code and history remain
+    # None once erased (usecases/clients/subject.py); the code and history remain
+    name_enc: str | None
     phone_enc: str | None = None
     id_number_enc: str | None = None
     phone_lookup: str | None = Field(default=None, index=True, max_length=64)
@@ -47,7 +48,7 @@ class Client(SQLModel, table=True):
 
 
 class ClientKey(SQLModel, table=True):
-    """A client's data key, wrapped under the secret (models/crypto.py). Deleting the row is the
+    """A client's data key, wrapped under the secret (infra/crypto.py). Deleting the row is the
     erasure: it is kept apart from the data so backups can keep it apart too (a shorter life)."""
 
     __tablename__ = "client_key"

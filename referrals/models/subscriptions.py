@@ -18,7 +18,7 @@ from sqlalchemy import JSON, func, select
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel
 
-from referrals.models.crypto import Vault
+from referrals.infra.crypto import Vault
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.types import UTCDateTime, utcnow
 from referrals.models.workflow import Event

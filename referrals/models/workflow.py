@@ -116,7 +116,7 @@ class Event(SQLModel, table=True):
     at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
     actor: str = Field(max_length=80)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    # The audit chain (models/audit.py): the event's place in sealing order and the HMAC of the
+    # The audit chain (usecases/audit.py): the event's place in sealing order and the HMAC of the
     # previous link and this event, set once by the sealer. Database triggers refuse any other
     # change, and any delete.
     chain_seq: int | None = Field(default=None, sa_type=BigInteger, unique=True)

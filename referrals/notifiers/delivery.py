@@ -29,11 +29,11 @@ from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from referrals.config.province import quiet_window
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact
 from referrals.models.links import link_url
 from referrals.models.people import User
-from referrals.models.runtime import Runtime
 from referrals.notifiers import outbox
 from referrals.notifiers.channels import ChannelError, Channels, instantiate, masked
 from referrals.notifiers.rendering import Rendered, RenderError, render

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from referrals.config.province import Delivery
-from referrals.models.db import is_postgres, transaction
+from referrals.infra.db import is_postgres, transaction
 from referrals.models.directory import Organization
 from referrals.models.errors import NotFound
 from referrals.models.lifecycle import MessageStatus, message_move, message_sources

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import Delivery
-from referrals.models.crypto import Vault
-from referrals.models.db import transaction
+from referrals.infra.crypto import Vault
+from referrals.infra.db import transaction
 from referrals.models.subscriptions import Webhook, wants
 from referrals.models.workflow import Event, Notification, Referral, Step
 from referrals.notifiers import outbox

@@ -7,10 +7,10 @@ import datetime as dt
 
 from referrals.config import load_province
 from referrals.config.settings import get_settings
-from referrals.models.calendar import WorkingCalendar
+from referrals.infra.calendar import WorkingCalendar
 from referrals.models.policy import Forbidden, district_scope
-from referrals.models.reading import Reader, acting_user
-from referrals.models.report import Period, build_report
+from referrals.queries.reading import Reader, acting_user
+from referrals.queries.report import Period, build_report
 from referrals.reports.render import render
 
 

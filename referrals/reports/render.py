@@ -1,6 +1,6 @@
 """The period report as JSON, Markdown, CSV (for Excel) or a standalone HTML page with charts.
 
-The figures come from models/report.py; this module only lays them out. The HTML draws its two
+The figures come from queries/report.py; this module only lays them out. The HTML draws its two
 charts as inline SVG (no script, no CDN: the machine may be offline) and carries its own styles.
 """
 

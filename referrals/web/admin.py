@@ -10,13 +10,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import Session
 
-from referrals.models.accounts import UserIn, add_user, set_active
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
 from referrals.models.directory import Contact
-from referrals.models.directory_admin import affected_by, set_contact_active
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User, actor_name
-from referrals.models.views import areas
+from referrals.queries.views import areas
+from referrals.usecases.directory.admin import affected_by, set_contact_active
+from referrals.usecases.staff.accounts import UserIn, add_user, set_active
 from referrals.web.cases import _why
 from referrals.web.staff import Me, Staff, require
 
@@ -26,7 +26,7 @@ ContactId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _admin_page(me: Staff, status: int = 200, error: str | None = None) -> Response:
-    from referrals.models.directory_view import directory
+    from referrals.queries.directory import directory
 
     with Session(me.rt.engine) as s:
         partners = directory(s)

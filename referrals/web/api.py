@@ -16,20 +16,20 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from referrals.models.advancing import advance, get_referral
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.bounds import MAX_ROWS
-from referrals.models.clients import get_client
 from referrals.models.codes import new_code
-from referrals.models.db import transaction
-from referrals.models.directory_view import directory, pathway_templates
 from referrals.models.errors import Conflict, NotFound
-from referrals.models.launching import LaunchRequest, launch_one
 from referrals.models.lifecycle import Action
 from referrals.models.people import User, actor_name
 from referrals.models.policy import acts_in_area, district_scope, sees_area
-from referrals.models.reading import Reader, list_referrals, show_referral
-from referrals.models.runtime import Runtime
 from referrals.models.tokens import user_for_token
+from referrals.queries.directory import directory, pathway_templates
+from referrals.queries.reading import Reader, list_referrals, show_referral
+from referrals.usecases.clients.clients import get_client
+from referrals.usecases.referrals.advancing import advance, get_referral
+from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 
 router = APIRouter(prefix="/api/v1")
 # Codes, keys and slugs: plain characters only (PostgreSQL refuses NUL in text, for one).

@@ -24,7 +24,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from referrals.models.answering import (
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.models.errors import Conflict, DomainError, NotFound
+from referrals.models.policy import Forbidden
+from referrals.usecases.referrals.answering import (
     DECLINE_REASONS,
     Answer,
     CapacityIn,
@@ -33,10 +37,6 @@ from referrals.models.answering import (
     set_capacity,
     view_link,
 )
-from referrals.models.db import transaction
-from referrals.models.errors import Conflict, DomainError, NotFound
-from referrals.models.policy import Forbidden
-from referrals.models.runtime import Runtime
 from referrals.web.limits import BodyLimit, Limit
 from referrals.web.staff import PAGES, LoginNeeded, language, now_of, read_form, render, say
 from referrals.web.words import UI, WORDS

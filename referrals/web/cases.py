@@ -14,26 +14,14 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referrals.config.province import Hours
-from referrals.models.advancing import advance, get_referral
-from referrals.models.clients import (
-    REVEAL_PURPOSES,
-    ClientIn,
-    add_client,
-    get_client,
-    grant_consent,
-    reveal_client,
-    withdraw_consent,
-)
+from referrals.infra.db import transaction
 from referrals.models.codes import new_code
-from referrals.models.db import transaction
 from referrals.models.errors import DomainError, NotFound
-from referrals.models.launching import LaunchRequest, launch_one
 from referrals.models.lifecycle import REROUTABLE, Action, Reason
 from referrals.models.people import ConsentMethod, Role, actor_name
 from referrals.models.policy import acts_in_area, district_scope, sees_area
-from referrals.models.reading import Reader, list_referrals, show_referral
-from referrals.models.rerouting import reroute
-from referrals.models.views import (
+from referrals.queries.reading import Reader, list_referrals, show_referral
+from referrals.queries.views import (
     actor_names,
     areas,
     client_consents,
@@ -43,6 +31,18 @@ from referrals.models.views import (
     pathways,
     places_of,
 )
+from referrals.usecases.clients.clients import (
+    REVEAL_PURPOSES,
+    ClientIn,
+    add_client,
+    get_client,
+    grant_consent,
+    reveal_client,
+    withdraw_consent,
+)
+from referrals.usecases.referrals.advancing import advance, get_referral
+from referrals.usecases.referrals.launching import LaunchRequest, launch_one
+from referrals.usecases.referrals.rerouting import reroute
 from referrals.web.staff import Me, Staff
 
 router = APIRouter(include_in_schema=False)

@@ -7,15 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, actor_name
 from referrals.models.policy import district_scope
-from referrals.models.reading import count_overdue, list_messages, list_referrals
-from referrals.models.report import Period, build_report, counts
-from referrals.models.stats import period_starts, scorecard
-from referrals.models.views import areas, pathways
 from referrals.notifiers.outbox import retry
+from referrals.queries.reading import count_overdue, list_messages, list_referrals
+from referrals.queries.report import Period, build_report, counts
+from referrals.queries.stats import period_starts, scorecard
+from referrals.queries.views import areas, pathways
 from referrals.reports.period import parse_day
 from referrals.reports.render import render
 from referrals.web.staff import Me, require

@@ -10,13 +10,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import ValidationError
 
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.interop.fhir import TaskUpdate, referral_bundle
-from referrals.models.advancing import advance, get_referral
-from referrals.models.db import transaction
 from referrals.models.errors import Conflict, DomainError, NotFound
 from referrals.models.people import User, actor_name
 from referrals.models.policy import acts_in_area, sees_area
-from referrals.models.runtime import Runtime
+from referrals.usecases.referrals.advancing import advance, get_referral
 from referrals.web.api import CodePath, Me, Problem, Rt
 
 router = APIRouter(prefix="/api/v1/fhir", tags=["fhir"])

@@ -3,7 +3,7 @@
 A sliding window per client address, in the process's memory: enough to slow down guessing
 (a password, a link token) from one address without a store of our own. Behind a reverse
 proxy, run uvicorn with `--proxy-headers` so the address is the visitor's, not the proxy's.
-With several web workers each counts for itself; the per-account lockout (models/accounts.py)
+With several web workers each counts for itself; the per-account lockout (usecases/staff/accounts.py)
 holds across them.
 """
 

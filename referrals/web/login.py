@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from referrals.models.accounts import LoginRefused, log_in, log_out
-from referrals.models.db import transaction
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
 from referrals.models.people import Role
-from referrals.models.runtime import Runtime
+from referrals.usecases.staff.accounts import LoginRefused, log_in, log_out
 from referrals.web import sessions
 from referrals.web.staff import LoginNeeded, Me, language, now_of, read_form, render
 from referrals.web.staff import me as signed_in_staff

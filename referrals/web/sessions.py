@@ -21,8 +21,8 @@ from functools import lru_cache
 
 from fastapi import Request, Response
 
-from referrals.models.crypto import derive_key
-from referrals.models.runtime import Runtime
+from referrals.infra.crypto import derive_key
+from referrals.infra.runtime import Runtime
 
 COOKIE = "referrals_session"
 LIFETIME = dt.timedelta(hours=12)

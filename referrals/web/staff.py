@@ -21,10 +21,10 @@ from jinja2.runtime import Context
 from sqlalchemy import select
 from sqlmodel import Session
 
+from referrals.infra.runtime import Runtime
 from referrals.models.errors import DomainError
 from referrals.models.people import Role, User
-from referrals.models.reading import Reader
-from referrals.models.runtime import Runtime
+from referrals.queries.reading import Reader
 from referrals.web import sessions
 from referrals.web.limits import MAX_BODY
 from referrals.web.words import UI
@@ -125,7 +125,7 @@ class Staff:
         return {k: v for k, v in fields.items() if v}
 
     def reader(self) -> Reader:
-        """A read-only SQL reader on a pooled connection (models/reading.py); use `with`."""
+        """A read-only SQL reader on a pooled connection (queries/reading.py); use `with`."""
         return Reader(self.rt.engine.raw_connection(), self.rt.engine.dialect.name)
 
     def step_name(self, key: str | None) -> str:
@@ -143,7 +143,7 @@ class Staff:
 def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:
     """(step key, language) -> name, read once per runtime from the latest pathway versions."""
     if not hasattr(rt, "_step_names"):
-        from referrals.models.directory_view import pathway_templates
+        from referrals.queries.directory import pathway_templates
 
         with Session(rt.engine) as s:
             names: dict[tuple[str, str], str] = {}

@@ -5,7 +5,7 @@ Revises: 0008
 Create Date: 2026-11-23 04:45:00
 
 The triggers allow exactly one change to an event: setting its chain position and hash, once,
-with every other column as it was (the sealer in models/audit.py). Note for later migrations:
+with every other column as it was (the sealer in usecases/audit.py). Note for later migrations:
 rebuilding the event table on SQLite (batch mode) drops these triggers; create them again. Anything else is refused by the database
 itself, whoever asks. The SQL is written out here, not imported, so this migration stays what
 it was when it ran.

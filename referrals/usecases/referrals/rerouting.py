@@ -12,14 +12,14 @@ import datetime as dt
 from sqlalchemy import select
 from sqlmodel import Session
 
-from referrals.models.advancing import get_referral
+from referrals.infra.context import Context
 from referrals.models.codes import new_code
-from referrals.models.context import Context
 from referrals.models.errors import DomainError
-from referrals.models.launching import LaunchRequest, launch_one
 from referrals.models.lifecycle import REROUTABLE, ReferralStatus
 from referrals.models.people import Client, User, actor_name
 from referrals.models.workflow import Event, Referral
+from referrals.usecases.referrals.advancing import get_referral
+from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 
 
 def reroute(

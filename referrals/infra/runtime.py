@@ -10,12 +10,12 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from referrals.config import Province, Settings, get_settings, load_province
-from referrals.models.db import get_engine
+from referrals.infra.db import get_engine
 from referrals.models.errors import NotFound
 from referrals.models.people import User
 
 if TYPE_CHECKING:
-    from referrals.models.context import Context
+    from referrals.infra.context import Context
 
 
 _CURRENT: dict[str, Runtime] = {}
@@ -37,7 +37,7 @@ class Runtime:
 
     @cached_property
     def ctx(self) -> Context:
-        from referrals.models.context import Context  # the calendar and the vault: only for writes
+        from referrals.infra.context import Context  # the calendar and the vault: only for writes
 
         return Context.build(self.settings, self.province)
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, func, or_, select
 from sqlmodel import Session
 
-from referrals.models.crypto import ClientCipher, Vault
+from referrals.infra.crypto import ClientCipher, Vault
 from referrals.models.people import Client, ClientKey
 
 COLUMNS = ("name", "phone", "id_number")

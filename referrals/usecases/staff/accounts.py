@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from referrals.config.province import Email
-from referrals.models.clients import require_area
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User, actor_name
 from referrals.models.workflow import Event
+from referrals.usecases.clients.clients import require_area
 
 N, R, P = 2**14, 8, 1
 MIN_LENGTH = 10

@@ -94,7 +94,7 @@ class Vault:
         return [base64.b32encode(m).decode().lower() for m in macs]
 
     def chain_mac(self, message: str) -> str:
-        """HMAC-SHA256 for the audit chain (models/audit.py), hex, with the current key."""
+        """HMAC-SHA256 for the audit chain (usecases/audit.py), hex, with the current key."""
         return self.chain_macs(message)[0]
 
     def chain_macs(self, message: str) -> list[str]:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import e164
-from referrals.models.client_keys import cipher_of, refuse_if_erased
+from referrals.infra.client_keys import cipher_of, refuse_if_erased
+from referrals.infra.context import Context
 from referrals.models.codes import new_code
-from referrals.models.context import Context
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import OPEN, Action, Reason
@@ -197,7 +197,7 @@ def withdraw_consent(
     The partner may no longer be asked: its open referrals for those purposes are cancelled
     (reason `consent_withdrawn`), and whoever there received one is told it is closed, by code
     only, like any cancellation."""
-    from referrals.models.advancing import advance  # advancing needs nothing from here
+    from referrals.usecases.referrals.advancing import advance  # advancing needs nothing from here
 
     client, org = get_client(session, client_code), _partner(session, partner)
     consents = _active_consents(

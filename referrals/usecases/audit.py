@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from referrals.models.crypto import Vault
-from referrals.models.reading import Reader
+from referrals.infra.crypto import Vault
+from referrals.queries.reading import Reader
 
 BATCH = 5000
 GENESIS = "0" * 64

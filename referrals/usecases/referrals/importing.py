@@ -17,13 +17,16 @@ from pydantic import AfterValidator, ConfigDict, ValidationError, field_validato
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from referrals.infra.context import Context
+from referrals.infra.db import CHUNK, insert_many, is_postgres
 from referrals.models.bounds import check_instant
-from referrals.models.clients import ClientIn, SealedClient, seal_client
-from referrals.models.context import Context
-from referrals.models.db import CHUNK, insert_many, is_postgres
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
-from referrals.models.launching import (
+from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
+from referrals.models.policy import acts_in_area
+from referrals.models.workflow import Event
+from referrals.usecases.clients.clients import ClientIn, SealedClient, seal_client
+from referrals.usecases.referrals.launching import (
     TICK,
     LaunchRefused,
     LaunchRequest,
@@ -31,9 +34,6 @@ from referrals.models.launching import (
     launch_referrals,
     no_progress,
 )
-from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
-from referrals.models.policy import acts_in_area
-from referrals.models.workflow import Event
 
 HEADER = (
     "name",

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.config.province import DueRule
-from referrals.models.client_keys import refuse_if_erased
+from referrals.infra.client_keys import refuse_if_erased
+from referrals.infra.context import Context
+from referrals.infra.db import chunks, insert_many
 from referrals.models.codes import new_code
-from referrals.models.context import Context
-from referrals.models.db import chunks, insert_many
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move

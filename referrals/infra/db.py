@@ -23,7 +23,7 @@ def get_engine(url: str) -> Engine:
     """The engine for URL, with every table registered first.
 
     The ORM resolves a table's foreign keys the first time a mapper is used, so every table must
-    be on the metadata by then. Read commands skip the ORM (models/reading.py) and so no longer
+    be on the metadata by then. Read commands skip the ORM (queries/reading.py) and so no longer
     import all tables on the way; any code that holds an engine may use the ORM, so this is the
     one place that makes the registry complete (a fresh `referrals advance` failed without it).
     """

@@ -1,6 +1,6 @@
 """Read models for the staff pages: clients, consents, and who serves a district, in plain SQL.
 
-Same `Reader` as models/reading.py; every function takes the district scope the caller may see
+Same `Reader` as queries/reading.py; every function takes the district scope the caller may see
 (None: all districts) so the pages cannot forget it.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from referrals.models.reading import OPEN_SQL, Reader
+from referrals.queries.reading import OPEN_SQL, Reader
 
 
 def list_clients(reader: Reader, *, district: str | None, limit: int = 500) -> list[dict[str, Any]]:

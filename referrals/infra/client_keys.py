@@ -1,11 +1,11 @@
-"""Where a client's data key is found: the `client_key` row beside the client (models/crypto.py
+"""Where a client's data key is found: the `client_key` row beside the client (infra/crypto.py
 says why each client has one)."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
-from referrals.models.crypto import ClientCipher, Vault
+from referrals.infra.crypto import ClientCipher, Vault
 from referrals.models.errors import DomainError
 from referrals.models.people import Client, ClientKey
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from referrals.config.province import Digest
-from referrals.models.context import Context
+from referrals.infra.context import Context
 from referrals.models.directory import Organization
 from referrals.models.lifecycle import WORKING, MessageStatus, ReferralStatus, StepStatus
 from referrals.models.people import Role, User

@@ -1,7 +1,7 @@
 """An admin turning a partner's contact off (or on again), and what that touches first.
 
 The switch is the admin's decision, kept in `deactivated_at` so that re-loading the YAML does
-not undo it (models/loading.py). Turning a contact off changes no referral: later prompts go to
+not undo it (usecases/directory/loading.py). Turning a contact off changes no referral: later prompts go to
 the partner's other active contacts; with none left, the sweep records "no active contact" and
 escalates to the coordinator, which is why the page shows it before the admin confirms.
 """

@@ -1,6 +1,6 @@
 """Figures for the managers' dashboard: the partner scorecard, and where this month and year begin.
 
-The dashboard's counts by service and district are the period report's (models/report.py).
+The dashboard's counts by service and district are the period report's (queries/report.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import statistics
 from typing import Any
 
 from referrals.models.lifecycle import StepStatus
-from referrals.models.reading import OPEN_SQL, Reader
+from referrals.queries.reading import OPEN_SQL, Reader
 
 
 def _in(district: str | None) -> dict[str, str]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from referrals.config import Province, Settings
-from referrals.models.calendar import WorkingCalendar
-from referrals.models.crypto import Vault, vault_for
+from referrals.infra.calendar import WorkingCalendar
+from referrals.infra.crypto import Vault, vault_for
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session
 
-from referrals.models.context import Context
-from referrals.models.db import insert_many, is_postgres, transaction
+from referrals.infra.context import Context
+from referrals.infra.db import insert_many, is_postgres, transaction
 from referrals.models.deadlines import ACTOR, Alert, due_now, ladder_of, schedule
 from referrals.models.directory import Contact, Service
 from referrals.models.errors import Conflict
@@ -327,7 +327,7 @@ def _messages(
 
 def sweep_and_seal(engine: Engine, *, ctx: Context, now: dt.datetime) -> dict[str, Any]:
     """The scheduled pass: fire what is due, then seal the new events into the audit chain."""
-    from referrals.models.audit import seal
+    from referrals.usecases.audit import seal
 
     summary = sweep(engine, ctx=ctx, now=now).as_dict()
     summary["sealed"] = seal(engine, vault=ctx.vault)

@@ -17,15 +17,15 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from referrals.models.client_keys import cipher_of
-from referrals.models.clients import get_client
-from referrals.models.context import Context
-from referrals.models.crypto import ClientCipher
+from referrals.infra.client_keys import cipher_of
+from referrals.infra.context import Context
+from referrals.infra.crypto import ClientCipher
 from referrals.models.directory import Organization
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN
 from referrals.models.people import Client, ClientKey, Consent, User, actor_name
 from referrals.models.workflow import Event, Notification, Referral, Step
+from referrals.usecases.clients.clients import get_client
 
 
 def export_client(

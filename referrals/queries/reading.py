@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from referrals.models.errors import NotFound
 
 if TYPE_CHECKING:
-    from referrals.models.calendar import WorkingCalendar
+    from referrals.infra.calendar import WorkingCalendar
 from referrals.models.lifecycle import OPEN, WORKING, StepStatus
 
 TIME_COLUMNS = frozenset(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from referrals.models.audit import verify
-from referrals.models.crypto import Vault
+from referrals.infra.crypto import Vault
 from referrals.models.lifecycle import CLOSED, OPEN, WORKING, MessageStatus, ReferralStatus
 from referrals.models.lifecycle import StepStatus as T
-from referrals.models.reading import Reader
+from referrals.queries.reading import Reader
+from referrals.usecases.audit import verify
 
 
 def _in(values: object) -> str:

@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from referrals.models.advancing import advance
-from referrals.models.client_keys import cipher_of, sealing_cipher
-from referrals.models.context import Context
+from referrals.infra.client_keys import cipher_of, sealing_cipher
+from referrals.infra.context import Context
 from referrals.models.directory import Contact, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import (
@@ -35,6 +34,7 @@ from referrals.models.lifecycle import (
 from referrals.models.links import message_of
 from referrals.models.people import Client, Consent, User
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+from referrals.usecases.referrals.advancing import advance
 
 LINK_DAYS = 60
 DECLINE_REASONS = (

@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
 from referrals.config.province import DueRule
-from referrals.models.context import Context
+from referrals.infra.context import Context
 from referrals.models.errors import Conflict, DomainError, IllegalTransition, NotFound
 from referrals.models.lifecycle import (
     CLOSED,

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from referrals.infra.calendar import WorkingCalendar
 from referrals.models.bounds import check_day
-from referrals.models.calendar import WorkingCalendar
 from referrals.models.lifecycle import MessageStatus, Outcome, ReferralStatus, StepStatus
-from referrals.models.reading import Reader
-from referrals.models.views import areas, pathways
+from referrals.queries.reading import Reader
+from referrals.queries.views import areas, pathways
 
 OK, NOT_OK = Outcome.successful.value, Outcome.not_successful.value
 COUNTED = ("clients", "launched", "successful", "not_successful", "still_open", "overdue")
