@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Update, text, update
 from sqlmodel import Field, SQLModel
 
-from referrals.models.lifecycle import DUE, OPEN
+from referrals.models.lifecycle import DUE, OPEN, MessageStatus
 from referrals.models.types import UTCDateTime, utcnow
 
 
@@ -158,6 +158,26 @@ class Notification(SQLModel, table=True):
             postgresql_where=text(f"status IN ({_due_statuses})"),
         ),
     )
+
+    @classmethod
+    def cancelling(cls, *where: Any, reason: str) -> Update:
+        """The one way unsent messages are cancelled (a closed referral, an answered step).
+
+        The status is checked again as the row is written, so a pass that records a message as
+        sent first wins and it stays sent (a read-then-write left one both sent and cancelled);
+        the lease goes with the status, so a pass holding the message records nothing over
+        the cancellation (one had turned it back into sent, or into failed and retried)."""
+        due = cls.status.in_([s.value for s in DUE])  # type: ignore[attr-defined]
+        return (
+            update(cls)
+            .where(due, *where)
+            .values(
+                status=MessageStatus.cancelled.value,
+                last_error=reason,
+                lease_until=None,
+                lease_token=None,
+            )
+        )
 
 
 class SweepRun(SQLModel, table=True):

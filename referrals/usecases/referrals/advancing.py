@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
@@ -22,7 +22,6 @@ from referrals.models.lifecycle import (
     Reason,
     ReferralStatus,
     StepStatus,
-    message_sources,
     referral_move,
     step_move,
 )
@@ -111,19 +110,11 @@ class _Mover:
                 self.step(s, "fail")
             elif s.status in (StepStatus.active, StepStatus.pending):
                 self.step(s, "skip")
-        # Messages not yet sent about a closed referral would only confuse the partner. A pass
-        # may hold one right now: the lease goes too, so its outcome cannot overwrite this one.
+        # Messages not yet sent about a closed referral would only confuse the partner.
         self.session.execute(
-            update(Notification)
-            .where(
+            Notification.cancelling(
                 Notification.referral_id == self.referral.id,
-                Notification.status.in_(message_sources("cancel")),
-            )
-            .values(
-                status=MessageStatus.cancelled.value,
-                last_error="referral closed before delivery",
-                lease_until=None,
-                lease_token=None,
+                reason="referral closed before delivery",
             )
         )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from referrals.infra.client_keys import cipher_of, sealing_cipher
@@ -308,12 +308,8 @@ def set_capacity(
 
 
 def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None:
-    """Reminders about the answered step that have not gone yet are cancelled.
-
-    One UPDATE that checks the status again as it writes: a delivery pass may record one as
-    sent in between (the soak caught a reminder both sent and cancelled when this wrote the
-    rows it had read), and then it stays sent. A pass holding one loses its lease with it, so
-    its outcome writes nothing over the cancellation."""
+    """Reminders about the answered step that have not gone yet are cancelled (the rule of it,
+    against a pass recording one at that moment: `Notification.cancelling`)."""
     due = [s.value for s in DUE]
     waiting = session.execute(
         select(Notification.id, Notification.context).where(
@@ -324,16 +320,8 @@ def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None
     ).all()
     ids = [i for i, context in waiting if context.get("step") == step_key]
     if ids:
-        session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids), Notification.status.in_(due))  # type: ignore[attr-defined]
-            .values(
-                status=MessageStatus.cancelled.value,
-                last_error="the step was answered",
-                lease_until=None,
-                lease_token=None,
-            )
-        )
+        cancel = Notification.cancelling(Notification.id.in_(ids), reason="the step was answered")  # type: ignore[attr-defined]
+        session.execute(cancel)
 
 
 def _tell_coordinator(
