@@ -32,14 +32,13 @@ from sqlmodel import Session
 
 from referrals.config.province import Delivery
 from referrals.infra.db import is_postgres, transaction
-from referrals.models.directory import Organization
 from referrals.models.errors import NotFound
 from referrals.models.lifecycle import MessageStatus, message_move, message_sources
-from referrals.models.people import Role, User
-from referrals.models.workflow import Event, Notification, Referral
+from referrals.models.workflow import Event, Notification
+from referrals.notifiers import messages
 
 N = Notification
-ALERT = "message.dead"
+ALERT = messages.Template.dead.value
 log = logging.getLogger("referrals.deliver")
 
 
@@ -309,13 +308,6 @@ def die(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> bool:
 
 def _alert(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> None:
     """An event on the referral's timeline, and an e-mail to its coordinator and the managers."""
-    ref = None
-    if c.referral_id is not None:
-        ref = session.execute(
-            select(Referral.code, Referral.coordinator_id, Organization.name)
-            .join(Organization, Organization.id == Referral.organization_id)
-            .where(Referral.id == c.referral_id)
-        ).first()
     session.add(
         Event(
             referral_id=c.referral_id,
@@ -329,33 +321,14 @@ def _alert(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> Non
         return  # an alert that cannot be delivered is on the timeline; do not alert about it
     if c.channel == "webhook":
         return  # another system's endpoint: the dashboard's dead messages show it to admins
-    people = select(User).where(User.active, User.email.is_not(None))
-    who = User.role == Role.manager.value
-    if ref is not None:
-        who = or_(who, User.id == ref.coordinator_id)
-    for user in session.scalars(people.where(who).order_by(User.id)):
-        session.add(
-            Notification(
-                referral_id=c.referral_id,
-                user_id=user.id,
-                channel="email",
-                template=ALERT,
-                language="vi",
-                context={
-                    "code": ref.code if ref else "-",
-                    "partner": ref.name if ref else "-",
-                    "template": c.template,
-                    "channel": c.channel,
-                    "attempts": c.attempts + 1,
-                    "error": error,
-                    "message_id": c.id,
-                },
-                idempotency_key=f"{c.id}:{ALERT}:{user.id}:{now.isoformat()}",
-                status=MessageStatus.queued.value,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+    context = {"template": c.template, "channel": c.channel, "attempts": c.attempts + 1}
+    messages.dead_message(
+        session,
+        message_id=c.id,
+        referral_id=c.referral_id,
+        context={**context, "error": error},
+        now=now,
+    )
 
 
 def defer(session: Session, c: Claimed, *, until: dt.datetime) -> None:

@@ -26,8 +26,8 @@ from referrals.config.province import Delivery
 from referrals.infra.crypto import Vault
 from referrals.infra.db import transaction
 from referrals.models.subscriptions import Webhook, wants
-from referrals.models.workflow import Event, Notification, Referral, Step
-from referrals.notifiers import outbox
+from referrals.models.workflow import Event, Referral, Step
+from referrals.notifiers import messages, outbox
 
 log = logging.getLogger("referrals.webhooks")
 CHANNEL = "webhook"
@@ -37,7 +37,7 @@ TIMEOUT = 10.0
 
 def fan_out(session: Session, *, now: dt.datetime) -> int:
     """Queue the new events each active subscription wants; returns how many were queued."""
-    queued = 0
+    rows: list[dict[str, Any]] = []
     hooks = session.scalars(
         select(Webhook).where(Webhook.active).order_by(Webhook.id).with_for_update()
     ).all()
@@ -47,21 +47,14 @@ def fan_out(session: Session, *, now: dt.datetime) -> int:
         ).all()
         for e in events:
             if wants(hook, e.kind) and not _about_webhooks(e):
-                session.add(
-                    Notification(
-                        referral_id=e.referral_id,
-                        channel=CHANNEL,
-                        template="webhook",
-                        context={"webhook": hook.id, "event": e.id},
-                        idempotency_key=f"webhook:{hook.id}:{e.id}",
-                        next_attempt_at=now,
-                        created_at=now,
+                rows.append(
+                    messages.webhook(
+                        hook_id=hook.id, event_id=e.id, referral_id=e.referral_id, now=now
                     )
                 )
-                queued += 1
         if events:
             hook.after_event_id = events[-1].id  # type: ignore[assignment]
-    return queued
+    return messages.queue(session, rows)
 
 
 def _about_webhooks(e: Event) -> bool:

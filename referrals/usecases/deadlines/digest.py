@@ -17,10 +17,8 @@ from referrals.config.province import Digest
 from referrals.infra.context import Context
 from referrals.models.directory import Organization
 from referrals.models.lifecycle import WORKING, MessageStatus, ReferralStatus, StepStatus
-from referrals.models.people import Role, User
 from referrals.models.workflow import Notification, Referral, Step
-
-TEMPLATE = "digest.daily"
+from referrals.notifiers import messages
 
 
 def queue_digests(
@@ -31,12 +29,8 @@ def queue_digests(
     day_start = dt.datetime.combine(today, dt.time(), tzinfo=ctx.tz)
     yesterday = day_start - dt.timedelta(days=1)
     counts = {"queued": 0, "already": 0, "nothing_to_say": 0}
-    managers = session.scalars(
-        select(User).where(User.role == Role.manager.value, User.active, User.email.is_not(None))
-    ).all()
-    for manager in managers:
-        key = f"digest:{today.isoformat()}:{manager.id}"
-        if session.scalar(select(Notification.id).where(Notification.idempotency_key == key)):
+    for manager in messages.digest_readers(session):
+        if messages.queued_digest(session, today, manager):
             counts["already"] += 1
             continue
         context = _figures(session, ctx, now, yesterday, day_start, manager.area_key, config)
@@ -45,20 +39,9 @@ def queue_digests(
         if quiet and not config.when_empty:
             counts["nothing_to_say"] += 1
             continue
-        session.add(
-            Notification(
-                user_id=manager.id,
-                channel="email",
-                template=TEMPLATE,
-                language="vi",
-                context=context,
-                idempotency_key=key,
-                status=MessageStatus.queued.value,
-                next_attempt_at=now,
-                created_at=now,
-            )
+        counts["queued"] += messages.digest(
+            session, manager=manager, day=today, context=context, now=now
         )
-        counts["queued"] += 1
     session.flush()
     return counts
 

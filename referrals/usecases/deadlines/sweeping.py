@@ -20,20 +20,17 @@ from sqlmodel import Session
 
 from referrals.infra.context import Context
 from referrals.infra.db import insert_many, is_postgres, transaction
-from referrals.models.deadlines import ACTOR, Alert, due_now, ladder_of, schedule
+from referrals.models.deadlines import Alert, due_now, ladder_of, schedule
 from referrals.models.directory import Contact, Service
 from referrals.models.errors import Conflict
-from referrals.models.lifecycle import WORKING, MessageStatus, StepStatus
-from referrals.models.people import Role, User
+from referrals.models.lifecycle import WORKING, StepStatus
+from referrals.models.people import User
 from referrals.models.types import utcnow
-from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step, SweepRun
+from referrals.models.workflow import Event, PathwayVersion, Referral, Step, SweepRun
+from referrals.notifiers import messages
+from referrals.notifiers.messages import DueStep, People
 
 CHUNK = 2000  # steps per transaction: memory stays flat however many are due
-TEMPLATES = {
-    "reminder": "step.reminder",
-    "overdue": "step.overdue",
-    "escalation": "step.escalation",
-}
 EVENTS = {"reminder": "step.reminder", "overdue": "step.overdue", "escalation": "step.escalated"}
 KINDS = ("reminder", "overdue", "escalation")
 
@@ -79,23 +76,18 @@ class _Directory:
 
     definitions: dict[tuple[str, int], dict[str, Any]]
     services: dict[int, Service]
-    contacts: dict[int, list[Contact]]  # by organisation, rank order, inactive ones included
-    users: dict[int, User]
+    people: People
     _alerts: dict[tuple[Any, ...], list[Alert]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> _Directory:
-        contacts: dict[int, list[Contact]] = {}
-        for c in session.scalars(select(Contact).order_by(Contact.rank, Contact.id)):
-            contacts.setdefault(c.organization_id, []).append(c)
         return cls(
             definitions={
                 (pv.key, pv.version): pv.definition
                 for pv in session.scalars(select(PathwayVersion))
             },
             services={s.id: s for s in session.scalars(select(Service))},  # type: ignore[misc]
-            contacts=contacts,
-            users={u.id: u for u in session.scalars(select(User))},  # type: ignore[misc]
+            people=People.load(session),
         )
 
     def alerts(self, row: Any, ctx: Context) -> list[Alert]:
@@ -107,46 +99,14 @@ class _Directory:
             found = self._alerts[key] = schedule(ladder, row.due_at, ctx.calendar)
         return found
 
-    def partner(self, org_id: int, *, backup: bool) -> tuple[list[Contact], list[str]]:
-        """The partner's first active rank (or the next one), and why any rank was passed over."""
-        everyone = self.contacts.get(org_id, [])
-        ranks = sorted({c.rank for c in everyone if c.active})
-        index = 1 if backup else 0
-        if len(ranks) <= index:
-            return [], [f"the partner has no active {'backup ' if backup else ''}contact"]
-        wanted = ranks[index]
-        skipped = [
-            f"contact {c.id} (rank {c.rank}) is inactive"
-            for c in everyone
-            if not c.active and c.rank <= wanted
-        ]
-        return [c for c in everyone if c.active and c.rank == wanted], skipped
-
-    def people(self, to: str, row: Any) -> tuple[list[Contact | User], list[str]]:
-        """Who an alert goes to, and why anyone it should have reached is not among them."""
-        partner_step = row.actor == "partner"
-        if to == ACTOR and partner_step:
-            return self.partner(row.organization_id, backup=False)  # type: ignore[return-value]
-        if to == "partner_backup":
-            if not partner_step:
-                return [], ["the step is the coordinator's: no partner contact to escalate to"]
-            return self.partner(row.organization_id, backup=True)  # type: ignore[return-value]
-        if to in (ACTOR, "coordinator"):
-            user = self.users.get(row.coordinator_id)
-            if user is None or not user.active or not user.email:
-                return [], [
-                    f"the coordinator has no e-mail or is inactive ({user.username if user else '?'})"
-                ]
-            return [user], []
-        managers = [
-            u
-            for u in self.users.values()
-            if u.role == Role.manager.value and u.active and u.area_key in (None, row.area_key)
-        ]
-        skipped = [f"manager {u.username} has no e-mail" for u in managers if not u.email]
-        if not managers:
-            skipped.append(f"no active manager for {row.area_key}")
-        return [u for u in managers if u.email], skipped
+    def recipients(self, to: str, row: Any) -> tuple[list[Contact | User], list[str]]:
+        return self.people.for_alert(
+            to,
+            partner_step=row.actor == "partner",
+            org_id=row.organization_id,
+            coordinator_id=row.coordinator_id,
+            area=row.area_key,
+        )
 
 
 @dataclass
@@ -222,7 +182,7 @@ def _fire(
         fire, seq, next_at = due_now(alerts, row.alert_seq, row.due_at, now)
         level = row.escalation_level
         for alert in fire:
-            recipients, skipped = directory.people(alert.to, row)
+            recipients, skipped = directory.recipients(alert.to, row)
             summary.counts[alert.kind] += 1
             summary.counts["skipped"] += len(skipped)
             level = max(level, alert.level)
@@ -238,20 +198,26 @@ def _fire(
                         "step": row.key,
                         "level": alert.level,
                         "due_at": row.due_at.isoformat(),
-                        "to": [_who(r) for r in recipients],
+                        "to": [messages.who(r) for r in recipients],
                         **({"skipped": skipped} if skipped else {}),
                     },
                 }
             )
-            outbox += _messages(row, alert, recipients, directory, ctx, now, definition)
+            outbox += messages.step_alert(
+                kind=alert.kind,
+                level=alert.level,
+                about=_about(row, definition, ctx, now),
+                recipients=recipients,
+                service=directory.services[row.service_id],
+                now=now,
+            )
         reminded = sum(a.kind == "reminder" for a in fire)
         moves.append(_move(row, seq, next_at, level, reminded))
     result = session.connection().execute(_MOVE, moves)
     if 0 <= result.rowcount < len(moves):
         raise Conflict("another sweep moved these steps; nothing was written, run it again")
     insert_many(session, Event, events)
-    insert_many(session, Notification, outbox)
-    summary.counts["messages"] += len(outbox)
+    summary.counts["messages"] += messages.queue(session, outbox)
 
 
 def _move(
@@ -267,62 +233,16 @@ def _move(
     }
 
 
-def _who(person: Contact | User) -> str:
-    return f"contact:{person.id}" if isinstance(person, Contact) else f"user:{person.username}"
-
-
-def _messages(
-    row: Any,
-    alert: Alert,
-    recipients: list[Contact | User],
-    directory: _Directory,
-    ctx: Context,
-    now: dt.datetime,
-    definition: dict[str, Any],
-) -> list[dict[str, Any]]:
-    service = directory.services[row.service_id]
-    step = next(s for s in definition["steps"] if s["key"] == row.key)
-    days_late = ctx.calendar.working_days_between(row.due_at, now)
-    out = []
-    for person in recipients:
-        contact = isinstance(person, Contact)
-        language = person.language if contact else "vi"  # type: ignore[union-attr]
-        vi = language == "vi"
-        channels = (
-            [ch for ch, address in (("sms", person.phone), ("email", person.email)) if address]  # type: ignore[union-attr]
-            if contact
-            else ["email"]
-        )
-        for channel in channels:
-            out.append(
-                {
-                    "referral_id": row.referral_id,
-                    "contact_id": person.id if contact else None,
-                    "user_id": None if contact else person.id,
-                    "channel": channel,
-                    "template": TEMPLATES[alert.kind],
-                    "language": language,
-                    "context": {
-                        "code": row.code,
-                        "service": service.name if vi else service.name_en,
-                        "step": row.key,
-                        "step_name": step["name"] if vi else step["name_en"],
-                        "due_at": row.due_at.isoformat(),
-                        "urgent": row.priority == "urgent",
-                        "level": alert.level,
-                        "days_late": days_late,
-                    },
-                    "idempotency_key": (
-                        f"{row.code}:{row.id}:{alert.kind}{alert.level}:{row.due_at.isoformat()}"
-                        f":{_who(person)}:{channel}"
-                    ),
-                    "status": MessageStatus.queued.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-            )
-    return out
+def _about(row: Any, definition: dict[str, Any], ctx: Context, now: dt.datetime) -> DueStep:
+    return DueStep(
+        referral_id=row.referral_id,
+        code=row.code,
+        step_id=row.id,
+        step=next(s for s in definition["steps"] if s["key"] == row.key),
+        due_at=row.due_at,
+        urgent=row.priority == "urgent",
+        days_late=ctx.calendar.working_days_between(row.due_at, now),
+    )
 
 
 def sweep_and_seal(engine: Engine, *, ctx: Context, now: dt.datetime) -> dict[str, Any]:

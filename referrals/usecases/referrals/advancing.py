@@ -17,7 +17,6 @@ from referrals.models.lifecycle import (
     DEFAULT_CANCEL_REASON,
     REASON_REQUIRED,
     Action,
-    MessageStatus,
     Outcome,
     Reason,
     ReferralStatus,
@@ -26,6 +25,7 @@ from referrals.models.lifecycle import (
     step_move,
 )
 from referrals.models.workflow import Event, Notification, Referral, Step
+from referrals.notifiers import messages
 
 
 def get_referral(session: Session, code: str, *, for_update: bool = False) -> Referral:
@@ -154,7 +154,7 @@ def advance(
         referral.outcome_reason = (why or DEFAULT_CANCEL_REASON).value
         m.close_steps(failed=action != Action.cancel)
         if action == Action.cancel:
-            _tell_partner_closed(session, referral, now)
+            messages.referral_closed(session, referral, now)
     elif action == Action.hold:
         m.move("hold", **({"reason": why.value} if why else {}))
         if (active := m.active) is not None:  # no reminders while on hold
@@ -172,36 +172,6 @@ def advance(
             f"referral {code} was changed by someone else; reload and try again", key="conflict"
         ) from None
     return referral
-
-
-def _tell_partner_closed(session: Session, referral: Referral, now: dt.datetime) -> None:
-    """Whoever received the referral learns it is closed: same contacts, channels, language."""
-    told = session.scalars(
-        select(Notification).where(
-            Notification.referral_id == referral.id,
-            Notification.template == "referral.new",
-            Notification.status == MessageStatus.sent.value,
-        )
-    )
-    for n in told:
-        key = f"{referral.code}:referral.closed:{n.contact_id}:{n.channel}"
-        session.add(
-            Notification(
-                referral_id=referral.id,
-                contact_id=n.contact_id,
-                channel=n.channel,
-                template="referral.closed",
-                language=n.language,
-                context={
-                    "code": referral.code,
-                    "service": n.context["service"],
-                    "closed_at": now.isoformat(),
-                },
-                idempotency_key=key,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
 
 
 def _complete_step(m: _Mover, action: Action, step_key: str | None) -> None:

@@ -32,8 +32,9 @@ from referrals.models.lifecycle import (
     StepStatus,
 )
 from referrals.models.links import message_of
-from referrals.models.people import Client, Consent, User
+from referrals.models.people import Client, Consent
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+from referrals.notifiers import messages
 from referrals.usecases.referrals.advancing import advance
 
 LINK_DAYS = 60
@@ -103,7 +104,7 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
     referral = session.get(Referral, message.referral_id, with_for_update=lock)
     assert referral is not None
     contact = session.get(Contact, message.contact_id)
-    language = contact.language if contact else message.language
+    language = messages.language_of(contact, default=message.language)
     definition = session.scalars(
         select(PathwayVersion.definition).where(
             PathwayVersion.key == referral.pathway_key,
@@ -304,7 +305,7 @@ def set_capacity(
         )
         service.capacity, service.capacity_at = capacity.capacity, now
     contact = session.get(Contact, message.contact_id)
-    return contact.language if contact else message.language
+    return messages.language_of(contact, default=message.language)
 
 
 def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None:
@@ -315,7 +316,7 @@ def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None
         select(Notification.id, Notification.context).where(
             Notification.referral_id == referral_id,
             Notification.status.in_(due),
-            Notification.template.in_(["step.reminder", "step.overdue", "step.escalation"]),
+            Notification.template.in_(messages.CHASING),
         )
     ).all()
     ids = [i for i, context in waiting if context.get("step") == step_key]
@@ -332,9 +333,6 @@ def _tell_coordinator(
     view: LinkView,
     now: dt.datetime,
 ) -> None:
-    coordinator = session.get(User, referral.coordinator_id)
-    if coordinator is None or not coordinator.active or not coordinator.email:
-        return
     partner = session.get(Organization, referral.organization_id)
     alternatives: list[str] = []
     if answer.action == "decline":  # who else offers this service in the client's area
@@ -353,28 +351,18 @@ def _tell_coordinator(
                 .order_by(Organization.name)
             )
         )
-    session.add(
-        Notification(
-            referral_id=referral.id,
-            user_id=coordinator.id,
-            channel="email",
-            template="referral.answered",
-            language="vi",
-            context={
-                "code": referral.code,
-                "partner": partner.name if partner else "",
-                "step": step.key,
-                "answer": answer.action,
-                "reason": answer.reason.value if answer.reason else None,
-                "on": answer.on.isoformat() if answer.on else None,
-                "status": referral.status,
-                "alternatives": alternatives,
-            },
-            idempotency_key=f"{referral.code}:answered:{view.message_id}",
-            status=MessageStatus.queued.value,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    context = {
+        "code": referral.code,
+        "partner": partner.name if partner else "",
+        "step": step.key,
+        "answer": answer.action,
+        "reason": answer.reason.value if answer.reason else None,
+        "on": answer.on.isoformat() if answer.on else None,
+        "status": referral.status,
+        "alternatives": alternatives,
+    }
+    messages.answered(
+        session, referral=referral, context=context, message_id=view.message_id, now=now
     )
 
 

@@ -22,11 +22,13 @@ from referrals.infra.client_keys import refuse_if_erased
 from referrals.infra.context import Context
 from referrals.infra.db import chunks, insert_many
 from referrals.models.codes import new_code
-from referrals.models.directory import Contact, Organization, Service, ServiceArea
+from referrals.models.directory import Organization, Service, ServiceArea
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
 from referrals.models.people import Client, Consent, Role, User, actor_name
-from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
+from referrals.models.workflow import Event, PathwayVersion, Referral, Step
+from referrals.notifiers import messages
+from referrals.notifiers.messages import People
 
 Progress = Callable[[str, int, int], None]  # (stage, rows done, rows in all), for progress bars
 TICK = 500  # rows between progress reports
@@ -75,7 +77,7 @@ class _Directory:
     orgs: dict[str, Organization]
     services: dict[tuple[int, str], Service]
     service_areas: set[tuple[int, str]]
-    first_contacts: dict[int, list[Contact]]
+    people: People
 
     @classmethod
     def load(cls, session: Session) -> _Directory:
@@ -88,13 +90,7 @@ class _Directory:
             for s in session.scalars(select(Service).where(Service.active))
         }
         areas = {(sa.service_id, sa.area_key) for sa in session.scalars(select(ServiceArea))}
-        contacts: dict[int, list[Contact]] = {}
-        active = select(Contact).where(Contact.active).order_by(Contact.rank, Contact.id)
-        for c in session.scalars(active):
-            group = contacts.setdefault(c.organization_id, [])
-            if not group or group[0].rank == c.rank:  # the lowest active rank is asked first
-                group.append(c)
-        return cls(pathways, orgs, services, areas, contacts)
+        return cls(pathways, orgs, services, areas, People.load(session))
 
     def partners_serving(self, pathway: str, area: str) -> list[str]:
         by_id = {o.id: o.slug for o in self.orgs.values() if o.active}
@@ -246,7 +242,7 @@ def _check(
             pathway=pathway.name,
             referral=existing,
         )
-    if not directory.first_contacts.get(org.id):  # type: ignore[arg-type]
+    if not directory.people.partner(org.id)[0]:  # type: ignore[arg-type]
         raise DomainError(
             f"partner {org.slug} has no active contact to ask", key="no_contact", partner=org.name
         )
@@ -357,38 +353,18 @@ def _write(
                 {"step": "acknowledge", "due_at": due.isoformat()},
             )
         )
-        first_step = pathway.definition["steps"][0]
-        for contact in directory.first_contacts[org.id]:  # type: ignore[index]
-            for channel in ("sms", "email"):
-                if getattr(contact, "phone" if channel == "sms" else "email"):
-                    outbox.append(
-                        {
-                            "referral_id": ref_id,
-                            "contact_id": contact.id,
-                            "channel": channel,
-                            "template": "referral.new",
-                            "language": contact.language,
-                            "context": {
-                                "code": code,
-                                "service": service.name
-                                if contact.language == "vi"
-                                else service.name_en,
-                                "step": "acknowledge",
-                                "step_name": first_step[
-                                    "name" if contact.language == "vi" else "name_en"
-                                ],
-                                "due_at": due.isoformat(),
-                                "urgent": req.urgent,
-                            },
-                            "idempotency_key": f"{code}:referral.new:{contact.id}:{channel}",
-                            "status": "queued",
-                            "attempts": 0,
-                            "next_attempt_at": at,
-                            "created_at": at,
-                        }
-                    )
+        outbox += messages.new_referral(
+            referral_id=ref_id,
+            code=code,
+            contacts=directory.people.partner(org.id)[0],  # type: ignore[arg-type]
+            service=service,
+            step=pathway.definition["steps"][0],
+            due=due,
+            urgent=req.urgent,
+            now=at,
+        )
     insert_many(session, Event, events)
-    insert_many(session, Notification, outbox)
+    messages.queue(session, outbox)
 
 
 def _event(

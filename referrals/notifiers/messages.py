@@ -1,0 +1,444 @@
+"""Who is told of what: every kind of message the engine queues, written in this one module.
+
+A use case decides that something happened (a launch, an answer, a closed referral, an alert
+falling due, a message that could not be delivered); this module decides who hears of it, on
+which channels, in which language, with which words in its context, and under which
+idempotency key, and writes the outbox rows. The outbox (`notifiers/outbox.py`) only claims and
+records them, and `notifiers/delivery.py` renders the template of the same name under
+`notifiers/templates/{vi,en}/`.
+
+The recipient rules, side by side:
+
+| message | goes to |
+| --- | --- |
+| `referral.new` | the partner's contacts of the lowest active rank, by SMS and e-mail |
+| `step.reminder`/`overdue`/`escalation` | the pathway's ladder says whom (`People.for_alert`) |
+| `referral.answered` | the referral's coordinator, by e-mail |
+| `referral.closed` | whoever `referral.new` reached, on the same channel and language |
+| `digest.daily` | every active manager with an e-mail |
+| `message.dead` | the referral's coordinator and every manager, by e-mail |
+| `webhook` | each subscription that wants the event |
+
+Idempotency keys never change form: rows already in a database keep their meaning, and queueing
+the same message twice stays a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from referrals.infra.db import insert_many
+from referrals.models.deadlines import ACTOR
+from referrals.models.directory import Contact, Organization, Service
+from referrals.models.lifecycle import MessageStatus
+from referrals.models.people import Role, User
+from referrals.models.workflow import Notification, Referral
+
+STAFF_LANGUAGE = "vi"  # staff messages are in the office's language; their pages follow a choice
+
+
+class Template(StrEnum):
+    """Every kind of message; the value names its template file."""
+
+    new = "referral.new"
+    closed = "referral.closed"
+    answered = "referral.answered"
+    reminder = "step.reminder"
+    overdue = "step.overdue"
+    escalation = "step.escalation"
+    digest = "digest.daily"
+    dead = "message.dead"
+    webhook = "webhook"
+
+
+# An alert of the deadline ladder -> its message; the ones an answer to the step makes pointless.
+ALERTS = {
+    "reminder": Template.reminder,
+    "overdue": Template.overdue,
+    "escalation": Template.escalation,
+}
+CHASING = tuple(t.value for t in ALERTS.values())
+
+Person = Contact | User
+
+
+def language_of(person: Person | None, default: str = STAFF_LANGUAGE) -> str:
+    """The language a person reads our messages and pages in: a partner contact's own; staff
+    messages in the office's language; `default` when the person is gone."""
+    if isinstance(person, Contact):
+        return person.language
+    return default if person is None else STAFF_LANGUAGE
+
+
+def in_language(language: str, vi: str, en: str) -> str:
+    """The Vietnamese or the English of a name, by the reader's language."""
+    return vi if language == "vi" else en
+
+
+def channels_of(person: Person) -> list[str]:
+    """A contact is reached on each address it has (SMS, e-mail); staff by e-mail."""
+    if isinstance(person, Contact):
+        return [ch for ch, address in (("sms", person.phone), ("email", person.email)) if address]
+    return ["email"] if person.email else []
+
+
+def first_rank(
+    contacts: Sequence[Contact], *, backup: bool = False
+) -> tuple[list[Contact], list[str]]:
+    """A partner's contacts asked first: the lowest active rank (with `backup`, the next one);
+    and why any contact of a rank up to it was passed over. `contacts` are in rank order."""
+    ranks = sorted({c.rank for c in contacts if c.active})
+    index = 1 if backup else 0
+    if len(ranks) <= index:
+        return [], [f"the partner has no active {'backup ' if backup else ''}contact"]
+    wanted = ranks[index]
+    skipped = [
+        f"contact {c.id} (rank {c.rank}) is inactive"
+        for c in contacts
+        if not c.active and c.rank <= wanted
+    ]
+    return [c for c in contacts if c.active and c.rank == wanted], skipped
+
+
+def who(person: Person) -> str:
+    """How a recipient is named in events and keys: never by name."""
+    return f"contact:{person.id}" if isinstance(person, Contact) else f"user:{person.username}"
+
+
+@dataclass
+class People:
+    """The directory's people, loaded once for a batch (small tables), and the recipient rules."""
+
+    contacts: dict[int, list[Contact]]  # by organisation, in rank order, inactive ones included
+    users: dict[int, User]
+
+    @classmethod
+    def load(cls, session: Session) -> People:
+        contacts: dict[int, list[Contact]] = {}
+        for c in session.scalars(select(Contact).order_by(Contact.rank, Contact.id)):  # type: ignore[arg-type]
+            contacts.setdefault(c.organization_id, []).append(c)
+        users = {u.id: u for u in session.scalars(select(User))}
+        return cls(contacts, users)  # type: ignore[arg-type]
+
+    def partner(self, org_id: int, *, backup: bool = False) -> tuple[list[Contact], list[str]]:
+        """The partner's contacts asked first (or its backups), and who was passed over."""
+        return first_rank(self.contacts.get(org_id, []), backup=backup)
+
+    def coordinator(self, user_id: int | None) -> tuple[list[User], list[str]]:
+        user = self.users.get(user_id) if user_id is not None else None
+        if user is None or not user.active or not user.email:
+            name = user.username if user else "?"
+            return [], [f"the coordinator has no e-mail or is inactive ({name})"]
+        return [user], []
+
+    def managers(self, area: str) -> tuple[list[User], list[str]]:
+        """The managers of a district (and those of every district), with an e-mail."""
+        found = [
+            u
+            for u in self.users.values()
+            if u.role == Role.manager.value and u.active and u.area_key in (None, area)
+        ]
+        skipped = [f"manager {u.username} has no e-mail" for u in found if not u.email]
+        if not found:
+            skipped.append(f"no active manager for {area}")
+        return [u for u in found if u.email], skipped
+
+    def for_alert(
+        self, to: str, *, partner_step: bool, org_id: int, coordinator_id: int, area: str
+    ) -> tuple[list[Person], list[str]]:
+        """Who an alert of the ladder goes to (`to`: actor, partner_backup, coordinator or
+        managers), and why anyone it should have reached is not among them."""
+        if to == ACTOR and partner_step:
+            return self.partner(org_id)  # type: ignore[return-value]
+        if to == "partner_backup":
+            if not partner_step:
+                return [], ["the step is the coordinator's: no partner contact to escalate to"]
+            return self.partner(org_id, backup=True)  # type: ignore[return-value]
+        if to in (ACTOR, "coordinator"):
+            return self.coordinator(coordinator_id)  # type: ignore[return-value]
+        return self.managers(area)  # type: ignore[return-value]
+
+
+def _row(
+    *,
+    template: Template,
+    person: Person | None,
+    channel: str,
+    language: str,
+    context: dict[str, Any],
+    key: str,
+    now: dt.datetime,
+    referral_id: int | None,
+) -> dict[str, Any]:
+    return {
+        "referral_id": referral_id,
+        "contact_id": person.id if isinstance(person, Contact) else None,
+        "user_id": person.id if isinstance(person, User) else None,
+        "channel": channel,
+        "template": template.value,
+        "language": language,
+        "context": context,
+        "idempotency_key": key,
+        "status": MessageStatus.queued.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def queue(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Write the rows in one statement; returns how many."""
+    insert_many(session, Notification, rows)
+    return len(rows)
+
+
+def new_referral(
+    *,
+    referral_id: int,
+    code: str,
+    contacts: Iterable[Contact],
+    service: Service,
+    step: dict[str, Any],
+    due: dt.datetime,
+    urgent: bool,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """A launched referral: its partner's first contacts are asked to acknowledge it."""
+    rows = []
+    for contact in contacts:
+        language = language_of(contact)
+        context = {
+            "code": code,
+            "service": in_language(language, service.name, service.name_en),
+            "step": step["key"],
+            "step_name": in_language(language, step["name"], step["name_en"]),
+            "due_at": due.isoformat(),
+            "urgent": urgent,
+        }
+        for channel in channels_of(contact):
+            key = f"{code}:{Template.new}:{contact.id}:{channel}"
+            rows.append(
+                _row(
+                    template=Template.new,
+                    person=contact,
+                    channel=channel,
+                    language=language,
+                    context=context,
+                    key=key,
+                    now=now,
+                    referral_id=referral_id,
+                )
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class DueStep:
+    """What an alert says about its step (codes and names only, never the client)."""
+
+    referral_id: int
+    code: str
+    step_id: int
+    step: dict[str, Any]  # the pathway's definition of the step
+    due_at: dt.datetime
+    urgent: bool
+    days_late: int
+
+
+def step_alert(
+    *,
+    kind: str,
+    level: int,
+    about: DueStep,
+    recipients: Iterable[Person],
+    service: Service,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """A reminder, overdue notice or escalation of the deadline ladder, to its recipients."""
+    template = ALERTS[kind]
+    rows = []
+    for person in recipients:
+        language = language_of(person)
+        context = {
+            "code": about.code,
+            "service": in_language(language, service.name, service.name_en),
+            "step": about.step["key"],
+            "step_name": in_language(language, about.step["name"], about.step["name_en"]),
+            "due_at": about.due_at.isoformat(),
+            "urgent": about.urgent,
+            "level": level,
+            "days_late": about.days_late,
+        }
+        for channel in channels_of(person):
+            key = (
+                f"{about.code}:{about.step_id}:{kind}{level}:{about.due_at.isoformat()}"
+                f":{who(person)}:{channel}"
+            )
+            rows.append(
+                _row(
+                    template=template,
+                    person=person,
+                    channel=channel,
+                    language=language,
+                    context=context,
+                    key=key,
+                    now=now,
+                    referral_id=about.referral_id,
+                )
+            )
+    return rows
+
+
+def referral_closed(session: Session, referral: Referral, now: dt.datetime) -> int:
+    """Whoever received the referral learns it is closed: same contacts, channels, language."""
+    told = session.scalars(
+        select(Notification).where(
+            Notification.referral_id == referral.id,
+            Notification.template == Template.new.value,
+            Notification.status == MessageStatus.sent.value,
+        )
+    )
+    rows = []
+    for n in told:
+        context = {
+            "code": referral.code,
+            "service": n.context["service"],
+            "closed_at": now.isoformat(),
+        }
+        key = f"{referral.code}:{Template.closed}:{n.contact_id}:{n.channel}"
+        row = _row(
+            template=Template.closed,
+            person=None,
+            channel=n.channel,
+            language=n.language,
+            context=context,
+            key=key,
+            now=now,
+            referral_id=referral.id,
+        )
+        rows.append({**row, "contact_id": n.contact_id})
+    return queue(session, rows)
+
+
+def answered(
+    session: Session,
+    *,
+    referral: Referral,
+    context: dict[str, Any],
+    message_id: int,
+    now: dt.datetime,
+) -> int:
+    """The coordinator learns how a partner answered (through the link of `message_id`)."""
+    coordinator = session.get(User, referral.coordinator_id)
+    if coordinator is None or not coordinator.active or not coordinator.email:
+        return 0
+    row = _row(
+        template=Template.answered,
+        person=coordinator,
+        channel="email",
+        language=language_of(coordinator),
+        context=context,
+        key=f"{referral.code}:answered:{message_id}",
+        now=now,
+        referral_id=referral.id,
+    )
+    return queue(session, [row])
+
+
+def digest_key(day: dt.date, manager: User) -> str:
+    return f"digest:{day.isoformat()}:{manager.id}"
+
+
+def digest_readers(session: Session) -> list[User]:
+    """Every active manager with an e-mail reads the morning digest."""
+    query = select(User).where(
+        User.role == Role.manager.value,
+        User.active,
+        User.email.is_not(None),  # type: ignore[union-attr]
+    )
+    return list(session.scalars(query))
+
+
+def queued_digest(session: Session, day: dt.date, manager: User) -> bool:
+    key = digest_key(day, manager)
+    found = session.scalar(select(Notification.id).where(Notification.idempotency_key == key))
+    return found is not None
+
+
+def digest(
+    session: Session, *, manager: User, day: dt.date, context: dict[str, Any], now: dt.datetime
+) -> int:
+    """The manager's morning digest for `day` (its key names the day: once a day)."""
+    row = _row(
+        template=Template.digest,
+        person=manager,
+        channel="email",
+        language=language_of(manager),
+        context=context,
+        key=digest_key(day, manager),
+        now=now,
+        referral_id=None,
+    )
+    return queue(session, [row])
+
+
+def dead_message(
+    session: Session,
+    *,
+    message_id: int,
+    referral_id: int | None,
+    context: dict[str, Any],
+    now: dt.datetime,
+) -> int:
+    """A message that will not be delivered: its referral's coordinator and every manager are
+    told by e-mail (the referral's code and partner, never its client)."""
+    ref = None
+    if referral_id is not None:
+        ref = session.execute(
+            select(Referral.code, Referral.coordinator_id, Organization.name)
+            .join(Organization, Organization.id == Referral.organization_id)  # type: ignore[arg-type]
+            .where(Referral.id == referral_id)
+        ).first()
+    people = select(User).where(User.active, User.email.is_not(None))  # type: ignore[union-attr]
+    rule = User.role == Role.manager.value
+    if ref is not None:
+        rule = rule | (User.id == ref.coordinator_id)  # type: ignore[operator,assignment]
+    context = {"code": ref.code if ref else "-", "partner": ref.name if ref else "-", **context}
+    rows = [
+        _row(
+            template=Template.dead,
+            person=user,
+            channel="email",
+            language=language_of(user),
+            context={**context, "message_id": message_id},
+            key=f"{message_id}:{Template.dead}:{user.id}:{now.isoformat()}",
+            now=now,
+            referral_id=referral_id,
+        )
+        for user in session.scalars(people.where(rule).order_by(User.id))  # type: ignore[arg-type]
+    ]
+    return queue(session, rows)
+
+
+def webhook(
+    *, hook_id: int, event_id: int, referral_id: int | None, now: dt.datetime
+) -> dict[str, Any]:
+    """An event for a subscription: the body is built when it is sent, from the event."""
+    row = _row(
+        template=Template.webhook,
+        person=None,
+        channel="webhook",
+        language=STAFF_LANGUAGE,
+        context={"webhook": hook_id, "event": event_id},
+        key=f"webhook:{hook_id}:{event_id}",
+        now=now,
+        referral_id=referral_id,
+    )
+    return row
