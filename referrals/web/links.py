@@ -1,0 +1,125 @@
+"""The partners' action-link pages (`/l/<token>`): no account, one tap, codes only.
+
+A contact opens the link from its SMS or e-mail; the page shows the referral's step in the
+contact's language and answers with one POST (never a GET: mail scanners that open links change
+nothing). Each request is rate-limited per visitor; refusals (revoked, expired, used, closed)
+are pages with their own status, never a server error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.models.errors import DomainError
+from referrals.usecases.referrals.answering import (
+    DECLINE_REASONS,
+    Answer,
+    CapacityIn,
+    LinkRefused,
+    answer_link,
+    set_capacity,
+    view_link,
+)
+from referrals.web.staff import PAGES, now_of, read_form
+from referrals.web.words import WORDS
+
+router = APIRouter(prefix="/l", include_in_schema=False)
+STATUS = {
+    "invalid": 404,
+    "revoked": 410,
+    "expired": 410,
+    "used": 409,
+    "closed": 409,
+    "answered": 409,
+}
+
+
+def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
+    words = WORDS.get(language, WORDS["vi"])
+    rt = Runtime.current()
+    due = context.get("view").due_at if context.get("view") else None  # type: ignore[union-attr]
+    local_due = due.astimezone(rt.settings.tz).strftime("%H:%M %d/%m/%Y") if due else ""
+    html = PAGES.get_template("link.html").render(
+        w=words, lang=language, due=local_due, reasons=DECLINE_REASONS, **context
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def _refused(refused: LinkRefused, token: str | None = None) -> HTMLResponse:
+    """Why the link cannot answer; with the token, a used or closed one still offers the
+    capacity form (its template shows it only for those)."""
+    language = refused.view.language if refused.view else "vi"
+    return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view, token=token)
+
+
+def _again(rt: Runtime, token: str, now: dt.datetime, status: int, error: str) -> HTMLResponse:
+    """The link's page once more, with what went wrong (and no client details: nothing new)."""
+    try:
+        with transaction(rt.engine) as s:
+            view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
+    except LinkRefused as refused:
+        return _refused(refused)
+    return _page(view.language, status, view=view, token=token, error=error)
+
+
+@router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
+def link_page(token: str, request: Request) -> HTMLResponse:
+    request.app.state.limits["link"].check(request, now_of(request))
+    rt = Runtime.current()
+    try:
+        with transaction(rt.engine) as s:
+            view = view_link(s, ctx=rt.ctx, token=token, now=now_of(request))
+    except LinkRefused as refused:
+        return _refused(refused, token)
+    return _page(view.language, view=view, token=token)
+
+
+@router.post("/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def link_answer(token: str, request: Request) -> HTMLResponse:
+    rt = Runtime.current()
+    now = now_of(request)
+    request.app.state.limits["link"].check(request, now)
+    form = {k: v for k, v in (await read_form(request)).items() if v}
+    try:
+        answer = Answer.model_validate(form)
+    except ValidationError:
+        return _again(rt, token, now, 400, "form")
+    try:
+        with transaction(rt.engine) as s:
+            view = answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
+    except LinkRefused as refused:
+        return _refused(refused)
+    except DomainError:
+        return _again(rt, token, now, 409, "state")
+    return _page(view.language, view=view, done=answer.action, token=token)
+
+
+@router.post("/{token}/capacity", response_class=HTMLResponse, include_in_schema=False)
+async def link_capacity(token: str, request: Request) -> HTMLResponse:
+    rt = Runtime.current()
+    now = now_of(request)
+    request.app.state.limits["link"].check(request, now)
+    try:
+        capacity = CapacityIn.model_validate(dict(await read_form(request)))
+    except ValidationError:
+        return _again(rt, token, now, 400, "form")
+    try:
+        with transaction(rt.engine) as s:
+            language = set_capacity(s, ctx=rt.ctx, token=token, capacity=capacity, now=now)
+    except LinkRefused as refused:
+        return _refused(refused)
+    try:
+        with transaction(rt.engine) as s:
+            view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
+    except LinkRefused as refused:  # answered or closed: the update stands all the same
+        return _page(
+            language, view=refused.view, refused=refused.why, token=token, capacity_done=True
+        )
+    return _page(view.language, view=view, token=token, capacity_done=True)
