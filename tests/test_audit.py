@@ -28,7 +28,7 @@ def _verdict(rt: Runtime):  # type: ignore[no-untyped-def]
 def _some_history(rt: Runtime, now: dt.datetime) -> str:
     code = ready_referral(rt, now)
     with transaction(rt.engine) as s:
-        advance(s, code=code, action=Action.accept, actor="user:mai", ctx=rt.ctx, now=now)
+        advance(s, code=code, action=Action.accept, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
     return code
 
 
@@ -74,7 +74,7 @@ def test_the_database_refuses_to_change_or_delete_events(rt: Runtime, now: dt.da
             code=_some_history(rt, now),
             action=Action.hold,
             reason="other",
-            actor="user:mai",
+            by=rt.user(s, "mai"),
             ctx=rt.ctx,
             now=now,
         )

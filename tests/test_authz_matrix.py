@@ -24,6 +24,7 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Client
+from referrals.models.policy import SYSTEM
 from referrals.models.tokens import issue_token
 from referrals.models.workflow import Referral
 from referrals.usecases.referrals.advancing import advance
@@ -97,7 +98,7 @@ class Doors:
                 s,
                 code=self.world["ref"],
                 action=Action.resume,
-                actor="system",
+                by=SYSTEM,
                 ctx=self.rt.ctx,
                 now=dt.datetime.now(dt.UTC),
             )

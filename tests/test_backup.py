@@ -95,7 +95,7 @@ def test_backup_drop_restore(
     refs = [ready_referral(rt, now, name=n, phone=f"0905 300 00{i}") for i, n in enumerate(NAMES)]
     decline_with_note(rt, refs[0], f"{NAMES[0]} đã chuyển đi", now)
     with transaction(rt.engine) as s:
-        advance(s, code=refs[1], action=Action.cancel, actor="user:mai", ctx=rt.ctx, now=now)
+        advance(s, code=refs[1], action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
         erased, kept = (
             s.scalars(select(Client.code).join(Referral).where(Referral.code == r)).one()
             for r in (refs[1], refs[2])

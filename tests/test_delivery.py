@@ -201,7 +201,7 @@ def test_cancelling_tells_the_partner_who_was_told(
     ch = channels(rt, smtp, http)
     deliver(rt, now=now, channels=ch)
     with transaction(rt.engine) as s:
-        advance(s, code=code, action=Action.cancel, actor="user:mai", ctx=rt.ctx, now=now)
+        advance(s, code=code, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
     assert deliver(rt, now=now, channels=ch).sent == 2
     assert smtp.mails[-1].subject == f"Đã đóng giới thiệu {code}"
     assert http.hits[-1].payload["message"].startswith(f"TNXH Khanh Hoa: gioi thieu {code}")
@@ -379,7 +379,7 @@ def test_closing_a_referral_frees_the_messages_a_pass_holds(rt: Runtime, now: dt
         held = claim(s, kinds=["sms", "email"], now=now, limit=10, lease_seconds=60)
     assert len(held) == 2
     with transaction(rt.engine) as s:
-        advance(s, code=code, action=Action.cancel, actor="mai", ctx=rt.ctx, now=now)
+        advance(s, code=code, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
     with transaction(rt.engine) as s:
         assert mark_sent(s, [(held[0], None, "body")], now=now) == 0
         delivery = rt.province.province.delivery

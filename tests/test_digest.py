@@ -62,7 +62,7 @@ def test_the_digest_reaches_each_manager_once_a_day_without_pii(
                 s,
                 code=done,
                 action=Action.done,
-                actor="user:mai",
+                by=rt.user(s, "mai"),
                 ctx=rt.ctx,
                 now=local("2026-11-26 15:00"),
             )

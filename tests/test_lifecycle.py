@@ -104,7 +104,7 @@ def _snapshot(s: Session, code: str) -> tuple:
 
 def _act(rt: Runtime, code: str, action: Action, reason: str | None, at: dt.datetime) -> None:
     with transaction(rt.engine) as s:
-        advance(s, code=code, action=action, actor="user:mai", ctx=rt.ctx, now=at, reason=reason)
+        advance(s, code=code, action=action, by=rt.user(s, "mai"), ctx=rt.ctx, now=at, reason=reason)
 
 
 def test_a_referral_walks_its_whole_pathway(rt: Runtime, now: dt.datetime) -> None:
@@ -162,7 +162,7 @@ def test_a_stale_writer_gets_a_conflict(rt: Runtime, now: dt.datetime) -> None:
             s,
             code=code,
             action=Action.done,
-            actor="user:mai",
+            by=rt.user(s, "mai"),
             ctx=rt.ctx,
             now=now,
             expected_version=version,

@@ -150,7 +150,7 @@ def test_the_closed_loop_from_the_links(rt: Runtime, web: TestClient) -> None:
             s,
             code=code,
             action=Action.done,
-            actor="user:mai",
+            by=rt.user(s, "mai"),
             ctx=rt.ctx,
             now=dt.datetime.now(dt.UTC),
         )
@@ -214,7 +214,7 @@ def test_expired_and_revoked_links_are_refused(rt: Runtime, web: TestClient) -> 
             s,
             code=code,
             action=Action.cancel,
-            actor="user:mai",
+            by=rt.user(s, "mai"),
             ctx=rt.ctx,
             now=dt.datetime.now(dt.UTC),
         )

@@ -74,7 +74,7 @@ def test_erasure_waits_for_open_referrals_then_keeps_the_statistics(
     assert status == 1 and ref in err and "open referrals" in err
     assert row_counts(rt) == before
     with transaction(rt.engine) as s:
-        advance(s, code=ref, action=Action.cancel, actor="user:mai", ctx=rt.ctx, now=now)
+        advance(s, code=ref, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
 
     period = Period(dt.date(2026, 11, 1), dt.date(2026, 11, 30), ZoneInfo("Asia/Ho_Chi_Minh"))
 
@@ -158,7 +158,7 @@ def test_the_client_page_after_erasure(
 
     code, ref = person
     with transaction(rt.engine) as s:
-        advance(s, code=ref, action=Action.cancel, actor="user:mai", ctx=rt.ctx, now=now)
+        advance(s, code=ref, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
     main_args = ["client", "erase", code, "--yes"]
     with pytest.raises(SystemExit):
         main(main_args)

@@ -146,7 +146,7 @@ def test_a_step_done_before_its_deadline_fires_nothing_more(staff: Runtime) -> N
             s,
             code=code,
             action=Action.accept,
-            actor="user:mai",
+            by=rt.user(s, "mai"),
             ctx=rt.ctx,
             now=local("2026-11-25 10:00"),
         )

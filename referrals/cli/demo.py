@@ -15,7 +15,7 @@ from sqlalchemy import select
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
-from referrals.models.people import Role, User, actor_name
+from referrals.models.people import Role, User
 from referrals.usecases.referrals.advancing import advance
 from referrals.usecases.referrals.importing import HEADER, import_referrals
 from referrals.usecases.staff.accounts import hash_password
@@ -188,7 +188,7 @@ def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
                         s,
                         code=code,
                         action=Action(action),
-                        actor=actor_name(users[coordinator]),
+                        by=users[coordinator],
                         ctx=rt.ctx,
                         now=min(when, now),
                         reason=reason,

@@ -623,19 +623,15 @@ def advance(
     from referrals.cli.clock import parse_now
     from referrals.infra.db import transaction
     from referrals.models.lifecycle import Action
-    from referrals.models.people import actor_name
     from referrals.usecases.referrals.advancing import advance as advance_referral
-    from referrals.usecases.referrals.advancing import get_referral
 
     rt = _runtime()
-    with transaction(rt.engine) as s:
-        area = get_referral(s, code).area_key
-        me = _acting(rt, s, area=area, what=f"referral {code!r}")
+    with transaction(rt.engine) as s:  # the use case asks the policy (models/policy.py)
         r = advance_referral(
             s,
             code=code,
             action=Action(action.value),
-            actor=actor_name(me),
+            by=rt.user(s),
             ctx=rt.ctx,
             now=parse_now(now),
             step_key=step,

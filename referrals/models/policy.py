@@ -7,6 +7,7 @@ do everything, and alone run the operator's commands (keys, audit, users, delive
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from referrals.models.errors import DomainError, NotFound
@@ -19,6 +20,33 @@ class User(Protocol):
     username: str
     role: str
     area_key: str | None
+
+
+@dataclass(frozen=True)
+class PartnerContact:
+    """A partner's contact acting through the link in its message: it has no account, and acts
+    on its own organisation's referrals only (which step and answer, answering.py decides)."""
+
+    contact_id: int
+    organization_id: int
+
+
+@dataclass(frozen=True)
+class System:
+    """The engine itself, acting on its own rules (a withdrawal's cascade, a scheduled pass)."""
+
+
+SYSTEM = System()
+Acting = User | PartnerContact | System
+
+
+def actor_of(by: Acting) -> str:
+    """How whoever acts appears on the timeline: a username or a contact's id, never a client."""
+    if isinstance(by, System):
+        return "system"
+    if isinstance(by, PartnerContact):
+        return f"contact:{by.contact_id}"
+    return f"user:{by.username}"
 
 
 class Forbidden(DomainError):
@@ -54,3 +82,28 @@ def require_role(user: User, *roles: Role, doing: str) -> None:
     if user.role not in {r.value for r in roles}:
         allowed = " or ".join(r.value for r in roles)
         raise Forbidden(f"{doing} is for {allowed} users; {user.username} is a {user.role}")
+
+
+def require_referral(
+    by: Acting, *, code: str, area_key: str, organization_id: int, act: bool = True
+) -> None:
+    """May `by` see (and, with `act`, change) referral `code`? Staff by district and role; a
+    partner's contact on its organisation's referrals only. Cannot see: as if absent."""
+    if isinstance(by, System):
+        return
+    if isinstance(by, PartnerContact):
+        if by.organization_id != organization_id:
+            raise NotFound(f"unknown referral {code!r}")
+        return
+    require_area(by, area_key, what=f"referral {code!r}", act=act)
+
+
+def require_launch(by: User, *, client_code: str, area_key: str, override: bool) -> None:
+    """A launch is a coordinator's act in the client's district; a launch without the client's
+    consent is a manager's recorded decision, in any district."""
+    if not override:
+        require_area(by, area_key, what=f"client {client_code!r}")
+    elif by.role not in (Role.manager.value, Role.admin.value):
+        raise Forbidden(
+            "only a manager may launch without the client's consent", key="override_role"
+        )

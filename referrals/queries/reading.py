@@ -22,6 +22,8 @@ from referrals.models.errors import NotFound
 if TYPE_CHECKING:
     from referrals.infra.calendar import WorkingCalendar
 from referrals.models.lifecycle import OPEN, WORKING, StepStatus
+from referrals.models.policy import User as Staff
+from referrals.models.policy import require_area
 
 TIME_COLUMNS = frozenset(
     {
@@ -194,7 +196,8 @@ def list_referrals(
 
     `limit` 0 means all. With a `calendar`, late referrals say how many working days late.
     """
-    where, params = [], {}
+    where: list[str] = []
+    params: dict[str, object] = {}
     for column, value in (
         ("r.status", status),
         ("o.slug", partner),
@@ -290,6 +293,15 @@ LEFT JOIN "user" u ON u.id = n.user_id
 """
 
 
+def referral_for(
+    reader: Reader, by: Staff, *, code: str, tz: ZoneInfo, now: dt.datetime
+) -> dict[str, Any]:
+    """`show_referral` for someone who may see it; to anyone else, as if it did not exist."""
+    found = show_referral(reader, code=code, tz=tz, now=now)
+    require_area(by, found["district"], what=f"referral {code!r}", act=False)
+    return found
+
+
 def list_messages(
     reader: Reader,
     *,
@@ -299,7 +311,8 @@ def list_messages(
     limit: int = DEFAULT_LIMIT,
 ) -> list[dict[str, Any]]:
     """Outbox rows with their delivery state; a referral's oldest first, else newest first."""
-    where, params = [], {}
+    where: list[str] = []
+    params: dict[str, object] = {}
     if status is not None:
         where.append("n.status = :status")
         params["status"] = status

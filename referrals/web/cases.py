@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,9 +18,10 @@ from referrals.infra.db import transaction
 from referrals.models.codes import new_code
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import REROUTABLE, Action, Reason
-from referrals.models.people import ConsentMethod, Role, actor_name
-from referrals.models.policy import acts_in_area, district_scope, sees_area
-from referrals.queries.reading import Reader, list_referrals, show_referral
+from referrals.models.people import ConsentMethod, Role
+from referrals.models.policy import Forbidden, acts_in_area, district_scope
+from referrals.queries.reading import Reader, list_referrals
+from referrals.queries.reading import referral_for as referral_view
 from referrals.queries.views import (
     actor_names,
     areas,
@@ -35,12 +36,12 @@ from referrals.usecases.clients.clients import (
     REVEAL_PURPOSES,
     ClientIn,
     add_client,
-    get_client,
+    client_for,
     grant_consent,
     reveal_client,
     withdraw_consent,
 )
-from referrals.usecases.referrals.advancing import advance, get_referral
+from referrals.usecases.referrals.advancing import advance, referral_for
 from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 from referrals.usecases.referrals.rerouting import reroute
 from referrals.web.staff import Me, Staff
@@ -51,30 +52,17 @@ KEY = r"^[a-z0-9_-]{1,60}$"
 PAGE_ROWS = 300  # a page lists the 300 most pressing; an office's open caseload fits
 
 
+# The policy's refusals pass through the pages' own error handling to web/errors.py (404/403).
+REFUSALS = (NotFound, Forbidden)
+
+
 def _client_or_404(me: Staff, code: str) -> Any:
     with transaction(me.rt.engine) as s:
-        try:
-            client = get_client(s, code)
-        except NotFound:
-            client = None
-        if client is None or not sees_area(me.user, client.area_key):
-            raise HTTPException(404, "no such client")
-        return client
+        return client_for(s, me.user, code, act=False)
 
 
 def _referral_or_404(me: Staff, read: Reader, code: str) -> dict[str, Any]:
-    try:
-        found = show_referral(read, code=code, tz=me.rt.settings.tz, now=me.now)
-    except NotFound:
-        raise HTTPException(404, "no such referral") from None
-    if not sees_area(me.user, found["district"]):
-        raise HTTPException(404, "no such referral")
-    return found
-
-
-def _may_act(me: Staff, area: str) -> None:
-    if not acts_in_area(me.user, area):
-        raise HTTPException(403, "you can read this but not change it")
+    return referral_view(read, me.user, code=code, tz=me.rt.settings.tz, now=me.now)
 
 
 @router.get("/cases")
@@ -108,12 +96,13 @@ def clients(me: Me) -> Response:
 async def client_new(request: Request, me: Me) -> Response:
     form = await me.form(request)
     form.setdefault("district", me.user.area_key or "")
-    _may_act(me, form["district"])
     try:
         data = ClientIn.model_validate(form)
         with transaction(me.rt.engine) as s:
             client = add_client(s, data=data, ctx=me.rt.ctx, created_by=me.user, now=me.now)
             code = client.code
+    except REFUSALS:
+        raise
     except (ValidationError, DomainError) as exc:
         with me.reader() as read:
             rows, known = list_clients(read, district=district_scope(me.user)), areas(read)
@@ -167,17 +156,18 @@ def client_page(code: Code, me: Me) -> Response:
 async def client_reveal(code: Code, request: Request, me: Me) -> Response:
     """The client's details, shown once on this response (never cached) and audited."""
     form = await me.form(request)
-    client = _client_or_404(me, code)
     try:
         with transaction(me.rt.engine) as s:
             shown = reveal_client(
                 s,
-                code=client.code,
+                code=code,
                 user=me.user,
                 purpose=form.get("purpose", ""),
                 ctx=me.rt.ctx,
                 now=me.now,
             )
+    except REFUSALS:
+        raise
     except DomainError as exc:
         return _client_page(me, code, 422, error=me.say(exc))
     response = _client_page(me, code, shown=shown)
@@ -197,8 +187,6 @@ class ConsentForm(BaseModel):
 @router.post("/clients/{code}/consents")
 async def client_consent(code: Code, request: Request, me: Me) -> Response:
     form = await me.form(request)
-    client = _client_or_404(me, code)
-    _may_act(me, client.area_key)
     try:
         data = ConsentForm.model_validate(form)
         with transaction(me.rt.engine) as s:
@@ -222,6 +210,8 @@ async def client_consent(code: Code, request: Request, me: Me) -> Response:
                     by=me.user,
                     now=me.now,
                 )
+    except REFUSALS:
+        raise
     except (ValidationError, DomainError) as exc:
         return _client_page(me, code, 422, error=_why(me, exc))
     return RedirectResponse(f"/clients/{code}", 303)
@@ -270,8 +260,6 @@ async def launch(request: Request, me: Me) -> Response:
         data = LaunchForm.model_validate(form)
     except ValidationError as exc:
         return _launch_page(me, 422, form, _why(me, exc))
-    client = _client_or_404(me, data.client)
-    _may_act(me, client.area_key)
     code = new_code("R")
     request_ = LaunchRequest(
         client_code=data.client, pathway=data.pathway, partner=data.partner, urgent=data.urgent
@@ -281,6 +269,8 @@ async def launch(request: Request, me: Me) -> Response:
             launch_one(
                 s, code=code, request=request_, coordinator=me.user, ctx=me.rt.ctx, now=me.now
             )
+    except REFUSALS:
+        raise
     except DomainError as exc:
         return _launch_page(me, 422, form, me.say(exc))
     return RedirectResponse(f"/referrals/{code}", 303)
@@ -330,9 +320,6 @@ class ActionForm(BaseModel):
 @router.post("/referrals/{code}/actions")
 async def referral_action(code: Code, request: Request, me: Me) -> Response:
     form = await me.form(request)
-    with me.reader() as read:
-        found = _referral_or_404(me, read, code)
-    _may_act(me, found["district"])
     try:
         data = ActionForm.model_validate(form)
         with transaction(me.rt.engine) as s:
@@ -340,13 +327,15 @@ async def referral_action(code: Code, request: Request, me: Me) -> Response:
                 s,
                 code=code,
                 action=data.action,
-                actor=actor_name(me.user),
+                by=me.user,
                 ctx=me.rt.ctx,
                 now=me.now,
                 step_key=data.step,
                 reason=data.reason.value if data.reason else None,
                 expected_version=data.version,
             )
+    except REFUSALS:
+        raise
     except (ValidationError, DomainError) as exc:
         return _referral_page(me, code, 409 if _is_conflict(exc) else 422, _why(me, exc))
     return RedirectResponse(f"/referrals/{code}", 303)
@@ -360,13 +349,7 @@ def _is_conflict(exc: Exception) -> bool:
 async def referral_reroute(code: Code, request: Request, me: Me) -> Response:
     form = await me.form(request)
     with transaction(me.rt.engine) as s:
-        try:
-            area = get_referral(s, code).area_key
-        except NotFound:
-            area = None
-    if area is None or not sees_area(me.user, area):
-        raise HTTPException(404, "no such referral")
-    _may_act(me, area)
+        referral_for(s, me.user, code, act=True)
     partner = form.get("partner", "")
     if not re.fullmatch(KEY, partner):
         return _referral_page(me, code, 422, me.say(DomainError("", key="unknown_partner")))
@@ -375,6 +358,8 @@ async def referral_reroute(code: Code, request: Request, me: Me) -> Response:
             new = reroute(
                 s, code=code, partner=partner, coordinator=me.user, ctx=me.rt.ctx, now=me.now
             )
+    except REFUSALS:
+        raise
     except DomainError as exc:
         return _referral_page(me, code, 422, me.say(exc))
     return RedirectResponse(f"/referrals/{new}", 303)

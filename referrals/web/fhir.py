@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.interop.fhir import TaskUpdate, referral_bundle
-from referrals.models.errors import Conflict, DomainError, NotFound
-from referrals.models.people import User, actor_name
-from referrals.models.policy import acts_in_area, sees_area
-from referrals.usecases.referrals.advancing import advance, get_referral
+from referrals.models.errors import DomainError, NotFound
+from referrals.models.people import User
+from referrals.models.policy import Forbidden
+from referrals.usecases.referrals.advancing import advance, referral_for
 from referrals.web.api import CodePath, Me, Problem, Rt
 
 router = APIRouter(prefix="/api/v1/fhir", tags=["fhir"])
@@ -26,9 +26,7 @@ FHIR_JSON = "application/fhir+json"
 def bundle_of(rt: Runtime, me: User, code: str) -> dict[str, Any]:
     try:
         with transaction(rt.engine) as s:
-            found = get_referral(s, code)
-            if not sees_area(me, found.area_key):
-                raise NotFound(code)
+            referral_for(s, me, code)
             province = rt.province.province
             return referral_bundle(
                 s,
@@ -70,26 +68,22 @@ def update_task(code: CodePath, body: dict[str, Any], rt: Rt, me: Me) -> dict[st
         raise HTTPException(422, f"Task.id {update.id!r} is not {code!r}")
     try:
         with transaction(rt.engine) as s:
-            found = get_referral(s, code)
-            if not sees_area(me, found.area_key):
-                raise NotFound(code)
-            if not acts_in_area(me, found.area_key):
-                raise HTTPException(403, "you can read this referral but not change it")
+            found = referral_for(s, me, code, act=True)
             if found.status != update.status:
                 advance(
                     s,
                     code=code,
                     action=action,
-                    actor=actor_name(me),
+                    by=me,
                     ctx=rt.ctx,
                     now=dt.datetime.now(dt.UTC),
                     reason=update.reason(),
                 )
     except NotFound:
         raise HTTPException(404, f"unknown referral {code!r}") from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
-    except DomainError as exc:
+    except Forbidden:
+        raise  # web/errors.py: 403
+    except DomainError as exc:  # FHIR reports a Task that cannot take this status as a conflict
         raise HTTPException(409, str(exc)) from None
     return _task(bundle_of(rt, me, code))
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config.province import e164
 from referrals.infra.client_keys import cipher_of, refuse_if_erased
 from referrals.infra.context import Context
+from referrals.models import policy
 from referrals.models.codes import new_code
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError, NotFound
@@ -70,7 +71,7 @@ def seal_client(
     v = ctx.vault
     code = new_code("C")
     cipher, wrapped = v.new_client_key(code)
-    row = {
+    row: dict[str, object] = {
         "code": code,
         "area_key": data.district,
         "name_enc": cipher.encrypt(data.name, "client.name"),
@@ -87,7 +88,7 @@ def seal_client(
 def require_area(session: Session, key: str) -> Area:
     area = session.get(Area, key)
     if area is None:
-        known = ", ".join(session.scalars(select(Area.key).order_by(Area.key)))
+        known = ", ".join(session.scalars(select(col(Area.key)).order_by(col(Area.key))))
         raise NotFound(f"unknown district {key!r} (known: {known})")
     return area
 
@@ -96,10 +97,14 @@ def add_client(
     session: Session, *, data: ClientIn, ctx: Context, created_by: User | None, now: dt.datetime
 ) -> Client:
     require_area(session, data.district)
+    if created_by is not None:
+        policy.require_area(created_by, data.district, what=f"district {data.district}")
     sealed = seal_client(data, ctx=ctx, created_by=created_by, now=now)
+    # The row is a plain dict (shared with importing's bulk Core insert), not the fields' types.
     client = Client(**sealed.row)  # type: ignore[arg-type]
     session.add(client)
     session.flush()
+    assert client.id is not None  # flushed: the database gave it its id
     session.add(ClientKey(client_id=client.id, wrapped=sealed.wrapped_key, created_at=now))
     session.add(
         Event(
@@ -114,22 +119,32 @@ def add_client(
 
 
 def get_client(session: Session, code: str) -> Client:
-    client = session.scalars(select(Client).where(Client.code == code)).first()
+    client = session.scalars(select(Client).where(col(Client.code) == code)).first()
     if client is None:
         raise NotFound(f"unknown client {code!r}")
     return client
 
 
+def client_for(session: Session, by: User | None, code: str, *, act: bool = True) -> Client:
+    """Client `code` as `by` may see it (and, with `act`, change it), else as if absent; `None`
+    is the engine itself (a withdrawal cascading, a test's setup)."""
+    client = get_client(session, code)
+    if by is not None:
+        policy.require_area(by, client.area_key, what=f"client {code!r}", act=act)
+    return client
+
+
 def _partner(session: Session, slug: str) -> Organization:
-    org = session.scalars(select(Organization).where(Organization.slug == slug)).first()
+    org = session.scalars(select(Organization).where(col(Organization.slug) == slug)).first()
     if org is None:
         raise NotFound(f"unknown partner {slug!r} (see `referrals partners`)")
     return org
 
 
 def _purpose(session: Session, key: str) -> str:
-    if session.scalars(select(PathwayVersion.key).where(PathwayVersion.key == key)).first() is None:
-        known = ", ".join(sorted(set(session.scalars(select(PathwayVersion.key)))))
+    pathway_key = col(PathwayVersion.key)
+    if session.scalars(select(pathway_key).where(pathway_key == key)).first() is None:
+        known = ", ".join(sorted(set(session.scalars(select(pathway_key)))))
         raise NotFound(f"unknown purpose {key!r}: a pathway key ({known})")
     return key
 
@@ -146,7 +161,7 @@ def grant_consent(
 ) -> tuple[Consent, bool]:
     """Record consent; granting what is already granted changes nothing. Returns (consent, created)."""
     client, org, purpose = (
-        get_client(session, client_code),
+        client_for(session, by, client_code),
         _partner(session, partner),
         _purpose(session, purpose),
     )
@@ -154,6 +169,7 @@ def grant_consent(
     current = _active_consents(session, client, org, purpose)
     if current:
         return current[0], False
+    assert client.id is not None and org.id is not None  # loaded rows have their ids
     consent = Consent(
         client_id=client.id,
         organization_id=org.id,
@@ -161,7 +177,7 @@ def grant_consent(
         method=method.value,
         granted_at=now,
         granted_by=by.id if by else None,
-    )  # type: ignore[arg-type]
+    )
     session.add(consent)
     session.add(
         Event(
@@ -199,7 +215,7 @@ def withdraw_consent(
     only, like any cancellation."""
     from referrals.usecases.referrals.advancing import advance  # advancing needs nothing from here
 
-    client, org = get_client(session, client_code), _partner(session, partner)
+    client, org = client_for(session, by, client_code), _partner(session, partner)
     consents = _active_consents(
         session, client, org, _purpose(session, purpose) if purpose else None
     )
@@ -219,11 +235,11 @@ def withdraw_consent(
         )
     session.flush()
     open_refs = session.scalars(
-        select(Referral.code).where(
-            Referral.client_id == client.id,
-            Referral.organization_id == org.id,
-            Referral.pathway_key.in_([c.purpose for c in consents]),
-            Referral.status.in_(sorted(OPEN)),
+        select(col(Referral.code)).where(
+            col(Referral.client_id) == client.id,
+            col(Referral.organization_id) == org.id,
+            col(Referral.pathway_key).in_([c.purpose for c in consents]),
+            col(Referral.status).in_(sorted(OPEN)),
         )
     ).all()
     for code in open_refs:
@@ -231,7 +247,7 @@ def withdraw_consent(
             session,
             code=code,
             action=Action.cancel,
-            actor=actor_name(by),
+            by=by,
             ctx=ctx,
             now=now,
             reason=Reason.consent_withdrawn.value,
@@ -243,12 +259,12 @@ def _active_consents(
     session: Session, client: Client, org: Organization, purpose: str | None
 ) -> list[Consent]:
     query = select(Consent).where(
-        Consent.client_id == client.id,
-        Consent.organization_id == org.id,
-        Consent.withdrawn_at.is_(None),
+        col(Consent.client_id) == client.id,
+        col(Consent.organization_id) == org.id,
+        col(Consent.withdrawn_at).is_(None),
     )
     if purpose:
-        query = query.where(Consent.purpose == purpose)
+        query = query.where(col(Consent.purpose) == purpose)
     return list(session.scalars(query))
 
 
@@ -261,7 +277,7 @@ def reveal_client(
     """A client's name, phone and ID number in clear, for one person, with the view audited."""
     if purpose not in REVEAL_PURPOSES:
         raise DomainError(f"say why you need the details (one of: {', '.join(REVEAL_PURPOSES)})")
-    client = get_client(session, code)
+    client = client_for(session, user, code, act=False)
     refuse_if_erased(client)
     cipher = cipher_of(session, ctx.vault, client)
     shown = {

@@ -24,6 +24,7 @@ from referrals.models.lifecycle import (
     referral_move,
     step_move,
 )
+from referrals.models.policy import Acting, actor_of, require_referral
 from referrals.models.workflow import Event, Notification, Referral, Step
 from referrals.notifiers import messages
 
@@ -35,6 +36,15 @@ def get_referral(session: Session, code: str, *, for_update: bool = False) -> Re
     referral = session.scalars(query).first()
     if referral is None:
         raise NotFound(f"unknown referral {code!r}")
+    return referral
+
+
+def referral_for(session: Session, by: Acting, code: str, *, act: bool = False) -> Referral:
+    """Referral `code` as `by` may see it (or act on it, with `act`), else as if absent."""
+    referral = get_referral(session, code)
+    require_referral(
+        by, code=code, area_key=referral.area_key, organization_id=referral.organization_id, act=act
+    )
     return referral
 
 
@@ -124,15 +134,19 @@ def advance(
     *,
     code: str,
     action: Action,
-    actor: str,
+    by: Acting,
     ctx: Context,
     now: dt.datetime,
     step_key: str | None = None,
     reason: str | None = None,
     expected_version: int | None = None,
 ) -> Referral:
-    """Apply one action; raise a DomainError (and write nothing) if it is not allowed now."""
+    """Apply one action of `by`; raise a DomainError (and write nothing) if the policy or the
+    lifecycle does not allow it now (not seen: NotFound; seen, not allowed: Forbidden)."""
     referral = get_referral(session, code, for_update=True)
+    require_referral(
+        by, code=code, area_key=referral.area_key, organization_id=referral.organization_id
+    )
     if expected_version is not None and referral.version != expected_version:
         raise Conflict(
             f"referral {code} changed (version {referral.version}, you had {expected_version})",
@@ -144,7 +158,7 @@ def advance(
             f"{action} needs --reason (one of: {', '.join(r.value for r in Reason)})",
             key="reason_needed",
         )
-    m = _Mover(session, referral, actor, now, ctx)
+    m = _Mover(session, referral, actor_of(by), now, ctx)
     referral.updated_at = now  # every action bumps the version, even one that only moves steps
     if action in (Action.accept, Action.done):
         _complete_step(m, action, step_key)

@@ -33,6 +33,7 @@ from referrals.models.lifecycle import (
 )
 from referrals.models.links import message_of
 from referrals.models.people import Client, Consent
+from referrals.models.policy import PartnerContact, actor_of
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
 from referrals.usecases.referrals.advancing import advance
@@ -223,7 +224,9 @@ def answer_link(
         raise DomainError(f"{answer.action} is not possible at this step")
     if answer.action == "done" and opened.view.asks and answer.on is None:
         raise DomainError(f"this step needs a date: {opened.view.asks}")
-    actor = f"contact:{message.contact_id}"
+    contact = session.get(Contact, message.contact_id)
+    assert contact is not None  # contacts are deactivated, never deleted
+    by = PartnerContact(contact_id=contact.id, organization_id=contact.organization_id)  # type: ignore[arg-type]
     if answer.action == "decline" and answer.reason not in (None, *DECLINE_REASONS):
         raise DomainError(f"{answer.reason} is not a reason to decline")
     action, reason, step_key = ANSWERS[answer.action]
@@ -233,7 +236,7 @@ def answer_link(
         session,
         code=referral.code,
         action=action,
-        actor=actor,
+        by=by,
         ctx=ctx,
         now=now,
         reason=reason,
@@ -254,7 +257,7 @@ def answer_link(
             step_id=step.id,
             kind="link.answered",
             at=now,
-            actor=actor,
+            actor=actor_of(by),
             data=data,
         )
     )

@@ -23,9 +23,10 @@ from referrals.infra.context import Context
 from referrals.infra.db import chunks, insert_many
 from referrals.models.codes import new_code
 from referrals.models.directory import Organization, Service, ServiceArea
-from referrals.models.errors import DomainError
+from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
-from referrals.models.people import Client, Consent, Role, User, actor_name
+from referrals.models.people import Client, Consent, User, actor_name
+from referrals.models.policy import require_launch
 from referrals.models.workflow import Event, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
 from referrals.notifiers.messages import People
@@ -139,16 +140,11 @@ def launch_referrals(
     plans: list[
         tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]
     ] = []
-    may_override = coordinator.role in (Role.manager.value, Role.admin.value)
     for i, req in enumerate(requests):
         if i % TICK == 0:
             progress("launch", i, len(requests))
         try:
-            if req.consent_override and not may_override:
-                raise DomainError(
-                    "only a manager may launch without the client's consent",
-                    key="override_role",
-                )
+            _authorise(coordinator, req, clients.get(req.client_code))
             plan = _check(req, clients, directory, consents, open_refs, ctx, now)
         except DomainError as exc:
             problems.append((i, str(exc)))
@@ -164,6 +160,14 @@ def launch_referrals(
     _write(session, plans, codes, coordinator, directory, ctx)
     progress("write", len(plans), len(plans))
     return codes
+
+
+def _authorise(by: User, req: LaunchRequest, client: Client | None) -> None:
+    """The bulk step asks the policy about consent overrides only: its callers
+    (`launch_one`, `import_referrals`) have checked the districts, each in its own terms."""
+    if req.consent_override:
+        area = client.area_key if client is not None else ""
+        require_launch(by, client_code=req.client_code, area_key=area, override=True)
 
 
 def _check(
@@ -395,9 +399,20 @@ def launch_one(
     ctx: Context,
     now: dt.datetime,
 ) -> str:
-    """Launch one referral under a code chosen by the caller; re-running with that code is a no-op."""
+    """Launch one referral under a code chosen by the caller; re-running with that code is a no-op.
+    Who may not see the client is told it does not exist; who may not act, that (404 and 403),
+    rather than the batch's one refusal for every problem."""
     if session.scalars(select(Referral.id).where(Referral.code == code)).first() is not None:
         return code
+    client = session.scalars(select(Client).where(Client.code == request.client_code)).first()
+    if client is None:
+        raise NotFound(f"unknown client {request.client_code!r}")
+    require_launch(
+        coordinator,
+        client_code=client.code,
+        area_key=client.area_key,
+        override=bool(request.consent_override),
+    )
     return launch_referrals(
         session, requests=[request], coordinator=coordinator, ctx=ctx, now=now, codes=[code]
     )[0]

@@ -17,6 +17,7 @@ from referrals.models.codes import new_code
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import REROUTABLE, ReferralStatus
 from referrals.models.people import Client, User, actor_name
+from referrals.models.policy import require_referral
 from referrals.models.workflow import Event, Referral
 from referrals.usecases.referrals.advancing import get_referral
 from referrals.usecases.referrals.launching import LaunchRequest, launch_one
@@ -33,6 +34,9 @@ def reroute(
 ) -> str:
     """Launch the declined referral `code` again to `partner`; return the new referral's code."""
     old = get_referral(session, code, for_update=True)
+    require_referral(
+        coordinator, code=code, area_key=old.area_key, organization_id=old.organization_id
+    )
     if ReferralStatus(old.status) not in REROUTABLE:
         raise DomainError(
             f"referral {code} is {old.status}; only a declined referral can be re-routed",
