@@ -23,8 +23,9 @@ from harness import numbers, run_sizes
 from sqlalchemy import bindparam, text
 
 from referrals.models.types import UTCDateTime
+from referrals.queries.audit import BATCH, verify
 from referrals.queries.reading import Reader
-from referrals.usecases.audit import BATCH, seal, verify
+from referrals.usecases.audit import seal
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)

@@ -14,8 +14,9 @@ from helpers import cli, ready_referral
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
+from referrals.queries.audit import verify
 from referrals.queries.reading import Reader
-from referrals.usecases.audit import seal, verify
+from referrals.usecases.audit import seal
 from referrals.usecases.deadlines.sweeping import sweep_and_seal
 from referrals.usecases.referrals.advancing import advance
 

@@ -21,8 +21,9 @@ from referrals.models.links import link_token, message_of
 from referrals.models.people import Client, ClientKey
 from referrals.models.subscriptions import Webhook, WebhookIn, add_webhook
 from referrals.models.workflow import Event, Notification
+from referrals.queries.audit import verify
 from referrals.queries.reading import Reader
-from referrals.usecases.audit import seal, verify
+from referrals.usecases.audit import seal
 from referrals.usecases.clients.clients import reveal_client
 from referrals.usecases.clients.keys import key_status, rotate
 from referrals.usecases.referrals.importing import import_referrals

@@ -1042,7 +1042,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
     from referrals.config.settings import get_settings
     from referrals.infra.crypto import vault_for
     from referrals.queries.reading import Reader
-    from referrals.usecases.audit import verify
+    from referrals.queries.audit import verify
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:

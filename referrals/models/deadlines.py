@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from referrals.config.province import Ladder
-from referrals.infra.calendar import WorkingCalendar
+
+if TYPE_CHECKING:  # a type only: models/ sits below infra/ (.importlinter)
+    from referrals.infra.calendar import WorkingCalendar
 
 Kind = Literal["reminder", "overdue", "escalation"]
 ACTOR = "actor"  # the one doing the step: the partner's first contacts, or the coordinator

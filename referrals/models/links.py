@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hmac
 import re
+from typing import TYPE_CHECKING
 
-from referrals.infra.crypto import Vault
+if TYPE_CHECKING:  # a type only: models/ sits below infra/ (.importlinter)
+    from referrals.infra.crypto import Vault
+
 
 MAC = 13
 TOKEN = re.compile(rf"^([a-z2-7]{{1,10}})([a-z2-7]{{{MAC}}})$")

@@ -11,17 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import JSON, func, select
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
-from referrals.infra.crypto import Vault
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.types import UTCDateTime, utcnow
 from referrals.models.workflow import Event
+
+if TYPE_CHECKING:  # a type only: models/ sits below infra/ (.importlinter)
+    from referrals.infra.crypto import Vault
 
 
 class Webhook(SQLModel, table=True):
@@ -60,7 +62,7 @@ def wants(webhook: Webhook, kind: str) -> bool:
 
 def add_webhook(session: Session, *, data: WebhookIn, vault: Vault) -> tuple[Webhook, str]:
     """A new subscription and its secret (returned once, stored sealed)."""
-    if session.scalars(select(Webhook.id).where(Webhook.name == data.name)).first():
+    if session.scalars(select(col(Webhook.id)).where(col(Webhook.name) == data.name)).first():
         raise DomainError(f"a webhook named {data.name!r} exists already")
     secret = secrets.token_urlsafe(32)
     latest = session.scalar(select(func.max(Event.id))) or 0
@@ -77,7 +79,7 @@ def add_webhook(session: Session, *, data: WebhookIn, vault: Vault) -> tuple[Web
 
 
 def set_webhook_active(session: Session, *, name: str, active: bool) -> Webhook:
-    hook = session.scalars(select(Webhook).where(Webhook.name == name)).first()
+    hook = session.scalars(select(Webhook).where(col(Webhook.name) == name)).first()
     if hook is None:
         raise NotFound(f"unknown webhook {name!r}")
     hook.active = active

@@ -7,17 +7,18 @@ that break it, so a failure names them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from referrals.infra.crypto import Vault
 from referrals.models.lifecycle import CLOSED, OPEN, WORKING, MessageStatus, ReferralStatus
 from referrals.models.lifecycle import StepStatus as T
+from referrals.queries.audit import verify
 from referrals.queries.reading import Reader
-from referrals.usecases.audit import verify
 
 
-def _in(values: object) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"  # type: ignore[attr-defined]
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
 
 
 FINISHED = {MessageStatus.sent, MessageStatus.dead, MessageStatus.cancelled}
