@@ -104,7 +104,9 @@ def _snapshot(s: Session, code: str) -> tuple:
 
 def _act(rt: Runtime, code: str, action: Action, reason: str | None, at: dt.datetime) -> None:
     with transaction(rt.engine) as s:
-        advance(s, code=code, action=action, by=rt.user(s, "mai"), ctx=rt.ctx, now=at, reason=reason)
+        advance(
+            s, code=code, action=action, by=rt.user(s, "mai"), ctx=rt.ctx, now=at, reason=reason
+        )
 
 
 def test_a_referral_walks_its_whole_pathway(rt: Runtime, now: dt.datetime) -> None:

@@ -57,7 +57,7 @@ def done(rt: Runtime, code: str, *whens: str) -> None:
     """The coordinator records the active step done at each instant in turn."""
     for when in whens:
         with transaction(rt.engine) as s:
-            advance(s, code=code, action=Action.done, by=rt.user(s, "mai"), ctx=rt.ctx, now=at(when))
+            advance(s, code=code, action=Action.done, by=rt.user(s), ctx=rt.ctx, now=at(when))
 
 
 def referral(rt: Runtime, client: str, pathway: str, partner: str, when: str) -> str:

@@ -7,298 +7,86 @@ the file without reading Python.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_serializer,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=60)]
-Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+# The schema lives in three modules; every name stays importable from here.
+from referrals.config.fields import (
+    EMAIL,
+    PHONE_TEXT,
+    Email,
+    Key,
+    Phone,
+    QuietHours,
+    Slug,
+    Strict,
+    Text,
+    e164,
+    quiet_window,
+)
+from referrals.config.partners import (
+    DAY_NAMES,
+    DAYS,
+    Contact,
+    Day,
+    Hours,
+    Location,
+    Partner,
+    Service,
+)
+from referrals.config.pathways import DueRule, Ladder, Pathway, Rung, StepTemplate
+
+__all__ = [
+    "DAYS",
+    "DAY_NAMES",
+    "EMAIL",
+    "FILES",
+    "LOADER",
+    "PHONE_TEXT",
+    "Area",
+    "ConfigError",
+    "Contact",
+    "Day",
+    "DayOff",
+    "Delivery",
+    "Digest",
+    "DueRule",
+    "Email",
+    "Hours",
+    "Key",
+    "Ladder",
+    "Location",
+    "Partner",
+    "PartnersFile",
+    "Pathway",
+    "PathwaysFile",
+    "Phone",
+    "Province",
+    "ProvinceFile",
+    "QuietHours",
+    "Rung",
+    "Service",
+    "Slug",
+    "StepTemplate",
+    "Strict",
+    "Text",
+    "cross_check",
+    "e164",
+    "load_province",
+    "quiet_window",
+]
+
 T = TypeVar("T", bound=BaseModel)
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(Exception):
     """A province file is missing or wrong; the message says where."""
-
-
-PHONE_TEXT = re.compile(r"^\+?[0-9][0-9 ().-]{2,30}$")  # ASCII digits and separators only
-
-
-def e164(value: str, region: str = "VN") -> str:
-    """Normalise a Vietnamese or international phone number to E.164, or raise ValueError.
-
-    Letters (vanity numbers), other scripts' digits and doubled signs are refused before the
-    parser sees them: it would read them, and a coordinator would not have meant them."""
-    if not PHONE_TEXT.match(value.strip()):
-        raise ValueError(f"{value[:40]!r} is not a phone number")
-    import phonenumbers  # ~0.1 s: only paid when a number is checked
-
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"{value!r} is not a phone number") from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValueError(f"{value!r} is not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _email(value: str) -> str:
-    if not EMAIL.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address")
-    return value.lower()
-
-
-def _quiet_hours(value: str) -> str:
-    """`HH:MM-HH:MM` (may cross midnight), or `none`."""
-    if value == "none":
-        return value
-    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", value)
-    if not m or m.group(1, 2) == m.group(3, 4):
-        raise ValueError(f"{value!r}: give quiet hours as HH:MM-HH:MM (e.g. 21:00-07:00) or none")
-    return value
-
-
-def quiet_window(value: str | None) -> tuple[dt.time, dt.time] | None:
-    """The (start, end) local times of a validated quiet-hours value; None for `none`."""
-    if not value or value == "none":
-        return None
-    start, end = value.split("-")
-    return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
-
-
-Phone = Annotated[str, AfterValidator(e164)]
-Email = Annotated[str, AfterValidator(_email)]
-QuietHours = Annotated[str, AfterValidator(_quiet_hours)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DueRule(Strict):
-    """How long a step may take once active: working days, calendar days or hours."""
-
-    working_days: int | None = Field(default=None, ge=1, le=365)
-    days: int | None = Field(default=None, ge=1, le=365)
-    hours: int | None = Field(default=None, ge=1, le=24 * 60)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> DueRule:
-        if sum(v is not None for v in (self.working_days, self.days, self.hours)) != 1:
-            raise ValueError("give exactly one of working_days, days, hours")
-        return self
-
-    def describe(self) -> str:
-        for unit in ("working_days", "days", "hours"):
-            if (n := getattr(self, unit)) is not None:
-                return f"{n} {unit.replace('_', ' ')}"
-        raise AssertionError("unreachable")
-
-
-class Rung(Strict):
-    """One escalation level: how long after the deadline, and who is told."""
-
-    after: DueRule
-    to: Literal["partner_backup", "coordinator", "district_manager"]
-
-
-class Ladder(Strict):
-    """What happens around a step's deadline: a reminder before it, a notice at it, then
-    escalation levels after it. The one doing the step (the partner's first contacts, or the
-    coordinator for a coordinator's step) gets the reminder and the overdue notice."""
-
-    remind_before: DueRule | None = DueRule(working_days=1)
-    overdue: bool = True
-    escalate: list[Rung] = [
-        Rung(after=DueRule(working_days=1), to="partner_backup"),
-        Rung(after=DueRule(working_days=3), to="coordinator"),
-        Rung(after=DueRule(working_days=5), to="district_manager"),
-    ]
-
-    @field_validator("escalate")
-    @classmethod
-    def _increasing(cls, rungs: list[Rung]) -> list[Rung]:
-        units = {next(k for k, v in r.after.model_dump().items() if v) for r in rungs}
-        if len(units) > 1:
-            raise ValueError("give every escalation delay in the same unit")
-        delays = [next(v for v in r.after.model_dump().values() if v) for r in rungs]
-        if delays != sorted(set(delays)):
-            raise ValueError("escalation delays must grow from one level to the next")
-        return rungs
-
-
-class StepTemplate(Strict):
-    key: Key
-    actor: Literal["partner", "coordinator"]
-    name: Text
-    name_en: Text
-    due: DueRule
-    urgent_due: DueRule | None = None
-    ladder: Ladder | None = Field(default=None, description="overrides the pathway's ladder")
-    asks: Text | None = Field(
-        default=None, description="a date the partner gives when the step is done, e.g. issued on"
-    )
-    asks_en: Text | None = None
-
-
-class Pathway(Strict):
-    """A versioned template: the steps a referral of this kind goes through."""
-
-    key: Key
-    name: Text
-    name_en: Text
-    steps: list[StepTemplate] = Field(min_length=1)
-    ladder: Ladder = Ladder()
-    shares: list[Literal["name", "phone", "id_number"]] = Field(
-        default=[],
-        description="what the partner sees of the client on its page, while consent covers it",
-    )
-
-    @field_validator("steps")
-    @classmethod
-    def _steps(cls, steps: list[StepTemplate]) -> list[StepTemplate]:
-        if steps[0].key != "acknowledge" or steps[0].actor != "partner":
-            raise ValueError("the first step must be `acknowledge` by the partner")
-        keys = [s.key for s in steps]
-        if dupes := sorted({k for k in keys if keys.count(k) > 1}):
-            raise ValueError(f"step keys repeat: {', '.join(dupes)}")
-        return steps
-
-    @property
-    def digest(self) -> str:
-        """Content hash: a changed template becomes a new version, running referrals keep theirs."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-class Contact(Strict):
-    name: Text
-    role: Text
-    phone: Phone | None = None
-    email: Email | None = None
-    language: Literal["vi", "en"] = "vi"
-    rank: int = Field(default=1, ge=1, le=9, description="escalation rank: 1 is asked first")
-    sms_unaccented: bool = False
-    quiet_hours: QuietHours | None = Field(
-        default=None, description="no SMS in these local hours; default: the province's"
-    )
-    active: bool = True
-
-    @model_validator(mode="after")
-    def _reachable(self) -> Contact:
-        if not (self.phone or self.email):
-            raise ValueError("a contact needs a phone or an e-mail")
-        return self
-
-
-class Service(Strict):
-    pathway: Key
-    name: Text = Field(description="partner-facing name: must not reveal the client's situation")
-    name_en: Text
-    areas: list[Slug] = Field(min_length=1)
-    locations: list[Slug] = Field(default=[], description="keys of the partner's locations")
-
-    @field_validator("areas", "locations")
-    @classmethod
-    def _no_repeats(cls, keys: list[str]) -> list[str]:
-        if dupes := sorted({k for k in keys if keys.count(k) > 1}):
-            raise ValueError(f"repeats {', '.join(dupes)}")
-        return keys
-
-
-Day = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
-DAYS: tuple[Day, ...] = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-DAY_NAMES = {
-    "vi": dict(zip(DAYS, ("T2", "T3", "T4", "T5", "T6", "T7", "CN"), strict=True)),
-    "en": dict(zip(DAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True)),
-}
-
-
-class Hours(Strict):
-    """One opening session, local time: `days: [MO, TU]`, `opens: "07:30"`, `closes: "11:30"`."""
-
-    days: list[Day] = Field(min_length=1)
-    opens: dt.time
-    closes: dt.time
-
-    @field_serializer("opens", "closes")
-    def _hh_mm(self, value: dt.time) -> str:
-        return value.strftime("%H:%M")
-
-    def describe(self, language: str = "vi") -> str:
-        """`T2–T6 07:00–11:30`: runs of days joined by a dash, local time."""
-        names, order = DAY_NAMES[language], sorted(self.days, key=DAYS.index)
-        runs: list[list[Day]] = []
-        for day in order:
-            if runs and DAYS.index(day) == DAYS.index(runs[-1][-1]) + 1:
-                runs[-1].append(day)
-            else:
-                runs.append([day])
-        days = ", ".join(
-            names[r[0]]
-            if len(r) == 1
-            else f"{names[r[0]]}{'–' if len(r) > 2 else ', '}{names[r[-1]]}"
-            for r in runs
-        )
-        return f"{days} {self.opens:%H:%M}–{self.closes:%H:%M}"
-
-    @model_validator(mode="after")
-    def _in_order(self) -> Hours:
-        if self.opens >= self.closes:
-            raise ValueError(f"opens ({self.opens:%H:%M}) must be before closes")
-        if len(set(self.days)) != len(self.days):
-            raise ValueError("a day repeats")
-        return self
-
-
-class Location(Strict):
-    """Where a partner receives clients (HSDS location, address and schedule)."""
-
-    key: Slug
-    name: Text
-    address: Text = Field(description="street and number, as on an envelope")
-    area: Slug = Field(description="the area key (province.yaml) the address is in")
-    postal_code: str | None = Field(default=None, pattern=r"^[0-9]{5,6}$")
-    hours: list[Hours] = []
-
-
-class Partner(Strict):
-    slug: Slug
-    name: Text
-    name_en: Text
-    kind: Literal["legal", "health", "police", "education", "social_work", "peer_group"]
-    locations: list[Location] = []
-    services: list[Service] = []
-    contacts: list[Contact] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_keys(self) -> Partner:
-        """Loading matches rows by these (usecases/directory/loading.py): a repeat would merge two."""
-        for what, keys in (
-            ("locations keyed", [loc.key for loc in self.locations]),
-            ("services for pathway", [svc.pathway for svc in self.services]),
-            ("contacts named", [c.name for c in self.contacts]),
-        ):
-            if dupes := sorted({k for k in keys if keys.count(k) > 1}):
-                raise ValueError(f"two {what} {', '.join(dupes)}")
-        return self
 
 
 class Area(Strict):
@@ -322,10 +110,9 @@ class Delivery(Strict):
     (E.164) or `{email}`. A channel whose URL expands to nothing is off: its messages wait.
     """
 
-    channels: dict[Literal["sms", "email"], str] = {
-        "sms": "${REFERRALS_SMS_URL}",
-        "email": "${REFERRALS_EMAIL_URL}",
-    }
+    channels: dict[Literal["sms", "email"], str] = Field(
+        default={"sms": "${REFERRALS_SMS_URL}", "email": "${REFERRALS_EMAIL_URL}"}
+    )
     sender: str | None = Field(
         default=None, max_length=20, description="who the SMS is from; default: the province name"
     )
@@ -368,7 +155,7 @@ class ProvinceFile(Strict):
     name_en: Text
     country: Literal["VN"] = "VN"
     working_day_ends: dt.time = dt.time(17, 0)
-    days_off: list[DayOff] = []
+    days_off: list[DayOff] = Field(default=[])
     days_worked: list[DayOff] = Field(default=[], description="weekend days declared working days")
     areas: list[Area] = Field(min_length=1)
     delivery: Delivery = Delivery()
@@ -420,7 +207,7 @@ class Province:
         raise KeyError(key)
 
 
-FILES = {
+FILES: dict[str, type[Strict]] = {
     "province.yaml": ProvinceFile,
     "partners.yaml": PartnersFile,
     "pathways.yaml": PathwaysFile,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 
@@ -29,7 +29,9 @@ def prefect_secret(name: str) -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        return str(Secret.load(name.removeprefix("prefect:")).get()) or None
+        # `load` gives a coroutine only when called inside an event loop; this is sync code.
+        block = cast(Secret, Secret.load(name.removeprefix("prefect:")))
+        return str(block.get()) or None
     except ValueError:  # no such block
         return None
 

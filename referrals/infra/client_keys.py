@@ -29,6 +29,7 @@ def sealing_cipher(session: Session, vault: Vault, client: Client) -> ClientCiph
     keys gets their key now (their details move to it at the next `keys rotate`)."""
     refuse_if_erased(client)
     if session.get(ClientKey, client.id) is None:
+        assert client.id is not None  # a stored client has its id
         cipher, wrapped = vault.new_client_key(client.code)
         session.add(ClientKey(client_id=client.id, wrapped=wrapped))
         session.flush()

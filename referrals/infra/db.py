@@ -99,6 +99,7 @@ def insert_many(
     Ids are read back by the unique key rather than with RETURNING: SQLAlchemy's ordered
     RETURNING for executemany runs one statement per row on SQLite and grows quadratically.
     """
+    # SQLModel does not declare `__table__` (SQLAlchemy sets it on every table model).
     table = model.__table__  # type: ignore[attr-defined]
     if not rows:
         return []

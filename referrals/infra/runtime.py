@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config import Province, Settings, get_settings, load_province
 from referrals.infra.db import get_engine
@@ -53,7 +53,9 @@ class Runtime:
 
     def user(self, session: Session, username: str | None = None) -> User:
         name = username or self.settings.user
-        user = session.scalars(select(User).where(User.username == name, User.active)).first()
+        user = session.scalars(
+            select(User).where(col(User.username) == name, col(User.active))
+        ).first()
         if user is None:
             raise NotFound(f"no active user {name!r} (set REFERRALS_USER or run `referrals init`)")
         return user

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.models.directory import Organization
 from referrals.models.lifecycle import Action, Reason, ReferralStatus
@@ -61,35 +61,63 @@ def referral_bundle(
     session: Session, *, code: str, office: tuple[str, str], base: str, now: dt.datetime
 ) -> dict[str, Any]:
     """The Bundle (type collection) for referral `code`; `office` is (key, name)."""
-    referral = session.scalars(select(Referral).where(Referral.code == code)).one()
+    referral = session.scalars(select(Referral).where(col(Referral.code) == code)).one()
     client = session.get(Client, referral.client_id)
     partner = session.get(Organization, referral.organization_id)
     assert client is not None and partner is not None
     active = session.scalars(
-        select(Step).where(Step.referral_id == referral.id, Step.status == "active")
+        select(Step).where(col(Step.referral_id) == referral.id, col(Step.status) == "active")
     ).first()
     office_key, office_name = office
-    status = ReferralStatus(referral.status)
-    patient = {
+    resources = [
+        _patient(client),
+        *(
+            _organization(key, name)
+            for key, name in ((office_key, office_name), (partner.slug, partner.name))
+        ),
+        _service_request(referral, client, office_key, partner),
+        _task(referral, client, office_key, partner, active),
+        *_consents(session, referral, client, office_key, partner),
+        *_provenance(session, referral),
+    ]
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": _at(now),
+        "entry": [
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources
+        ],
+    }
+
+
+def _patient(client: Client) -> dict[str, Any]:
+    """Only the pseudonymous code: name, phone and ID number never leave."""
+    return {
         "resourceType": "Patient",
         "id": client.code,
         "identifier": [{"system": f"{NS}:client", "value": client.code}],
         "active": client.erased_at is None,
     }
-    organizations = [
-        {
-            "resourceType": "Organization",
-            "id": key,
-            "identifier": [{"system": f"{NS}:organization", "value": key}],
-            "name": name,
-        }
-        for key, name in ((office_key, office_name), (partner.slug, partner.name))
-    ]
-    request = {
+
+
+def _organization(key: str, name: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Organization",
+        "id": key,
+        "identifier": [{"system": f"{NS}:organization", "value": key}],
+        "name": name,
+    }
+
+
+def _service_request(
+    referral: Referral, client: Client, office_key: str, partner: Organization
+) -> dict[str, Any]:
+    """What is asked, for whom, by which office, of which partner."""
+    return {
         "resourceType": "ServiceRequest",
         "id": referral.code,
         "identifier": [{"system": f"{NS}:referral", "value": referral.code}],
-        "status": REQUEST_STATUS.get(status, "active"),
+        "status": REQUEST_STATUS.get(ReferralStatus(referral.status), "active"),
         "intent": "order",
         "priority": "urgent" if referral.priority == "urgent" else "routine",
         "code": {"coding": [{"system": f"{NS}:pathway", "code": referral.pathway_key}]},
@@ -98,11 +126,22 @@ def referral_bundle(
         "performer": [_ref("Organization", partner.slug)],
         "authoredOn": _at(referral.launched_at),
     }
+
+
+def _task(
+    referral: Referral,
+    client: Client,
+    office_key: str,
+    partner: Organization,
+    active: Step | None,
+) -> dict[str, Any]:
+    """The closed loop: our status, the current step as business status, the reason of a
+    decline or failure as status reason."""
     task: dict[str, Any] = {
         "resourceType": "Task",
         "id": referral.code,
         "identifier": [{"system": f"{NS}:referral", "value": referral.code}],
-        "status": status.value,
+        "status": ReferralStatus(referral.status).value,
         "intent": "order",
         "focus": _ref("ServiceRequest", referral.code),
         "for": _ref("Patient", client.code),
@@ -120,7 +159,14 @@ def referral_bundle(
         task["statusReason"] = {
             "coding": [{"system": f"{NS}:reason", "code": referral.outcome_reason}]
         }
-    consents = [
+    return task
+
+
+def _consents(
+    session: Session, referral: Referral, client: Client, office_key: str, partner: Organization
+) -> list[dict[str, Any]]:
+    """The client's consents that cover the partner, for the referral's pathway."""
+    return [
         {
             "resourceType": "Consent",
             "id": f"{referral.code}-consent-{c.id}",
@@ -166,14 +212,18 @@ def referral_bundle(
         for c in session.scalars(
             select(Consent)
             .where(
-                Consent.client_id == client.id,
-                Consent.organization_id == partner.id,
-                Consent.purpose == referral.pathway_key,
+                col(Consent.client_id) == client.id,
+                col(Consent.organization_id) == partner.id,
+                col(Consent.purpose) == referral.pathway_key,
             )
-            .order_by(Consent.id)
+            .order_by(col(Consent.id))
         )
     ]
-    history = [
+
+
+def _provenance(session: Session, referral: Referral) -> list[dict[str, Any]]:
+    """One Provenance per change of status, from the timeline: the status history."""
+    return [
         {
             "resourceType": "Provenance",
             "id": f"{referral.code}-event-{e.id}",
@@ -184,20 +234,11 @@ def referral_bundle(
         }
         for e in session.scalars(
             select(Event)
-            .where(Event.referral_id == referral.id, Event.kind.like("referral.%"))
-            .order_by(Event.id)
+            .where(col(Event.referral_id) == referral.id, col(Event.kind).like("referral.%"))
+            .order_by(col(Event.id))
         )
         if "to" in e.data
     ]
-    resources = [patient, *organizations, request, task, *consents, *history]
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": _at(now),
-        "entry": [
-            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources
-        ],
-    }
 
 
 def status_history(bundle: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,5 +1,9 @@
 """Alembic environment: the URL comes from the engine's settings, the metadata from models/."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
 from alembic import context
 from sqlmodel import SQLModel
 
@@ -8,8 +12,11 @@ from referrals.config import get_settings
 from referrals.infra.db import get_engine
 from referrals.models.types import UTCDateTime
 
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     """Migrations stay free of engine imports: UTCDateTime is a timezone-aware DateTime in SQL."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import select
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from referrals.models.errors import NotFound
 from referrals.models.people import User
@@ -35,11 +35,14 @@ def _hash(token: str) -> str:
 
 def issue_token(session: Session, *, username: str, name: str, now: dt.datetime) -> str:
     """A new token for an active user; the only time its clear value exists."""
-    user = session.scalars(select(User).where(User.username == username, User.active)).first()
+    user = session.scalars(
+        select(User).where(col(User.username) == username, col(User.active))
+    ).first()
     if user is None:
         raise NotFound(f"no active user {username!r}")
+    assert user.id is not None  # a loaded row has its id
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, token_hash=_hash(token), created_at=now))  # type: ignore[arg-type]
+    session.add(ApiToken(user_id=user.id, name=name, token_hash=_hash(token), created_at=now))
     session.flush()
     return token
 
@@ -50,6 +53,10 @@ def user_for_token(session: Session, token: str) -> User | None:
         return None
     return session.scalars(
         select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None), User.active)
+        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+        .where(
+            col(ApiToken.token_hash) == _hash(token),
+            col(ApiToken.revoked_at).is_(None),
+            col(User.active),
+        )
     ).first()

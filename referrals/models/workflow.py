@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Update, text, update
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from referrals.models.lifecycle import DUE, OPEN, MessageStatus
 from referrals.models.types import UTCDateTime, utcnow
@@ -167,7 +167,7 @@ class Notification(SQLModel, table=True):
         sent first wins and it stays sent (a read-then-write left one both sent and cancelled);
         the lease goes with the status, so a pass holding the message records nothing over
         the cancellation (one had turned it back into sent, or into failed and retried)."""
-        due = cls.status.in_([s.value for s in DUE])  # type: ignore[attr-defined]
+        due = col(cls.status).in_([s.value for s in DUE])
         return (
             update(cls)
             .where(due, *where)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config.province import DueRule
 from referrals.models.directory import (
@@ -21,23 +21,32 @@ from referrals.models.workflow import PathwayVersion
 
 def directory(session: Session) -> list[dict[str, Any]]:
     orgs = list(
-        session.scalars(select(Organization).where(Organization.active).order_by(Organization.slug))
+        session.scalars(
+            select(Organization).where(col(Organization.active)).order_by(col(Organization.slug))
+        )
     )
     services = list(
-        session.scalars(select(Service).where(Service.active).order_by(Service.pathway_key))
+        session.scalars(
+            select(Service).where(col(Service.active)).order_by(col(Service.pathway_key))
+        )
     )
-    areas: dict[int, list[str]] = {}
-    for link in session.scalars(select(ServiceArea).order_by(ServiceArea.area_key)):
+    # Keyed like the rows' ids (`int | None` on the models; never None once stored).
+    areas: dict[int | None, list[str]] = {}
+    for link in session.scalars(select(ServiceArea).order_by(col(ServiceArea.area_key))):
         areas.setdefault(link.service_id, []).append(link.area_key)
-    contacts = list(session.scalars(select(Contact).order_by(Contact.rank, Contact.id)))
+    contacts = list(session.scalars(select(Contact).order_by(col(Contact.rank), col(Contact.id))))
     places = {
         p.id: p
-        for p in session.scalars(select(Location).where(Location.active).order_by(Location.id))
+        for p in session.scalars(
+            select(Location).where(col(Location.active)).order_by(col(Location.id))
+        )
     }
-    at: dict[int, list[str]] = {}
-    for link in session.scalars(select(ServiceLocation).order_by(ServiceLocation.location_id)):
-        if link.location_id in places:
-            at.setdefault(link.service_id, []).append(places[link.location_id].key)
+    at: dict[int | None, list[str]] = {}
+    for placed in session.scalars(
+        select(ServiceLocation).order_by(col(ServiceLocation.location_id))
+    ):
+        if placed.location_id in places:
+            at.setdefault(placed.service_id, []).append(places[placed.location_id].key)
     return [
         {
             "slug": o.slug,
@@ -89,7 +98,7 @@ def directory(session: Session) -> list[dict[str, Any]]:
 
 def pathway_templates(session: Session) -> list[dict[str, Any]]:
     latest: dict[str, PathwayVersion] = {}
-    for pv in session.scalars(select(PathwayVersion).order_by(PathwayVersion.version)):
+    for pv in session.scalars(select(PathwayVersion).order_by(col(PathwayVersion.version))):
         latest[pv.key] = pv
     return [
         {

@@ -179,6 +179,45 @@ def build_report(
     asof = min(until, now)
     bind = {"since": since, "until": until, "asof": asof, **_in(district)}
     rows = _table(reader, bind)
+    people, everyone = _clients(reader, district, bind)
+    reasons, declines = _not_successful(reader, district, bind)
+    for row in rows:
+        row["not_successful_by"] = dict(reasons[(row["pathway"], row["district"])])
+    services = [
+        {
+            "pathway": key,
+            **_summed([r for r in rows if r["pathway"] == key], clients=people[key]),
+            "not_successful_by": dict(reasons[(key, "")]),
+        }
+        for key in sorted(people)
+    ]
+    total = _summed(rows, clients=everyone)
+    partners = _partners(reader, period, calendar, district, bind, declines)
+    return {
+        "period": {
+            "from": period.first.isoformat(),
+            "to": period.last.isoformat(),
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "as_of": asof.astimezone(period.tz).isoformat(timespec="minutes"),
+            "district": district,
+        },
+        "rows": rows,
+        "services": services,
+        "total": total,
+        "partners": partners,
+        "messages": _messages(reader, district, bind),
+        "names": {
+            "pathways": {p["key"]: {"vi": p["name"], "en": p["name_en"]} for p in pathways(reader)},
+            "districts": {a["key"]: {"vi": a["name"], "en": a["name_en"]} for a in areas(reader)},
+        },
+    }
+
+
+def _clients(
+    reader: Reader, district: str | None, bind: dict[str, Any]
+) -> tuple[dict[str, int], int]:
+    """Distinct clients per pathway (across districts), and overall."""
     people = {
         r["pathway"]: int(r["clients"])
         for r in reader.rows(
@@ -192,6 +231,14 @@ def build_report(
         )
     }
     (everyone,) = reader.rows(_scoped(CLIENTS_SQL, district, key="", group=""), **bind)
+    return people, int(everyone["clients"])
+
+
+def _not_successful(
+    reader: Reader, district: str | None, bind: dict[str, Any]
+) -> tuple[dict[tuple[str, str], dict[str, int]], dict[int, dict[str, int]]]:
+    """Unsuccessful closes by reason: per (pathway, district) and per pathway (district ""),
+    and the declines per partner (organisation id)."""
     reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     declines: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in reader.rows(_scoped(REASONS_SQL, district), **bind):
@@ -200,17 +247,19 @@ def build_report(
             reasons[key][reason] += int(r["n"])
         if r["status"] == ReferralStatus.rejected.value:
             declines[r["partner"]][reason] += int(r["n"])
-    for row in rows:
-        row["not_successful_by"] = dict(reasons[(row["pathway"], row["district"])])
-    services = [
-        {
-            "pathway": key,
-            **_summed([r for r in rows if r["pathway"] == key], clients=people[key]),
-            "not_successful_by": dict(reasons[(key, "")]),
-        }
-        for key in sorted(people)
-    ]
-    total = _summed(rows, clients=int(everyone["clients"]))
+    return reasons, declines
+
+
+def _partners(
+    reader: Reader,
+    period: Period,
+    calendar: WorkingCalendar,
+    district: str | None,
+    bind: dict[str, Any],
+    declines: dict[int, dict[str, int]],
+) -> list[dict[str, Any]]:
+    """Per partner: its counts, the working days it took to acknowledge and to complete, its
+    steps done on time, and its declines by reason."""
     spans = {
         kind: _histograms(reader, period, calendar, district, bind, kind)
         for kind in ("acknowledge", "complete")
@@ -231,25 +280,7 @@ def build_report(
                 "declines": dict(declines.get(org, {})),
             }
         )
-    return {
-        "period": {
-            "from": period.first.isoformat(),
-            "to": period.last.isoformat(),
-            "since": since.isoformat(),
-            "until": until.isoformat(),
-            "as_of": asof.astimezone(period.tz).isoformat(timespec="minutes"),
-            "district": district,
-        },
-        "rows": rows,
-        "services": services,
-        "total": total,
-        "partners": partners,
-        "messages": _messages(reader, district, bind),
-        "names": {
-            "pathways": {p["key"]: {"vi": p["name"], "en": p["name_en"]} for p in pathways(reader)},
-            "districts": {a["key"]: {"vi": a["name"], "en": a["name_en"]} for a in areas(reader)},
-        },
-    }
+    return partners
 
 
 def _ints(row: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +304,9 @@ def _local_day(column: str, reader: Reader, period: Period) -> str:
     offsets = {tz.utcoffset(dt.datetime.combine(d, dt.time())) for d in (period.first, period.last)}
     if len(offsets) != 1:  # SQLite knows no zones; Vietnam has kept +07:00 since 1975
         raise ValueError(f"{tz.key} changes its UTC offset within the period")
-    minutes = int(offsets.pop().total_seconds() // 60)  # type: ignore[union-attr]
+    offset = offsets.pop()
+    assert offset is not None  # a ZoneInfo gives every local time its offset
+    minutes = int(offset.total_seconds() // 60)
     return f"date({column}, '{minutes:+d} minutes')"
 
 

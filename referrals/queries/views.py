@@ -106,6 +106,7 @@ def actor_names(reader: Reader, actors: set[str]) -> dict[str, str]:
         if a.startswith("contact:") and a.removeprefix("contact:").isdigit()
     )
     names: dict[str, str] = {}
+    binds: dict[str, object]
     if users:
         binds = {f"u{i}": u for i, u in enumerate(users)}
         sql = f'SELECT username, full_name FROM "user" WHERE username IN ({", ".join(":" + b for b in binds)})'

@@ -247,7 +247,7 @@ def withdraw_consent(
             session,
             code=code,
             action=Action.cancel,
-            by=by,
+            by=by if by is not None else policy.SYSTEM,  # None: the engine (as client_for says)
             ctx=ctx,
             now=now,
             reason=Reason.consent_withdrawn.value,

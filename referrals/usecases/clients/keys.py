@@ -11,10 +11,9 @@ clients already moved no longer match.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, Engine, Select, func, or_, select
+from sqlmodel import Session, col
 
 from referrals.infra.crypto import ClientCipher, Vault
 from referrals.models.people import Client, ClientKey
@@ -23,7 +22,7 @@ COLUMNS = ("name", "phone", "id_number")
 LOOKUPS = {"phone": "phone_lookup", "id_number": "id_number_lookup"}
 
 
-def _stale(vault: Vault) -> Any:
+def _stale(vault: Vault) -> ColumnElement[bool]:
     """A client still needing work: no data key, a key under an older secret, or details sealed
     the old way (directly under the secret). Not a client whose details are sealed under a data
     key that is missing (restored without the keys backup): nothing can read those any more,
@@ -33,21 +32,25 @@ def _stale(vault: Vault) -> Any:
         & ~getattr(Client, f"{c}_enc").like(f"{ClientCipher.PREFIX}%")
         for c in COLUMNS
     )
-    key_lost = ClientKey.client_id.is_(None) & Client.name_enc.like(f"{ClientCipher.PREFIX}%")
+    key_lost = col(ClientKey.client_id).is_(None) & col(Client.name_enc).like(
+        f"{ClientCipher.PREFIX}%"
+    )
     return (
-        Client.erased_at.is_(None)
+        col(Client.erased_at).is_(None)
         & ~key_lost
         & or_(
-            ClientKey.client_id.is_(None), ~ClientKey.wrapped.like(f"{vault.key_id}:%"), *old_style
+            col(ClientKey.client_id).is_(None),
+            ~col(ClientKey.wrapped).like(f"{vault.key_id}:%"),
+            *old_style,
         )
     )
 
 
-def _clients_with_keys() -> Any:
+def _clients_with_keys() -> Select[tuple[int]]:
     return (
         select(func.count())
         .select_from(Client)
-        .outerjoin(ClientKey, ClientKey.client_id == Client.id)
+        .outerjoin(ClientKey, col(ClientKey.client_id) == col(Client.id))
     )
 
 
@@ -55,12 +58,14 @@ def key_status(session: Session, vault: Vault) -> dict[str, int | str]:
     """How many data keys are wrapped under each secret's key id, how many clients have none
     yet, and how many clients still need moving to the current secret."""
     wrapped_by = func.substr(ClientKey.wrapped, 1, 8)
-    by_key = dict(session.execute(select(wrapped_by, func.count()).group_by(wrapped_by)).all())
+    by_key: dict[str, int] = dict(
+        session.execute(select(wrapped_by, func.count()).group_by(wrapped_by)).tuples().all()
+    )
     keyless = session.scalar(
         _clients_with_keys().where(
-            Client.erased_at.is_(None),
-            ClientKey.client_id.is_(None),
-            ~Client.name_enc.like(f"{ClientCipher.PREFIX}%"),
+            col(Client.erased_at).is_(None),
+            col(ClientKey.client_id).is_(None),
+            ~col(Client.name_enc).like(f"{ClientCipher.PREFIX}%"),
         )
     )
     stale = session.scalar(_clients_with_keys().where(_stale(vault)))
@@ -86,9 +91,9 @@ def rotate(
             rows = list(
                 s.execute(
                     select(Client, ClientKey)
-                    .outerjoin(ClientKey, ClientKey.client_id == Client.id)
+                    .outerjoin(ClientKey, col(ClientKey.client_id) == col(Client.id))
                     .where(_stale(vault))
-                    .order_by(Client.id)
+                    .order_by(col(Client.id))
                     .limit(batch)
                     .with_for_update(of=Client)
                 ).tuples()
@@ -105,6 +110,7 @@ def rotate(
 
 def _move(session: Session, vault: Vault, client: Client, key: ClientKey | None) -> None:
     if key is None:
+        assert client.id is not None  # a loaded row has its id
         cipher, wrapped = vault.new_client_key(client.code)
         session.add(ClientKey(client_id=client.id, wrapped=wrapped))
     else:
@@ -124,7 +130,8 @@ def _reseal_webhooks(engine: Engine, vault: Vault) -> None:
     from referrals.models.subscriptions import Webhook
 
     with Session(engine) as s, s.begin():
-        for hook in s.scalars(select(Webhook).where(~Webhook.secret_enc.like(f"{vault.key_id}:%"))):
+        stale = ~col(Webhook.secret_enc).like(f"{vault.key_id}:%")
+        for hook in s.scalars(select(Webhook).where(stale)):
             hook.secret_enc = (
                 vault.encrypt(vault.decrypt(hook.secret_enc, "webhook.secret"), "webhook.secret")
                 or ""

@@ -12,10 +12,11 @@ until it is closed, so no partner is left waiting on a person the office no long
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.infra.client_keys import cipher_of
 from referrals.infra.context import Context
@@ -34,90 +35,122 @@ def export_client(
     """Everything held about a client, decrypted, as plain data; the export is an event."""
     client = get_client(session, code)
     cipher = cipher_of(session, ctx.vault, client)
-    refs = list(
-        session.scalars(
-            select(Referral).where(Referral.client_id == client.id).order_by(Referral.id)
-        )
-    )
-    orgs = {o.id: o.slug for o in session.scalars(select(Organization))}
-    ids = [r.id for r in refs]
-    steps = list(session.scalars(select(Step).where(Step.referral_id.in_(ids)).order_by(Step.id)))
-    messages = list(
-        session.scalars(
-            select(Notification).where(Notification.referral_id.in_(ids)).order_by(Notification.id)
-        )
-    )
-    events = list(
-        session.scalars(
-            select(Event)
-            .where((Event.client_id == client.id) | Event.referral_id.in_(ids))
-            .order_by(Event.id)
-        )
-    )
-    consents = list(session.scalars(select(Consent).where(Consent.client_id == client.id)))
+    held = _Held.load(session, client)
     out = {
         "exported_at": now.isoformat(),
-        "client": {
-            "code": client.code,
-            "district": client.area_key,
-            "name": cipher.decrypt(client.name_enc, "client.name"),
-            "phone": cipher.decrypt(client.phone_enc, "client.phone"),
-            "id_number": cipher.decrypt(client.id_number_enc, "client.id_number"),
-            "created_at": _iso(client.created_at),
-            "erased_at": _iso(client.erased_at),
-        },
-        "consents": [
-            {
-                "partner": orgs.get(c.organization_id),
-                "purpose": c.purpose,
-                "method": c.method,
-                "granted_at": _iso(c.granted_at),
-                "withdrawn_at": _iso(c.withdrawn_at),
-            }
-            for c in consents
-        ],
-        "referrals": [
-            {
-                "code": r.code,
-                "pathway": r.pathway_key,
-                "partner": orgs.get(r.organization_id),
-                "status": r.status,
-                "outcome": r.outcome,
-                "outcome_reason": r.outcome_reason,
-                "launched_at": _iso(r.launched_at),
-                "closed_at": _iso(r.closed_at),
-                "steps": [
-                    {
-                        "key": s.key,
-                        "status": s.status,
-                        "due_at": _iso(s.due_at),
-                        "completed_at": _iso(s.completed_at),
-                    }
-                    for s in steps
-                    if s.referral_id == r.id
-                ],
-                "messages": [
-                    {
-                        "template": m.template,
-                        "channel": m.channel,
-                        "status": m.status,
-                        "sent_at": _iso(m.sent_at),
-                    }
-                    for m in messages
-                    if m.referral_id == r.id
-                ],
-            }
-            for r in refs
-        ],
+        "client": _client_out(client, cipher),
+        "consents": [_consent_out(c, held.orgs) for c in held.consents],
+        "referrals": [_referral_out(r, held) for r in held.refs],
         "history": [
             {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": _opened(e.data, cipher)}
-            for e in events
+            for e in held.events
         ],
     }
     session.add(
         Event(client_id=client.id, kind="client.exported", at=now, actor=actor_name(by), data={})
     )
     return out
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The rows an export reads: the client's referrals with their steps and messages, the
+    events about the client or those referrals, the client's consents, and partners' slugs."""
+
+    refs: list[Referral]
+    orgs: dict[int | None, str]
+    steps: list[Step]
+    messages: list[Notification]
+    events: list[Event]
+    consents: list[Consent]
+
+    @classmethod
+    def load(cls, session: Session, client: Client) -> _Held:
+        refs = list(
+            session.scalars(
+                select(Referral)
+                .where(col(Referral.client_id) == client.id)
+                .order_by(col(Referral.id))
+            )
+        )
+        orgs = {o.id: o.slug for o in session.scalars(select(Organization))}
+        ids = [r.id for r in refs]
+        steps = list(
+            session.scalars(
+                select(Step).where(col(Step.referral_id).in_(ids)).order_by(col(Step.id))
+            )
+        )
+        messages = list(
+            session.scalars(
+                select(Notification)
+                .where(col(Notification.referral_id).in_(ids))
+                .order_by(col(Notification.id))
+            )
+        )
+        events = list(
+            session.scalars(
+                select(Event)
+                .where((col(Event.client_id) == client.id) | col(Event.referral_id).in_(ids))
+                .order_by(col(Event.id))
+            )
+        )
+        consents = list(session.scalars(select(Consent).where(col(Consent.client_id) == client.id)))
+        return cls(refs, orgs, steps, messages, events, consents)
+
+
+def _client_out(client: Client, cipher: ClientCipher) -> dict[str, Any]:
+    return {
+        "code": client.code,
+        "district": client.area_key,
+        "name": cipher.decrypt(client.name_enc, "client.name"),
+        "phone": cipher.decrypt(client.phone_enc, "client.phone"),
+        "id_number": cipher.decrypt(client.id_number_enc, "client.id_number"),
+        "created_at": _iso(client.created_at),
+        "erased_at": _iso(client.erased_at),
+    }
+
+
+def _consent_out(c: Consent, orgs: dict[int | None, str]) -> dict[str, Any]:
+    return {
+        "partner": orgs.get(c.organization_id),
+        "purpose": c.purpose,
+        "method": c.method,
+        "granted_at": _iso(c.granted_at),
+        "withdrawn_at": _iso(c.withdrawn_at),
+    }
+
+
+def _referral_out(r: Referral, held: _Held) -> dict[str, Any]:
+    return {
+        "code": r.code,
+        "pathway": r.pathway_key,
+        "partner": held.orgs.get(r.organization_id),
+        "status": r.status,
+        "outcome": r.outcome,
+        "outcome_reason": r.outcome_reason,
+        "launched_at": _iso(r.launched_at),
+        "closed_at": _iso(r.closed_at),
+        "steps": [
+            {
+                "key": s.key,
+                "status": s.status,
+                "due_at": _iso(s.due_at),
+                "completed_at": _iso(s.completed_at),
+            }
+            for s in held.steps
+            if s.referral_id == r.id
+        ],
+        "messages": [
+            {
+                "template": m.template,
+                "channel": m.channel,
+                "status": m.status,
+                "sent_at": _iso(m.sent_at),
+            }
+            for m in held.messages
+            if m.referral_id == r.id
+        ],
+    }
 
 
 def erase_client(session: Session, *, code: str, by: User | None, now: dt.datetime) -> Client:
@@ -128,8 +161,8 @@ def erase_client(session: Session, *, code: str, by: User | None, now: dt.dateti
         raise DomainError(f"client {code} was already erased", key="already_erased")
     still_open = list(
         session.scalars(
-            select(Referral.code).where(
-                Referral.client_id == client.id, Referral.status.in_(sorted(OPEN))
+            select(col(Referral.code)).where(
+                col(Referral.client_id) == client.id, col(Referral.status).in_(sorted(OPEN))
             )
         )
     )
@@ -141,7 +174,7 @@ def erase_client(session: Session, *, code: str, by: User | None, now: dt.dateti
             referrals=", ".join(still_open),
         )
     # The shredding: every copy of their ciphertext is now noise.
-    session.execute(delete(ClientKey).where(ClientKey.client_id == client.id))
+    session.execute(delete(ClientKey).where(col(ClientKey.client_id) == client.id))
     client.name_enc = client.phone_enc = client.id_number_enc = None
     client.phone_lookup = client.id_number_lookup = None
     client.erased_at = now

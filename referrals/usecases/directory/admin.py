@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.models.directory import Contact, Organization
 from referrals.models.errors import NotFound
@@ -27,20 +27,22 @@ def affected_by(session: Session, *, contact: Contact) -> dict[str, Any]:
     assert org is not None
     prompted = set(
         session.scalars(
-            select(Notification.referral_id).where(Notification.contact_id == contact.id)
+            select(col(Notification.referral_id)).where(col(Notification.contact_id) == contact.id)
         )
     )
     referrals = [
         {"code": r.code, "status": r.status, "prompted": r.id in prompted}
         for r in session.scalars(
             select(Referral)
-            .where(Referral.organization_id == org.id, Referral.status.in_(sorted(OPEN)))
-            .order_by(Referral.launched_at)
+            .where(col(Referral.organization_id) == org.id, col(Referral.status).in_(sorted(OPEN)))
+            .order_by(col(Referral.launched_at))
         )
     ]
     others = session.scalar(
         select(func.count()).where(
-            Contact.organization_id == org.id, Contact.active, Contact.id != contact.id
+            col(Contact.organization_id) == org.id,
+            col(Contact.active),
+            col(Contact.id) != contact.id,
         )
     )
     return {"partner": org, "referrals": referrals, "other_active_contacts": int(others or 0)}

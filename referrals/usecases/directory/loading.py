@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, col, select
 
 from referrals.config import Province
 from referrals.models.directory import (
@@ -18,7 +18,10 @@ from referrals.models.directory import (
 )
 from referrals.models.workflow import PathwayVersion
 
-T = TypeVar("T", bound=SQLModel)
+if TYPE_CHECKING:
+    from referrals.config.province import Partner
+
+T = TypeVar("T", Location, Service, Contact)  # a partner's rows, each with an `active` switch
 
 
 def load_province_data(session: Session, *, province: Province) -> dict[str, int]:
@@ -56,14 +59,15 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
         )
         session.add(org)
         session.flush()
-        places = _load_locations(session, org, partner)
-        _load_services(session, org, partner, places)
-        _load_contacts(session, org, partner)
+        assert org.id is not None  # flushed: the database gave it its id
+        places = _load_locations(session, org.id, partner)
+        _load_services(session, org.id, partner, places)
+        _load_contacts(session, org.id, partner)
         counts["partners"] += 1
         counts["contacts"] += len(partner.contacts)
 
     latest: dict[str, PathwayVersion] = {}
-    for pv in session.exec(select(PathwayVersion).order_by(PathwayVersion.version)):
+    for pv in session.exec(select(PathwayVersion).order_by(col(PathwayVersion.version))):
         latest[pv.key] = pv
     for pathway in province.pathways:
         current = latest.get(pathway.key)
@@ -83,24 +87,24 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
     return counts
 
 
-def _deactivated(session: Session, model: type[T], org: Organization, key: str) -> dict[str, T]:
+def _deactivated(session: Session, model: type[T], org_id: int, key: str) -> dict[str, T]:
     """The partner's rows of `model` by `key`, all marked inactive: loading turns back on
     those the YAML still names, so the ones it no longer names stay off."""
     rows = {
         getattr(row, key): row
-        for row in session.exec(select(model).where(model.organization_id == org.id))  # type: ignore[attr-defined]
+        for row in session.exec(select(model).where(col(model.organization_id) == org_id))
     }
     for row in rows.values():
-        row.active = False  # type: ignore[attr-defined]
+        row.active = False
     return rows
 
 
-def _load_locations(session: Session, org: Organization, partner: object) -> dict[str, int]:
+def _load_locations(session: Session, org_id: int, partner: Partner) -> dict[str, int]:
     """Upsert the partner's locations by key; the ones gone from the YAML are deactivated."""
-    existing = _deactivated(session, Location, org, "key")
-    for place in partner.locations:  # type: ignore[attr-defined]
+    existing = _deactivated(session, Location, org_id, "key")
+    for place in partner.locations:
         row = existing.get(place.key) or Location(
-            organization_id=org.id, key=place.key, name="", address="", area_key=place.area
+            organization_id=org_id, key=place.key, name="", address="", area_key=place.area
         )
         row.name, row.address, row.area_key = place.name, place.address, place.area
         row.postal_code, row.active = place.postal_code, True
@@ -111,17 +115,16 @@ def _load_locations(session: Session, org: Organization, partner: object) -> dic
     return {key: row.id for key, row in existing.items() if row.active and row.id is not None}
 
 
-def _load_services(
-    session: Session, org: Organization, partner: object, places: dict[str, int]
-) -> None:
-    existing = _deactivated(session, Service, org, "pathway_key")
-    for svc in partner.services:  # type: ignore[attr-defined]
+def _load_services(session: Session, org_id: int, partner: Partner, places: dict[str, int]) -> None:
+    existing = _deactivated(session, Service, org_id, "pathway_key")
+    for svc in partner.services:
         row = existing.get(svc.pathway) or Service(
-            organization_id=org.id, pathway_key=svc.pathway, name="", name_en=""
+            organization_id=org_id, pathway_key=svc.pathway, name="", name_en=""
         )
         row.name, row.name_en, row.active = svc.name, svc.name_en, True
         session.add(row)
         session.flush()
+        assert row.id is not None  # flushed: the database gave it its id
         for table in (ServiceArea, ServiceLocation):
             for link in session.exec(select(table).where(table.service_id == row.id)):
                 session.delete(link)
@@ -133,10 +136,10 @@ def _load_services(
     session.flush()
 
 
-def _load_contacts(session: Session, org: Organization, partner: object) -> None:
-    existing = _deactivated(session, Contact, org, "name")
-    for c in partner.contacts:  # type: ignore[attr-defined]
-        row = existing.get(c.name) or Contact(organization_id=org.id, name=c.name, role="")
+def _load_contacts(session: Session, org_id: int, partner: Partner) -> None:
+    existing = _deactivated(session, Contact, org_id, "name")
+    for c in partner.contacts:
+        row = existing.get(c.name) or Contact(organization_id=org_id, name=c.name, role="")
         for field in (
             "role",
             "phone",

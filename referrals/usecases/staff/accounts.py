@@ -16,7 +16,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config.province import Email
 from referrals.models.errors import DomainError, NotFound
@@ -91,7 +91,7 @@ def set_password(
     session: Session, *, username: str, password: str, by: str, now: dt.datetime
 ) -> User:
     """A new password ends the user's sessions and lifts a lockout."""
-    user = session.scalars(select(User).where(User.username == username)).first()
+    user = session.scalars(select(User).where(col(User.username) == username)).first()
     if user is None:
         raise NotFound(f"unknown user {username!r}")
     user.password_hash = hash_password(password)
@@ -111,7 +111,9 @@ def log_in(
     password wrong or the account locked, so neither timing nor wording tells which names exist.
     """
     user = session.scalars(
-        select(User).where(User.username == username.strip().lower(), User.active).with_for_update()
+        select(User)
+        .where(col(User.username) == username.strip().lower(), col(User.active))
+        .with_for_update()
     ).first()
     right = verify_password(password, user.password_hash if user else None)
     if user is None:
@@ -122,7 +124,9 @@ def log_in(
     if not right:
         # Counted in SQL (failed_logins + 1), so parallel guesses cannot share one count.
         session.execute(
-            update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
+            update(User)
+            .where(col(User.id) == user.id)
+            .values(failed_logins=col(User.failed_logins) + 1)
         )
         session.refresh(user)
         locked = user.failed_logins >= MAX_FAILURES
@@ -151,7 +155,7 @@ def log_out(session: Session, *, user_id: int, now: dt.datetime) -> None:
 
 
 def add_user(session: Session, *, data: UserIn, password: str, by: str, now: dt.datetime) -> User:
-    if session.scalars(select(User.id).where(User.username == data.username)).first():
+    if session.scalars(select(col(User.id)).where(col(User.username) == data.username)).first():
         raise DomainError(f"user {data.username!r} exists", key="user_exists", user=data.username)
     if data.district is not None:
         require_area(session, data.district)
@@ -171,7 +175,7 @@ def add_user(session: Session, *, data: UserIn, password: str, by: str, now: dt.
 
 def set_active(session: Session, *, username: str, active: bool, by: str, now: dt.datetime) -> User:
     """Deactivating ends the user's sessions at once (and their API tokens stop working)."""
-    user = session.scalars(select(User).where(User.username == username)).first()
+    user = session.scalars(select(User).where(col(User.username) == username)).first()
     if user is None:
         raise NotFound(f"unknown user {username!r}")
     user.active = active

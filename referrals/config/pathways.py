@@ -1,0 +1,110 @@
+"""Pathway templates (pathways.yaml): the steps, their deadlines and the escalation ladder
+(re-exported by referrals.config.province)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from referrals.config.fields import Key, Strict, Text
+
+
+class DueRule(Strict):
+    """How long a step may take once active: working days, calendar days or hours."""
+
+    working_days: int | None = Field(default=None, ge=1, le=365)
+    days: int | None = Field(default=None, ge=1, le=365)
+    hours: int | None = Field(default=None, ge=1, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DueRule:
+        if sum(v is not None for v in (self.working_days, self.days, self.hours)) != 1:
+            raise ValueError("give exactly one of working_days, days, hours")
+        return self
+
+    def describe(self) -> str:
+        for unit in ("working_days", "days", "hours"):
+            if (n := getattr(self, unit)) is not None:
+                return f"{n} {unit.replace('_', ' ')}"
+        raise AssertionError("unreachable")
+
+
+class Rung(Strict):
+    """One escalation level: how long after the deadline, and who is told."""
+
+    after: DueRule
+    to: Literal["partner_backup", "coordinator", "district_manager"]
+
+
+class Ladder(Strict):
+    """What happens around a step's deadline: a reminder before it, a notice at it, then
+    escalation levels after it. The one doing the step (the partner's first contacts, or the
+    coordinator for a coordinator's step) gets the reminder and the overdue notice."""
+
+    remind_before: DueRule | None = DueRule(working_days=1)
+    overdue: bool = True
+    escalate: list[Rung] = Field(
+        default=[
+            Rung(after=DueRule(working_days=1), to="partner_backup"),
+            Rung(after=DueRule(working_days=3), to="coordinator"),
+            Rung(after=DueRule(working_days=5), to="district_manager"),
+        ]
+    )
+
+    @field_validator("escalate")
+    @classmethod
+    def _increasing(cls, rungs: list[Rung]) -> list[Rung]:
+        units = {next(k for k, v in r.after.model_dump().items() if v) for r in rungs}
+        if len(units) > 1:
+            raise ValueError("give every escalation delay in the same unit")
+        delays = [next(v for v in r.after.model_dump().values() if v) for r in rungs]
+        if delays != sorted(set(delays)):
+            raise ValueError("escalation delays must grow from one level to the next")
+        return rungs
+
+
+class StepTemplate(Strict):
+    key: Key
+    actor: Literal["partner", "coordinator"]
+    name: Text
+    name_en: Text
+    due: DueRule
+    urgent_due: DueRule | None = None
+    ladder: Ladder | None = Field(default=None, description="overrides the pathway's ladder")
+    asks: Text | None = Field(
+        default=None, description="a date the partner gives when the step is done, e.g. issued on"
+    )
+    asks_en: Text | None = None
+
+
+class Pathway(Strict):
+    """A versioned template: the steps a referral of this kind goes through."""
+
+    key: Key
+    name: Text
+    name_en: Text
+    steps: list[StepTemplate] = Field(min_length=1)
+    ladder: Ladder = Ladder()
+    shares: list[Literal["name", "phone", "id_number"]] = Field(
+        default=[],
+        description="what the partner sees of the client on its page, while consent covers it",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[StepTemplate]) -> list[StepTemplate]:
+        if steps[0].key != "acknowledge" or steps[0].actor != "partner":
+            raise ValueError("the first step must be `acknowledge` by the partner")
+        keys = [s.key for s in steps]
+        if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+            raise ValueError(f"step keys repeat: {', '.join(dupes)}")
+        return steps
+
+    @property
+    def digest(self) -> str:
+        """Content hash: a changed template becomes a new version, running referrals keep theirs."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
