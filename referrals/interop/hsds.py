@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config.province import DAYS, Hours, PartnersFile, Province
 from referrals.models.directory import (
@@ -76,23 +76,28 @@ def export_directory(
     key = province.province.key
     areas = {a.key: a for a in session.scalars(select(Area))}
     orgs = list(
-        session.scalars(select(Organization).where(Organization.active).order_by(Organization.id))
+        session.scalars(
+            select(Organization).where(col(Organization.active)).order_by(col(Organization.id))
+        )
     )
     org_ids = {o.id: hsds_id(key, "organization", o.slug) for o in orgs}
     slugs = {o.id: o.slug for o in orgs}
     places = {
         p.id: p
-        for p in session.scalars(select(Location).where(Location.active).order_by(Location.id))
+        for p in session.scalars(
+            select(Location).where(col(Location.active)).order_by(col(Location.id))
+        )
         if p.organization_id in slugs
     }
     place_ids = {
         p.id: hsds_id(key, "location", slugs[p.organization_id], p.key) for p in places.values()
     }
-    places_of: dict[int, list[Location]] = {}
+    # Keyed like the rows' ids (`int | None` on the models; never None once stored).
+    places_of: dict[int | None, list[Location]] = {}
     for place in places.values():
         places_of.setdefault(place.organization_id, []).append(place)
-    contacts_of: dict[int, list[Contact]] = {}
-    for c in session.scalars(select(Contact).where(Contact.active).order_by(Contact.id)):
+    contacts_of: dict[int | None, list[Contact]] = {}
+    for c in session.scalars(select(Contact).where(col(Contact.active)).order_by(col(Contact.id))):
         contacts_of.setdefault(c.organization_id, []).append(c)
     organizations = [
         {
@@ -115,16 +120,16 @@ def export_directory(
     ]
     services = []
     by_org = {o.id: o for o in orgs}
-    served: dict[int, list[str]] = {}
-    for link in session.scalars(select(ServiceArea).order_by(ServiceArea.area_key)):
+    served: dict[int | None, list[str]] = {}
+    for link in session.scalars(select(ServiceArea).order_by(col(ServiceArea.area_key))):
         served.setdefault(link.service_id, []).append(link.area_key)
-    at: dict[int, list[int]] = {}
+    at: dict[int | None, list[int]] = {}
     for sl in session.scalars(select(ServiceLocation)):
         at.setdefault(sl.service_id, []).append(sl.location_id)
     for s in session.scalars(
         select(Service)
-        .where(Service.active, Service.organization_id.in_(list(by_org)))
-        .order_by(Service.id)
+        .where(col(Service.active), col(Service.organization_id).in_(list(by_org)))
+        .order_by(col(Service.id))
     ):
         org = by_org[s.organization_id]
         sid = hsds_id(key, "service", org.slug, s.pathway_key)

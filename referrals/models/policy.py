@@ -17,9 +17,14 @@ from referrals.models.roles import Role
 class User(Protocol):
     """Whoever acts: a `people.User` row, or the same three fields read without the ORM."""
 
-    username: str
-    role: str
-    area_key: str | None
+    # Read-only members: the policy only reads them, and a frozen `queries.reading.Person`
+    # (the fields read without the ORM) must fit as well as a row.
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def area_key(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

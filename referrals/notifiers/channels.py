@@ -13,9 +13,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from referrals.config.province import Delivery
+
+if TYPE_CHECKING:  # a type only: Apprise is imported when a message is sent (it is slow to load)
+    from apprise import NotifyBase
 
 REF = re.compile(r"\$\{([^}]+)\}")
 Secrets = Callable[[str], str | None]
@@ -104,13 +108,13 @@ class Channels:
         return text
 
 
-def instantiate(url: str) -> object | None:
+def instantiate(url: str) -> NotifyBase | None:
     """A fresh Apprise plugin for `url` (fresh: a reused one throttles), or None if invalid."""
     import apprise
 
     return apprise.Apprise.instantiate(url, suppress_exceptions=True)
 
 
-def masked(plugin: object) -> str:
+def masked(plugin: NotifyBase) -> str:
     """The plugin's URL with passwords and tokens hidden, for logs."""
-    return plugin.url(privacy=True)  # type: ignore[attr-defined]
+    return plugin.url(privacy=True)

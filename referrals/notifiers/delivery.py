@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -99,7 +100,7 @@ def send_apprise(url: str, message: Rendered) -> str | None:
         return "Apprise does not accept the channel URL"
     with _capture.lines() as lines:
         try:
-            ok = plugin.notify(body=message.body, title=message.subject or "")  # type: ignore[attr-defined]
+            ok = plugin.notify(body=message.body, title=message.subject or "")
         except Exception as exc:  # a plugin bug must not stop the pass
             return f"{type(exc).__name__}: {exc}"
     if ok:
@@ -130,14 +131,15 @@ def quiet_until(now: dt.datetime, window: str | None, tz: ZoneInfo) -> dt.dateti
 class _People:
     """Every contact and user, loaded once a pass: recipients, languages, quiet hours."""
 
-    contacts: dict[int, Contact]
-    users: dict[int, User]
+    # Keyed like the rows' ids (`int | None` on the models; never None once stored).
+    contacts: dict[int | None, Contact]
+    users: dict[int | None, User]
 
     @classmethod
     def load(cls, session: Session) -> _People:
         return cls(
-            contacts={c.id: c for c in session.scalars(select(Contact))},  # type: ignore[misc]
-            users={u.id: u for u in session.scalars(select(User))},  # type: ignore[misc]
+            contacts={c.id: c for c in session.scalars(select(Contact))},
+            users={u.id: u for u in session.scalars(select(User))},
         )
 
 
@@ -216,7 +218,7 @@ def _pump(
             room = limit is None or summary.claimed < limit
             if len(queue) < window and not drained and room:
                 n = window * 2
-                n = n if limit is None else min(n, limit - summary.claimed)  # type: ignore[operator]
+                n = n if limit is None else min(n, limit - summary.claimed)
                 with transaction(db) as s:
                     batch = outbox.claim(
                         s,
@@ -233,9 +235,7 @@ def _pump(
             while queue and in_flight < window:
                 job = queue.popleft()
                 in_flight += 1
-                pool.submit(send, job.url, job.message).add_done_callback(
-                    lambda f, job=job: done(job, f)
-                )
+                pool.submit(send, job.url, job.message).add_done_callback(partial(done, job))
             if not in_flight:
                 if queue or (not drained and room):
                     continue
@@ -244,11 +244,16 @@ def _pump(
             # thread waits for the GIL while the senders hold it.
             batch_size = min(2 * cfg.concurrency, in_flight)
             with ready:
-                ready.wait_for(lambda n=batch_size: len(finished) >= n, timeout=0.25)
+                ready.wait_for(partial(_reached, finished, batch_size), timeout=0.25)
                 outcomes, finished[:] = finished[:], []
             in_flight -= len(outcomes)
             if outcomes:
                 _record(rt, db, outcomes, channels, now, summary)
+
+
+def _reached(finished: list[tuple[Job, str | None]], n: int) -> bool:
+    """At least `n` outcomes are in (the pump's wake-up condition)."""
+    return len(finished) >= n
 
 
 def _prepare(

@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.infra.db import insert_many
 from referrals.models.deadlines import ACTOR
@@ -122,10 +122,13 @@ class People:
     @classmethod
     def load(cls, session: Session) -> People:
         contacts: dict[int, list[Contact]] = {}
-        for c in session.scalars(select(Contact).order_by(Contact.rank, Contact.id)):  # type: ignore[arg-type]
+        for c in session.scalars(select(Contact).order_by(col(Contact.rank), col(Contact.id))):
             contacts.setdefault(c.organization_id, []).append(c)
-        users = {u.id: u for u in session.scalars(select(User))}
-        return cls(contacts, users)  # type: ignore[arg-type]
+        users: dict[int, User] = {}
+        for u in session.scalars(select(User)):
+            assert u.id is not None  # a loaded row has its id
+            users[u.id] = u
+        return cls(contacts, users)
 
     def partner(self, org_id: int, *, backup: bool = False) -> tuple[list[Contact], list[str]]:
         """The partner's contacts asked first (or its backups), and who was passed over."""
@@ -152,18 +155,18 @@ class People:
 
     def for_alert(
         self, to: str, *, partner_step: bool, org_id: int, coordinator_id: int, area: str
-    ) -> tuple[list[Person], list[str]]:
+    ) -> tuple[Sequence[Person], list[str]]:
         """Who an alert of the ladder goes to (`to`: actor, partner_backup, coordinator or
         managers), and why anyone it should have reached is not among them."""
         if to == ACTOR and partner_step:
-            return self.partner(org_id)  # type: ignore[return-value]
+            return self.partner(org_id)
         if to == "partner_backup":
             if not partner_step:
                 return [], ["the step is the coordinator's: no partner contact to escalate to"]
-            return self.partner(org_id, backup=True)  # type: ignore[return-value]
+            return self.partner(org_id, backup=True)
         if to in (ACTOR, "coordinator"):
-            return self.coordinator(coordinator_id)  # type: ignore[return-value]
-        return self.managers(area)  # type: ignore[return-value]
+            return self.coordinator(coordinator_id)
+        return self.managers(area)
 
 
 def _row(
@@ -300,9 +303,9 @@ def referral_closed(session: Session, referral: Referral, now: dt.datetime) -> i
     """Whoever received the referral learns it is closed: same contacts, channels, language."""
     told = session.scalars(
         select(Notification).where(
-            Notification.referral_id == referral.id,
-            Notification.template == Template.new.value,
-            Notification.status == MessageStatus.sent.value,
+            col(Notification.referral_id) == referral.id,
+            col(Notification.template) == Template.new.value,
+            col(Notification.status) == MessageStatus.sent.value,
         )
     )
     rows = []
@@ -359,16 +362,18 @@ def digest_key(day: dt.date, manager: User) -> str:
 def digest_readers(session: Session) -> list[User]:
     """Every active manager with an e-mail reads the morning digest."""
     query = select(User).where(
-        User.role == Role.manager.value,
-        User.active,
-        User.email.is_not(None),  # type: ignore[union-attr]
+        col(User.role) == Role.manager.value,
+        col(User.active),
+        col(User.email).is_not(None),
     )
     return list(session.scalars(query))
 
 
 def queued_digest(session: Session, day: dt.date, manager: User) -> bool:
     key = digest_key(day, manager)
-    found = session.scalar(select(Notification.id).where(Notification.idempotency_key == key))
+    found = session.scalar(
+        select(col(Notification.id)).where(col(Notification.idempotency_key) == key)
+    )
     return found is not None
 
 
@@ -402,14 +407,14 @@ def dead_message(
     ref = None
     if referral_id is not None:
         ref = session.execute(
-            select(Referral.code, Referral.coordinator_id, Organization.name)
-            .join(Organization, Organization.id == Referral.organization_id)  # type: ignore[arg-type]
-            .where(Referral.id == referral_id)
+            select(col(Referral.code), col(Referral.coordinator_id), col(Organization.name))
+            .join(Organization, col(Organization.id) == col(Referral.organization_id))
+            .where(col(Referral.id) == referral_id)
         ).first()
-    people = select(User).where(User.active, User.email.is_not(None))  # type: ignore[union-attr]
-    rule = User.role == Role.manager.value
+    people = select(User).where(col(User.active), col(User.email).is_not(None))
+    rule = col(User.role) == Role.manager.value
     if ref is not None:
-        rule = rule | (User.id == ref.coordinator_id)  # type: ignore[operator,assignment]
+        rule = rule | (col(User.id) == ref.coordinator_id)
     context = {"code": ref.code if ref else "-", "partner": ref.name if ref else "-", **context}
     rows = [
         _row(
@@ -422,7 +427,7 @@ def dead_message(
             now=now,
             referral_id=referral_id,
         )
-        for user in session.scalars(people.where(rule).order_by(User.id))  # type: ignore[arg-type]
+        for user in session.scalars(people.where(rule).order_by(col(User.id)))
     ]
     return queue(session, rows)
 

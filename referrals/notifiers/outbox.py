@@ -22,13 +22,24 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
-from sqlmodel import Session
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlmodel import Session, col
 
 from referrals.config.province import Delivery
 from referrals.infra.db import is_postgres, transaction
@@ -38,6 +49,7 @@ from referrals.models.workflow import Event, Notification
 from referrals.notifiers import messages
 
 N = Notification
+_notifications: Table = N.__table__  # type: ignore[attr-defined]  # SQLModel does not declare `__table__`
 ALERT = messages.Template.dead.value
 log = logging.getLogger("referrals.deliver")
 
@@ -66,32 +78,34 @@ def claim(
     twice."""
     keeper = _keeper.get()
     token = keeper.token if keeper is not None else secrets.token_hex(8)
-    ours = N.lease_token == token
+    ours = col(N.lease_token) == token
     free = or_(
-        N.lease_until.is_(None), and_(N.lease_until <= now, or_(N.lease_token.is_(None), ~ours))
+        col(N.lease_until).is_(None),
+        and_(col(N.lease_until) <= now, or_(col(N.lease_token).is_(None), ~ours)),
     )
     due = (
-        select(N.id)
+        select(col(N.id))
         .where(
-            N.status.in_(message_sources("send")),
-            N.channel.in_(kinds),
-            N.next_attempt_at <= now,
+            col(N.status).in_(message_sources("send")),
+            col(N.channel).in_(kinds),
+            col(N.next_attempt_at) <= now,
             free,
         )
-        .order_by(N.next_attempt_at, N.id)
+        .order_by(col(N.next_attempt_at), col(N.id))
         .limit(limit)
     )
+    which: Select[tuple[int | None]] | list[int | None] = due
     if is_postgres(session):
         # Lock the rows first, then stamp them: PostgreSQL may re-run an `IN (... LIMIT n FOR
         # UPDATE SKIP LOCKED)` subquery inside an UPDATE and take more than n rows.
         ids = list(session.scalars(due.with_for_update(skip_locked=True)))
         if not ids:
             return []
-        due = ids  # type: ignore[assignment]
-    t = N.__table__.c  # Core, not the ORM's bulk-update path: this runs once per batch
+        which = ids
+    t = _notifications.c  # Core, not the ORM's bulk-update path: this runs once per batch
     stmt = (
-        update(N.__table__)  # type: ignore[arg-type]
-        .where(t.id.in_(due), t.status.in_(message_sources("send")), free)
+        update(_notifications)
+        .where(t.id.in_(which), t.status.in_(message_sources("send")), free)
         .values(lease_until=now + dt.timedelta(seconds=lease_seconds), lease_token=token)
         .returning(
             t.id,
@@ -108,7 +122,7 @@ def claim(
     rows = session.connection().execute(stmt).all()
     if keeper is not None:
         keeper.hold(row.id for row in rows)
-    return sorted((Claimed(*row, token=token) for row in rows), key=lambda c: c.id)
+    return sorted((Claimed(**row._asdict(), token=token) for row in rows), key=lambda c: c.id)
 
 
 _keeper: contextvars.ContextVar[Keeper | None] = contextvars.ContextVar("keeper", default=None)
@@ -159,8 +173,8 @@ class Keeper:
         ids = sorted(self.held)
         if not ids:
             return 0
-        table = N.__table__
-        t = table.c  # type: ignore[attr-defined]
+        table = _notifications
+        t = table.c
         until = self.clock() + self.lease
         with transaction(self.engine) as s:
             c = s.connection()
@@ -174,10 +188,10 @@ class Keeper:
                 ours = [i for i, token in rows if token == self.token]
                 lost = {i for i, token in rows if token != self.token}
                 if ours:
-                    c.execute(update(table).where(t.id.in_(ours)).values(lease_until=until))  # type: ignore[arg-type]
+                    c.execute(update(table).where(t.id.in_(ours)).values(lease_until=until))
             else:  # one writer at a time: what the UPDATE does not match is no longer ours
                 stmt = (
-                    update(table)  # type: ignore[arg-type]
+                    update(table)
                     .where(t.id.in_(ids), t.lease_token == self.token)
                     .values(lease_until=until)
                     .returning(t.id)
@@ -218,18 +232,21 @@ class Keeper:
             _keeper.reset(self._reset)
 
 
-def _ours(c: Claimed) -> Any:
-    return (N.id == c.id, N.lease_token == c.token)
+def _ours(c: Claimed) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return (col(N.id) == c.id, col(N.lease_token) == c.token)
 
 
 # One statement, built once, run as executemany: recording is the pass's hot path.
 _SENT = (
-    update(N.__table__)  # type: ignore[arg-type]
-    .where(N.__table__.c.id == bindparam("b_id"), N.__table__.c.lease_token == bindparam("b_token"))
+    update(_notifications)
+    .where(
+        _notifications.c.id == bindparam("b_id"),
+        _notifications.c.lease_token == bindparam("b_token"),
+    )
     .values(
         status=MessageStatus.sent.value,
         sent_at=bindparam("b_now"),
-        attempts=N.__table__.c.attempts + 1,
+        attempts=_notifications.c.attempts + 1,
         subject=bindparam("b_subject"),
         body=bindparam("b_body"),
         last_error=None,
@@ -272,7 +289,7 @@ def mark_failed(
     attempts = c.attempts + 1
     if permanent or attempts >= delivery.max_attempts:
         return MessageStatus.dead if die(session, c, now=now, error=error) else None
-    result = session.execute(
+    result = session.exec(
         update(N)
         .where(*_ours(c))
         .values(
@@ -289,12 +306,12 @@ def mark_failed(
 
 def die(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> bool:
     """Give up on a message: mark it dead and tell the people who can act on it."""
-    result = session.execute(
+    result = session.exec(
         update(N)
         .where(*_ours(c))
         .values(
             status=MessageStatus.dead.value,
-            attempts=N.attempts + 1,
+            attempts=col(N.attempts) + 1,
             last_error=error[:500],
             lease_until=None,
             lease_token=None,
@@ -358,17 +375,21 @@ def retry(session: Session, *, message_id: int, actor: str, now: dt.datetime) ->
     return row
 
 
-def waiting(session: Session, *, kinds_off: list[str], now: dt.datetime) -> dict[str, int]:
+def waiting(session: Session, *, kinds_off: Sequence[str], now: dt.datetime) -> dict[str, int]:
     """How many due messages wait on each channel that is off."""
     if not kinds_off:
         return {}
-    rows = session.execute(
-        select(N.channel, func.count())
-        .where(
-            N.status.in_(message_sources("send")),
-            N.channel.in_(kinds_off),
-            N.next_attempt_at <= now,
+    rows = (
+        session.execute(
+            select(col(N.channel), func.count())
+            .where(
+                col(N.status).in_(message_sources("send")),
+                col(N.channel).in_(kinds_off),
+                col(N.next_attempt_at) <= now,
+            )
+            .group_by(col(N.channel))
         )
-        .group_by(N.channel)
-    ).all()
-    return dict(rows)  # type: ignore[arg-type]
+        .tuples()
+        .all()
+    )
+    return dict(rows)

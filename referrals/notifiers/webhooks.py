@@ -19,8 +19,8 @@ import logging
 from typing import Any
 
 import httpx
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 
 from referrals.config.province import Delivery
 from referrals.infra.crypto import Vault
@@ -39,13 +39,18 @@ def fan_out(session: Session, *, now: dt.datetime) -> int:
     """Queue the new events each active subscription wants; returns how many were queued."""
     rows: list[dict[str, Any]] = []
     hooks = session.scalars(
-        select(Webhook).where(Webhook.active).order_by(Webhook.id).with_for_update()
+        select(Webhook).where(col(Webhook.active)).order_by(col(Webhook.id)).with_for_update()
     ).all()
     for hook in hooks:
+        assert hook.id is not None  # a loaded row has its id
         events = session.scalars(
-            select(Event).where(Event.id > hook.after_event_id).order_by(Event.id).limit(FAN_OUT)
+            select(Event)
+            .where(col(Event.id) > hook.after_event_id)
+            .order_by(col(Event.id))
+            .limit(FAN_OUT)
         ).all()
         for e in events:
+            assert e.id is not None  # a loaded row has its id
             if wants(hook, e.kind) and not _about_webhooks(e):
                 rows.append(
                     messages.webhook(
@@ -53,7 +58,9 @@ def fan_out(session: Session, *, now: dt.datetime) -> int:
                     )
                 )
         if events:
-            hook.after_event_id = events[-1].id  # type: ignore[assignment]
+            last = events[-1].id
+            assert last is not None  # a loaded row has its id
+            hook.after_event_id = last
     return messages.queue(session, rows)
 
 
@@ -86,7 +93,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def deliver_webhooks(
-    engine: Any, *, vault: Vault, delivery: Delivery, now: dt.datetime, limit: int = 200
+    engine: Engine, *, vault: Vault, delivery: Delivery, now: dt.datetime, limit: int = 200
 ) -> dict[str, int]:
     """Fan out, then send what is due: {queued, sent, failed, dead}."""
     counts = {"queued": 0, "sent": 0, "failed": 0, "dead": 0}
@@ -113,7 +120,8 @@ def deliver_webhooks(
                 continue
             error = _post(http, hook, body, c.id, vault, now) if hook else "webhook removed"
             if error is not None and hook is not None:
-                down.add(hook.id)  # type: ignore[arg-type]
+                assert hook.id is not None  # a loaded row has its id
+                down.add(hook.id)
             with transaction(engine) as s:
                 if error is None:
                     counts["sent"] += outbox.mark_sent(s, [(c, None, body.decode())], now=now)

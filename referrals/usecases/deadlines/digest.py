@@ -8,10 +8,10 @@ digest twice on a day queues it once.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import Select, func, select
+from sqlmodel import Session, col
 
 from referrals.config.province import Digest
 from referrals.infra.context import Context
@@ -19,6 +19,8 @@ from referrals.models.directory import Organization
 from referrals.models.lifecycle import WORKING, MessageStatus, ReferralStatus, StepStatus
 from referrals.models.workflow import Notification, Referral, Step
 from referrals.notifiers import messages
+
+_Query = TypeVar("_Query", bound=Select[Any])
 
 
 def queue_digests(
@@ -55,36 +57,36 @@ def _figures(
     area: str | None,
     config: Digest,
 ) -> dict[str, Any]:
-    def scoped(query: Any) -> Any:
-        return query.where(Referral.area_key == area) if area else query
+    def scoped(query: _Query) -> _Query:
+        return query.where(col(Referral.area_key) == area) if area else query
 
     late = scoped(
-        select(Referral.code, Organization.slug, Step.key, Step.due_at)
-        .join(Step, Step.referral_id == Referral.id)
-        .join(Organization, Organization.id == Referral.organization_id)
+        select(col(Referral.code), col(Organization.slug), col(Step.key), col(Step.due_at))
+        .join(Step, col(Step.referral_id) == col(Referral.id))
+        .join(Organization, col(Organization.id) == col(Referral.organization_id))
         .where(
-            Step.status == StepStatus.active.value,
-            Referral.status.in_([s.value for s in WORKING]),
-            Step.due_at < now,
+            col(Step.status) == StepStatus.active.value,
+            col(Referral.status).in_([s.value for s in WORKING]),
+            col(Step.due_at) < now,
         )
     )
     total = session.scalar(select(func.count()).select_from(late.subquery())) or 0
     became = session.scalar(
         select(func.count()).select_from(
-            late.where(Step.due_at >= now - dt.timedelta(days=1)).subquery()
+            late.where(col(Step.due_at) >= now - dt.timedelta(days=1)).subquery()
         )
     )
     most_late = session.execute(
-        late.order_by(Step.due_at, Referral.id).limit(config.most_late)
+        late.order_by(col(Step.due_at), col(Referral.id)).limit(config.most_late)
     ).all()
     completed = session.scalar(
         scoped(
             select(func.count())
             .select_from(Referral)
             .where(
-                Referral.status == ReferralStatus.completed.value,
-                Referral.closed_at >= yesterday,
-                Referral.closed_at < today,
+                col(Referral.status) == ReferralStatus.completed.value,
+                col(Referral.closed_at) >= yesterday,
+                col(Referral.closed_at) < today,
             )
         )
     )
@@ -92,8 +94,8 @@ def _figures(
         scoped(
             select(func.count())
             .select_from(Notification)
-            .join(Referral, Referral.id == Notification.referral_id)
-            .where(Notification.status == MessageStatus.dead.value)
+            .join(Referral, col(Referral.id) == col(Notification.referral_id))
+            .where(col(Notification.status) == MessageStatus.dead.value)
         )
     )
     return {

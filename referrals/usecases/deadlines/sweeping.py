@@ -11,12 +11,12 @@ once, or one run twice, fire each alert once.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
-from sqlmodel import Session
+from sqlalchemy import Engine, Row, Table, bindparam, select, update
+from sqlmodel import Session, col
 
 from referrals.infra.context import Context
 from referrals.infra.db import insert_many, is_postgres, transaction
@@ -36,30 +36,34 @@ KINDS = ("reminder", "overdue", "escalation")
 
 _DUE = (
     select(
-        Step.id,
-        Step.key,
-        Step.actor,
-        Step.due_at,
-        Step.alert_seq,
-        Step.escalation_level,
-        Referral.id.label("referral_id"),
-        Referral.code,
-        Referral.status,
-        Referral.priority,
-        Referral.pathway_key,
-        Referral.pathway_version,
-        Referral.organization_id,
-        Referral.service_id,
-        Referral.coordinator_id,
-        Referral.area_key,
+        col(Step.id),
+        col(Step.key),
+        col(Step.actor),
+        col(Step.due_at),
+        col(Step.alert_seq),
+        col(Step.escalation_level),
+        col(Referral.id).label("referral_id"),
+        col(Referral.code),
+        col(Referral.status),
+        col(Referral.priority),
+        col(Referral.pathway_key),
+        col(Referral.pathway_version),
+        col(Referral.organization_id),
+        col(Referral.service_id),
+        col(Referral.coordinator_id),
+        col(Referral.area_key),
     )
-    .join(Referral, Referral.id == Step.referral_id)
-    .where(Step.status == StepStatus.active.value, Step.next_alert_at <= bindparam("now"))
-    .order_by(Step.next_alert_at, Step.id)
+    .join(Referral, col(Referral.id) == col(Step.referral_id))
+    .where(
+        col(Step.status) == StepStatus.active.value,
+        col(Step.next_alert_at) <= bindparam("now"),
+    )
+    .order_by(col(Step.next_alert_at), col(Step.id))
 )
-_t = Step.__table__.c  # type: ignore[attr-defined]
+_steps: Table = Step.__table__  # type: ignore[attr-defined]  # SQLModel does not declare `__table__`
+_t = _steps.c
 _MOVE = (
-    update(Step.__table__)  # type: ignore[arg-type]
+    update(_steps)
     .where(_t.id == bindparam("b_id"), _t.alert_seq == bindparam("b_old"))
     .values(
         alert_seq=bindparam("b_seq"),
@@ -75,7 +79,7 @@ class _Directory:
     """What recipients and names resolve against, loaded once a pass (small tables)."""
 
     definitions: dict[tuple[str, int], dict[str, Any]]
-    services: dict[int, Service]
+    services: dict[int | None, Service]  # keyed like the rows' ids (never None once stored)
     people: People
     _alerts: dict[tuple[Any, ...], list[Alert]] = field(default_factory=dict)
 
@@ -86,7 +90,7 @@ class _Directory:
                 (pv.key, pv.version): pv.definition
                 for pv in session.scalars(select(PathwayVersion))
             },
-            services={s.id: s for s in session.scalars(select(Service))},  # type: ignore[misc]
+            services={s.id: s for s in session.scalars(select(Service))},
             people=People.load(session),
         )
 
@@ -99,7 +103,7 @@ class _Directory:
             found = self._alerts[key] = schedule(ladder, row.due_at, ctx.calendar)
         return found
 
-    def recipients(self, to: str, row: Any) -> tuple[list[Contact | User], list[str]]:
+    def recipients(self, to: str, row: Any) -> tuple[Sequence[Contact | User], list[str]]:
         return self.people.for_alert(
             to,
             partner_step=row.actor == "partner",
@@ -141,7 +145,9 @@ def sweep(
             # Write first: on SQLite this takes the write lock before reading, so two sweeps
             # take turns instead of reading the same steps.
             s.execute(
-                update(SweepRun).where(SweepRun.id == run_id).values(counts=dict(summary.counts))
+                update(SweepRun)
+                .where(col(SweepRun.id) == run_id)
+                .values(counts=dict(summary.counts))
             )
             due = _DUE.limit(chunk)
             if is_postgres(s):
@@ -155,7 +161,7 @@ def sweep(
     with transaction(engine) as s:
         s.execute(
             update(SweepRun)
-            .where(SweepRun.id == run_id)
+            .where(col(SweepRun.id) == run_id)
             .values(counts=dict(summary.counts), finished_at=utcnow())
         )
     return summary
@@ -163,7 +169,7 @@ def sweep(
 
 def _fire(
     session: Session,
-    rows: list[Any],
+    rows: Sequence[Row[Any]],
     directory: _Directory,
     ctx: Context,
     now: dt.datetime,

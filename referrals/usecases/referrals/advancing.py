@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config.province import DueRule
 from referrals.infra.context import Context
@@ -30,7 +30,7 @@ from referrals.notifiers import messages
 
 
 def get_referral(session: Session, code: str, *, for_update: bool = False) -> Referral:
-    query = select(Referral).where(Referral.code == code)
+    query = select(Referral).where(col(Referral.code) == code)
     if for_update:
         query = query.with_for_update()
     referral = session.scalars(query).first()
@@ -73,7 +73,9 @@ class _Mover:
             ctx,
         )
         self.steps = list(
-            session.scalars(select(Step).where(Step.referral_id == referral.id).order_by(Step.seq))
+            session.scalars(
+                select(Step).where(col(Step.referral_id) == referral.id).order_by(col(Step.seq))
+            )
         )
 
     def event(self, kind: str, on: Step | None = None, **data: Any) -> None:
@@ -96,7 +98,9 @@ class _Mover:
         self.referral.held_from = current.value if new == ReferralStatus.on_hold else None
         if new in CLOSED:
             self.referral.closed_at = self.now
-        self.event(f"referral.{new.value}", **{"from": current.value, "to": new.value}, **data)
+        self.event(
+            f"referral.{new.value}", None, **{"from": current.value, "to": new.value}, **data
+        )
 
     def step(self, step: Step, trigger: str, **data: Any) -> None:
         new = step_move(trigger, StepStatus(step.status))
@@ -123,7 +127,7 @@ class _Mover:
         # Messages not yet sent about a closed referral would only confuse the partner.
         self.session.execute(
             Notification.cancelling(
-                Notification.referral_id == self.referral.id,
+                col(Notification.referral_id) == self.referral.id,
                 reason="referral closed before delivery",
             )
         )

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.infra.client_keys import cipher_of, sealing_cipher
 from referrals.infra.context import Context
@@ -102,21 +102,22 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
     message = session.get(Notification, message_id, with_for_update=lock) if message_id else None
     if message is None or message.contact_id is None or message.referral_id is None:
         raise LinkRefused("invalid")
+    assert message.id is not None  # a loaded row has its id
     referral = session.get(Referral, message.referral_id, with_for_update=lock)
     assert referral is not None
     contact = session.get(Contact, message.contact_id)
     language = messages.language_of(contact, default=message.language)
     definition = session.scalars(
-        select(PathwayVersion.definition).where(
-            PathwayVersion.key == referral.pathway_key,
-            PathwayVersion.version == referral.pathway_version,
+        select(col(PathwayVersion.definition)).where(
+            col(PathwayVersion.key) == referral.pathway_key,
+            col(PathwayVersion.version) == referral.pathway_version,
         )
     ).one()
     step_key = message.context.get("step")
     template = next((s for s in definition["steps"] if s["key"] == step_key), None)
     step = (
         session.scalars(
-            select(Step).where(Step.referral_id == referral.id, Step.key == step_key)
+            select(Step).where(col(Step.referral_id) == referral.id, col(Step.key) == step_key)
         ).first()
         if step_key
         else None
@@ -125,7 +126,7 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
     assert service is not None
     vi = language == "vi"
     view = LinkView(
-        message_id=message.id,  # type: ignore[arg-type]
+        message_id=message.id,
         language=language,
         code=referral.code,
         service=service.name if vi else service.name_en,
@@ -165,9 +166,9 @@ def view_link(
     shares = (
         (
             session.scalars(
-                select(PathwayVersion.definition).where(
-                    PathwayVersion.key == referral.pathway_key,
-                    PathwayVersion.version == referral.pathway_version,
+                select(col(PathwayVersion.definition)).where(
+                    col(PathwayVersion.key) == referral.pathway_key,
+                    col(PathwayVersion.version) == referral.pathway_version,
                 )
             )
             .one()
@@ -180,11 +181,11 @@ def view_link(
     consented = (
         shares
         and session.scalars(
-            select(Consent.id).where(
-                Consent.client_id == referral.client_id,
-                Consent.organization_id == referral.organization_id,
-                Consent.purpose == referral.pathway_key,
-                Consent.withdrawn_at.is_(None),
+            select(col(Consent.id)).where(
+                col(Consent.client_id) == referral.client_id,
+                col(Consent.organization_id) == referral.organization_id,
+                col(Consent.purpose) == referral.pathway_key,
+                col(Consent.withdrawn_at).is_(None),
             )
         ).first()
     )
@@ -220,13 +221,15 @@ def answer_link(
     opened = _open(session, ctx, token, now, lock=True)
     message, referral, step = opened.message, opened.referral, opened.step
     assert step is not None
+    assert referral.id is not None  # a loaded row has its id
     if answer.action not in opened.view.actions:
         raise DomainError(f"{answer.action} is not possible at this step")
     if answer.action == "done" and opened.view.asks and answer.on is None:
         raise DomainError(f"this step needs a date: {opened.view.asks}")
     contact = session.get(Contact, message.contact_id)
     assert contact is not None  # contacts are deactivated, never deleted
-    by = PartnerContact(contact_id=contact.id, organization_id=contact.organization_id)  # type: ignore[arg-type]
+    assert contact.id is not None  # a loaded row has its id
+    by = PartnerContact(contact_id=contact.id, organization_id=contact.organization_id)
     if answer.action == "decline" and answer.reason not in (None, *DECLINE_REASONS):
         raise DomainError(f"{answer.reason} is not a reason to decline")
     action, reason, step_key = ANSWERS[answer.action]
@@ -262,7 +265,7 @@ def answer_link(
         )
     )
     message.link_used_at = now
-    _cancel_reminders(session, referral.id, step.key)  # type: ignore[arg-type]
+    _cancel_reminders(session, referral.id, step.key)
     _tell_coordinator(session, referral, step, answer, opened.view, now)
     session.flush()
     return opened.view
@@ -316,15 +319,17 @@ def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None
     against a pass recording one at that moment: `Notification.cancelling`)."""
     due = [s.value for s in DUE]
     waiting = session.execute(
-        select(Notification.id, Notification.context).where(
-            Notification.referral_id == referral_id,
-            Notification.status.in_(due),
-            Notification.template.in_(messages.CHASING),
+        select(col(Notification.id), col(Notification.context)).where(
+            col(Notification.referral_id) == referral_id,
+            col(Notification.status).in_(due),
+            col(Notification.template).in_(messages.CHASING),
         )
     ).all()
     ids = [i for i, context in waiting if context.get("step") == step_key]
     if ids:
-        cancel = Notification.cancelling(Notification.id.in_(ids), reason="the step was answered")  # type: ignore[attr-defined]
+        cancel = Notification.cancelling(
+            col(Notification.id).in_(ids), reason="the step was answered"
+        )
         session.execute(cancel)
 
 
@@ -341,17 +346,17 @@ def _tell_coordinator(
     if answer.action == "decline":  # who else offers this service in the client's area
         alternatives = list(
             session.scalars(
-                select(Organization.name)
-                .join(Service, Service.organization_id == Organization.id)
-                .join(ServiceArea, ServiceArea.service_id == Service.id)
+                select(col(Organization.name))
+                .join(Service, col(Service.organization_id) == col(Organization.id))
+                .join(ServiceArea, col(ServiceArea.service_id) == col(Service.id))
                 .where(
-                    Service.pathway_key == referral.pathway_key,
-                    Service.active,
-                    Organization.active,
-                    ServiceArea.area_key == referral.area_key,
-                    Organization.id != referral.organization_id,
+                    col(Service.pathway_key) == referral.pathway_key,
+                    col(Service.active),
+                    col(Organization.active),
+                    col(ServiceArea.area_key) == referral.area_key,
+                    col(Organization.id) != referral.organization_id,
                 )
-                .order_by(Organization.name)
+                .order_by(col(Organization.name))
             )
         )
     context = {

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, ConfigDict, ValidationError, field_validator
 from sqlalchemy import select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.infra.context import Context
 from referrals.infra.db import CHUNK, insert_many, is_postgres
@@ -172,8 +172,11 @@ def import_referrals(
     rows, problems = validate_rows(parsed, ctx.tz, progress)
     if problems:
         raise ImportRefused(problems)
-    areas = set(session.scalars(select(Area.key)))
-    orgs = {o.slug: o.id for o in session.scalars(select(Organization))}
+    areas = set(session.scalars(select(col(Area.key))))
+    orgs: dict[str, int] = {}
+    for o in session.scalars(select(Organization)):
+        assert o.id is not None  # a loaded row has its id
+        orgs[o.slug] = o.id
     problems = [
         (
             line,
@@ -244,11 +247,14 @@ def _find_or_create_clients(
             hashes = v.lookups(value, kind)
             current.update((h, hashes[0]) for h in hashes)
     known: dict[str, _ClientRef] = {}
-    for column, values in ((Client.id_number_lookup, ids), (Client.phone_lookup, phones)):
+    lookups = ((col(Client.id_number_lookup), ids), (col(Client.phone_lookup), phones))
+    for column, values in lookups:
         targets = set(values)
         wanted = sorted(h for h, latest in current.items() if latest in targets)
         for i in range(0, len(wanted), CHUNK):
-            query = select(Client.id, Client.code, column).where(column.in_(wanted[i : i + CHUNK]))
+            query = select(col(Client.id), col(Client.code), column).where(
+                column.in_(wanted[i : i + CHUNK])
+            )
             for cid, code, key in session.execute(query):
                 known.setdefault(current[key], _ClientRef(cid, code))
     result: list[_ClientRef | None] = []
@@ -269,15 +275,15 @@ def _find_or_create_clients(
         new_index[i] = shared
         result.append(None)
     if new_rows:
-        ids = insert_many(session, Client, [n.row for n in new_rows], key="code")
-        created = [(i, str(n.row["code"])) for i, n in zip(ids, new_rows, strict=True)]
+        new_ids = insert_many(session, Client, [n.row for n in new_rows], key="code")
+        created = [(i, str(n.row["code"])) for i, n in zip(new_ids, new_rows, strict=True)]
         report.clients_created = len(created)
         insert_many(
             session,
             ClientKey,
             [
                 {"client_id": cid, "wrapped": n.wrapped_key, "created_at": n.row["created_at"]}
-                for cid, n in zip(ids, new_rows, strict=True)
+                for cid, n in zip(new_ids, new_rows, strict=True)
             ],
         )
         insert_many(
@@ -312,10 +318,13 @@ def _record_consents(
     client_ids = sorted({c.id for c in clients})
     active: set[tuple[int, int, str]] = set()
     for i in range(0, len(client_ids), CHUNK):
-        query = select(Consent.client_id, Consent.organization_id, Consent.purpose).where(
-            Consent.client_id.in_(client_ids[i : i + CHUNK]), Consent.withdrawn_at.is_(None)
+        query = select(
+            col(Consent.client_id), col(Consent.organization_id), col(Consent.purpose)
+        ).where(
+            col(Consent.client_id).in_(client_ids[i : i + CHUNK]),
+            col(Consent.withdrawn_at).is_(None),
         )
-        active.update(tuple(r) for r in session.execute(query))  # type: ignore[misc]
+        active.update((cid, org, purpose) for cid, org, purpose in session.execute(query).tuples())
     consents, events = [], []
     for row, client in zip(rows, clients, strict=True):
         key = (client.id, orgs[row.partner], row.pathway)

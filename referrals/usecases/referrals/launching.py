@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.config.province import DueRule
 from referrals.infra.client_keys import refuse_if_erased
@@ -83,12 +83,12 @@ class _Directory:
     @classmethod
     def load(cls, session: Session) -> _Directory:
         pathways: dict[str, PathwayVersion] = {}
-        for pv in session.scalars(select(PathwayVersion).order_by(PathwayVersion.version)):
+        for pv in session.scalars(select(PathwayVersion).order_by(col(PathwayVersion.version))):
             pathways[pv.key] = pv
         orgs = {o.slug: o for o in session.scalars(select(Organization))}
         services = {
             (s.organization_id, s.pathway_key): s
-            for s in session.scalars(select(Service).where(Service.active))
+            for s in session.scalars(select(Service).where(col(Service.active)))
         }
         areas = {(sa.service_id, sa.area_key) for sa in session.scalars(select(ServiceArea))}
         return cls(pathways, orgs, services, areas, People.load(session))
@@ -118,19 +118,21 @@ def launch_referrals(
     clients: dict[str, Client] = {}
     for part in chunks(client_codes):
         clients.update(
-            (c.code, c) for c in session.scalars(select(Client).where(Client.code.in_(part)))
+            (c.code, c) for c in session.scalars(select(Client).where(col(Client.code).in_(part)))
         )
     client_ids = [c.id for c in clients.values()]
     consents: dict[tuple[int, int, str], Consent] = {}
     open_refs: dict[tuple[int, str], str] = {}
     for part in chunks(client_ids):
         for c in session.scalars(
-            select(Consent).where(Consent.client_id.in_(part)).order_by(Consent.granted_at)
+            select(Consent)
+            .where(col(Consent.client_id).in_(part))
+            .order_by(col(Consent.granted_at))
         ):
             consents[(c.client_id, c.organization_id, c.purpose)] = c
         rows = session.execute(
-            select(Referral.client_id, Referral.pathway_key, Referral.code).where(
-                Referral.client_id.in_(part), Referral.status.in_(sorted(OPEN))
+            select(col(Referral.client_id), col(Referral.pathway_key), col(Referral.code)).where(
+                col(Referral.client_id).in_(part), col(Referral.status).in_(sorted(OPEN))
             )
         )
         open_refs.update(((cid, key), code) for cid, key, code in rows)
@@ -151,7 +153,8 @@ def launch_referrals(
             first_error = first_error or exc
             continue
         client, org, service, pathway, at = plan
-        open_refs[(client.id, pathway.key)] = "(earlier in this batch)"  # type: ignore[index]
+        assert client.id is not None  # a loaded row has its id
+        open_refs[(client.id, pathway.key)] = "(earlier in this batch)"
         plans.append((req, client, org, service, pathway, at))
     if problems:
         raise LaunchRefused(problems, first_error)
@@ -194,12 +197,13 @@ def _check(
     if client is None:
         raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
     refuse_if_erased(client)
+    assert client.id is not None and org.id is not None  # loaded rows have their ids
     at = req.launched_at or now
     if at.tzinfo is None:
         at = at.replace(tzinfo=ctx.tz)
     if at > now + dt.timedelta(minutes=5):
         raise DomainError(f"launch time {at.isoformat()} is in the future")
-    service = directory.services.get((org.id, pathway.key))  # type: ignore[arg-type]
+    service = directory.services.get((org.id, pathway.key))
     if service is None:
         raise DomainError(
             f"partner {org.slug} does not offer {pathway.key}",
@@ -216,7 +220,7 @@ def _check(
             partner=org.name,
             pathway=pathway.name,
         )
-    consent = consents.get((client.id, org.id, pathway.key))  # type: ignore[arg-type]
+    consent = consents.get((client.id, org.id, pathway.key))
     if req.consent_override:
         pass  # a manager's recorded decision (an event on the referral), checked above
     elif consent is None or consent.granted_at > at:
@@ -238,7 +242,7 @@ def _check(
             pathway=pathway.name,
             day=day,
         )
-    if (existing := open_refs.get((client.id, pathway.key))) is not None:  # type: ignore[arg-type]
+    if (existing := open_refs.get((client.id, pathway.key))) is not None:
         raise DomainError(
             f"client {client.code} already has an open {pathway.key} referral {existing}",
             key="already_open",
@@ -246,7 +250,7 @@ def _check(
             pathway=pathway.name,
             referral=existing,
         )
-    if not directory.people.partner(org.id)[0]:  # type: ignore[arg-type]
+    if not directory.people.partner(org.id)[0]:
         raise DomainError(
             f"partner {org.slug} has no active contact to ask", key="no_contact", partner=org.name
         )
@@ -284,13 +288,15 @@ def _write(
     ]
     ids = insert_many(session, Referral, referral_rows, key="code")
 
-    step_rows, first_due = [], []
+    step_rows: list[dict[str, Any]] = []
+    first_due: list[dt.datetime] = []
     for ref_id, (req, _c, _o, _s, pathway, at) in zip(ids, plans, strict=True):
         for seq, tpl in enumerate(pathway.definition["steps"]):
             rule = tpl["urgent_due"] if req.urgent and tpl.get("urgent_due") else tpl["due"]
             first = seq == 0
-            due = ctx.calendar.due(at, DueRule.model_validate(rule)) if first else None
+            due: dt.datetime | None = None
             if first:
+                due = ctx.calendar.due(at, DueRule.model_validate(rule))
                 first_due.append(due)
             step_rows.append(
                 {
@@ -311,7 +317,9 @@ def _write(
     insert_many(session, Step, step_rows)
     first_steps: dict[int, int] = {}
     for part in chunks(ids):
-        query = select(Step.referral_id, Step.id).where(Step.seq == 0, Step.referral_id.in_(part))
+        query = select(col(Step.referral_id), col(Step.id)).where(
+            col(Step.seq) == 0, col(Step.referral_id).in_(part)
+        )
         first_steps.update(session.execute(query).tuples().all())
     first_step_ids = [first_steps[i] for i in ids]
 
@@ -320,6 +328,7 @@ def _write(
     for ref_id, step_id, code, due, (req, _client, org, service, pathway, at) in zip(
         ids, first_step_ids, codes, first_due, plans, strict=True
     ):
+        assert org.id is not None  # a loaded row has its id
         events.append(
             _event(
                 ref_id,
@@ -360,7 +369,7 @@ def _write(
         outbox += messages.new_referral(
             referral_id=ref_id,
             code=code,
-            contacts=directory.people.partner(org.id)[0],  # type: ignore[arg-type]
+            contacts=directory.people.partner(org.id)[0],
             service=service,
             step=pathway.definition["steps"][0],
             due=due,
@@ -402,9 +411,10 @@ def launch_one(
     """Launch one referral under a code chosen by the caller; re-running with that code is a no-op.
     Who may not see the client is told it does not exist; who may not act, that (404 and 403),
     rather than the batch's one refusal for every problem."""
-    if session.scalars(select(Referral.id).where(Referral.code == code)).first() is not None:
+    found = session.scalars(select(col(Referral.id)).where(col(Referral.code) == code)).first()
+    if found is not None:
         return code
-    client = session.scalars(select(Client).where(Client.code == request.client_code)).first()
+    client = session.scalars(select(Client).where(col(Client.code) == request.client_code)).first()
     if client is None:
         raise NotFound(f"unknown client {request.client_code!r}")
     require_launch(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals.infra.context import Context
 from referrals.models.codes import new_code
@@ -54,7 +54,7 @@ def reroute(
     new = launch_one(
         session, code=new_code("R"), request=request, coordinator=coordinator, ctx=ctx, now=now
     )
-    new_id = session.scalars(select(Referral.id).where(Referral.code == new)).one()
+    new_id = session.scalars(select(col(Referral.id)).where(col(Referral.code) == new)).one()
     actor = actor_name(coordinator)
     session.add(
         Event(
