@@ -51,33 +51,6 @@ class Reason(StrEnum):
     other = "other"
 
 
-# How a reason reads to people (the staff pages, the period report), in one place.
-REASON_NAMES: dict[str, dict[str, str]] = {
-    "vi": {
-        Reason.client_refused: "đối tượng không đồng ý",
-        Reason.client_unreachable: "không liên lạc được với đối tượng",
-        Reason.client_not_eligible: "đối tượng không đủ điều kiện",
-        Reason.partner_lacks_capacity: "đơn vị không còn khả năng tiếp nhận",
-        Reason.partner_unreachable: "không liên lạc được với đơn vị",
-        Reason.not_our_service: "không thuộc chức năng của đơn vị",
-        Reason.no_longer_needed: "không còn cần",
-        Reason.consent_withdrawn: "đối tượng rút lại sự đồng ý",
-        Reason.other: "lý do khác",
-    },
-    "en": {
-        Reason.client_refused: "client refused",
-        Reason.client_unreachable: "client unreachable",
-        Reason.client_not_eligible: "client not eligible",
-        Reason.partner_lacks_capacity: "partner lacks capacity",
-        Reason.partner_unreachable: "partner unreachable",
-        Reason.not_our_service: "not the partner's service",
-        Reason.no_longer_needed: "no longer needed",
-        Reason.consent_withdrawn: "consent withdrawn",
-        Reason.other: "other",
-    },
-}
-
-
 class Action(StrEnum):
     """What a person can do to a referral (CLI `advance --action`, action links, API)."""
 

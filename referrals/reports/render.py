@@ -13,6 +13,7 @@ import json
 from html import escape
 from typing import Any
 
+from referrals import locale
 from referrals.reports.words import REASONS, WORDS
 
 FORMATS = ("md", "csv", "json", "html")
@@ -49,15 +50,15 @@ class _Labels:
 
     def period(self) -> str:
         p = self.r["period"]
-        first, last = (dt.date.fromisoformat(p[k]).strftime("%d/%m/%Y") for k in ("from", "to"))
+        first, last = (locale.day(dt.date.fromisoformat(p[k]), self.lang) for k in ("from", "to"))
         where = (
             f" · {self.w['district_only']}: {self.district(p['district'])}" if p["district"] else ""
         )
         return f"{first} – {last}{where}"
 
     def as_of(self) -> str:
-        at = dt.datetime.fromisoformat(self.r["period"]["as_of"]).strftime("%H:%M %d/%m/%Y")
-        return self.w["as_of"].format(at=at)
+        at = locale.when(dt.datetime.fromisoformat(self.r["period"]["as_of"]), self.lang)
+        return self.w["as_of"] % {"at": at}
 
     def tables(self) -> list[tuple[str, list[str], list[list[Any]]]]:
         """(title, header, rows) for each table, in order: what every text format shows."""

@@ -1,80 +1,66 @@
-"""The period report's headings, in Vietnamese (the office's report) and English."""
+"""The period report's words, in the office's languages (Vietnamese: the office's report).
+
+Messages for the gettext catalogs (referrals/locale/, how and why there): English source text,
+all under the context "report" (the formal words of a printed report, which a translator may
+word apart from the same English on the pages). `WORDS[lang]["as_of"]` reads a heading in a
+language; `%(at)s` is filled by the caller. The reasons' names are shared with the staff pages.
+"""
 
 from __future__ import annotations
 
-from referrals.models.lifecycle import REASON_NAMES
+from referrals.locale import C_, ByLanguage, Msg
 
-WORDS: dict[str, dict[str, str]] = {
-    "vi": {
-        "title": "Báo cáo kết quả chuyển gửi",
-        "period": "Kỳ báo cáo",
-        "as_of": "Số liệu tính đến {at}: những người được chuyển gửi trong kỳ, và tình trạng "
-        "của họ lúc đó.",
-        "district_only": "Địa bàn",
-        "by_service_district": "Theo dịch vụ và địa bàn",
-        "by_service": "Theo dịch vụ (cộng các địa bàn)",
-        "service": "Dịch vụ",
-        "district": "Địa bàn",
-        "clients": "Số người",
-        "launched": "Số lần chuyển gửi",
-        "successful": "Thành công",
-        "not_successful": "Không thành công",
-        "still_open": "Còn mở",
-        "overdue": "Quá hạn",
-        "reasons": "Lý do không thành công",
-        "total": "Tổng",
-        "partners": "Theo đơn vị tiếp nhận",
-        "partner": "Đơn vị",
-        "ack_median": "Tiếp nhận sau (trung vị, ngày làm việc)",
-        "ack_p90": "Tiếp nhận: 90% trong (ngày làm việc)",
-        "complete_median": "Hoàn thành sau (trung vị, ngày làm việc)",
-        "complete_p90": "Hoàn thành: 90% trong (ngày làm việc)",
-        "on_time": "Bước đúng hạn",
-        "declines": "Từ chối (lý do)",
-        "messages": "Tin nhắn",
-        "sent": "Đã gửi",
-        "dead": "Không gửi được",
-        "chart_services": "Số người theo dịch vụ và địa bàn",
-        "chart_partners": "Thời gian tiếp nhận theo đơn vị (ngày làm việc): trung vị và 90%",
-        "median": "trung vị",
-        "p90": "90%",
-        "none": "Không có chuyển gửi nào trong kỳ.",
-        "made": "Lập lúc {at}",
-    },
-    "en": {
-        "title": "Referral report",
-        "period": "Period",
-        "as_of": "Figures as of {at}: the people referred in the period, and how they stood then.",
-        "district_only": "District",
-        "by_service_district": "By service and district",
-        "by_service": "By service (all districts)",
-        "service": "Service",
-        "district": "District",
-        "clients": "Clients",
-        "launched": "Referrals",
-        "successful": "Successful",
-        "not_successful": "Not successful",
-        "still_open": "Open",
-        "overdue": "Overdue",
-        "reasons": "Why not successful",
-        "total": "Total",
-        "partners": "By partner",
-        "partner": "Partner",
-        "ack_median": "Acknowledged after (median, working days)",
-        "ack_p90": "Acknowledged: 90% within (working days)",
-        "complete_median": "Completed after (median, working days)",
-        "complete_p90": "Completed: 90% within (working days)",
-        "on_time": "Steps on time",
-        "declines": "Declines (reason)",
-        "messages": "Messages",
-        "sent": "Sent",
-        "dead": "Undeliverable",
-        "chart_services": "Clients by service and district",
-        "chart_partners": "Time to acknowledge by partner (working days): median and 90%",
-        "median": "median",
-        "p90": "90%",
-        "none": "No referral was launched in the period.",
-        "made": "Made at {at}",
-    },
+REPORT: dict[str, Msg] = {
+    "title": C_("report", "Referral report"),
+    "period": C_("report", "Period"),
+    "as_of": C_(
+        "report",
+        "Figures as of %(at)s: the people referred in the period, and how they stood then.",
+    ),
+    "district_only": C_("report", "District"),
+    "by_service_district": C_("report", "By service and district"),
+    "by_service": C_("report", "By service (all districts)"),
+    "service": C_("report", "Service"),
+    "district": C_("report", "District"),
+    "clients": C_("report", "Clients"),
+    "launched": C_("report", "Referrals"),
+    "successful": C_("report", "Successful"),
+    "not_successful": C_("report", "Not successful"),
+    "still_open": C_("report", "Open"),
+    "overdue": C_("report", "Overdue"),
+    "reasons": C_("report", "Why not successful"),
+    "total": C_("report", "Total"),
+    "partners": C_("report", "By partner"),
+    "partner": C_("report", "Partner"),
+    "ack_median": C_("report", "Acknowledged after (median, working days)"),
+    "ack_p90": C_("report", "Acknowledged: 90% within (working days)"),
+    "complete_median": C_("report", "Completed after (median, working days)"),
+    "complete_p90": C_("report", "Completed: 90% within (working days)"),
+    "on_time": C_("report", "Steps on time"),
+    "declines": C_("report", "Declines (reason)"),
+    "messages": C_("report", "Messages"),
+    "sent": C_("report", "Sent"),
+    "dead": C_("report", "Undeliverable"),
+    "chart_services": C_("report", "Clients by service and district"),
+    "chart_partners": C_("report", "Time to acknowledge by partner (working days): median and 90%"),
+    "median": C_("report", "median"),
+    "p90": C_("report", "90%"),
+    "none": C_("report", "No referral was launched in the period."),
+    "made": C_("report", "Made at %(at)s"),
 }
-REASONS = REASON_NAMES
+
+# How a reason (models/lifecycle.py `Reason`) reads to people: the report and the staff pages.
+REASON_WORDS: dict[str, Msg] = {
+    "client_refused": C_("reason", "client refused"),
+    "client_unreachable": C_("reason", "client unreachable"),
+    "client_not_eligible": C_("reason", "client not eligible"),
+    "partner_lacks_capacity": C_("reason", "partner lacks capacity"),
+    "partner_unreachable": C_("reason", "partner unreachable"),
+    "not_our_service": C_("reason", "not the partner's service"),
+    "no_longer_needed": C_("reason", "no longer needed"),
+    "consent_withdrawn": C_("reason", "consent withdrawn"),
+    "other": C_("reason", "other"),
+}
+
+WORDS = ByLanguage(REPORT)
+REASONS = ByLanguage(REASON_WORDS)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from referrals import locale
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.errors import DomainError
@@ -45,7 +46,7 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     words = WORDS.get(language, WORDS["vi"])
     rt = Runtime.current()
     due = context.get("view").due_at if context.get("view") else None  # type: ignore[union-attr]
-    local_due = due.astimezone(rt.settings.tz).strftime("%H:%M %d/%m/%Y") if due else ""
+    local_due = locale.when(due.astimezone(rt.settings.tz), language) if due else ""
     html = PAGES.get_template("link.html").render(
         w=words, lang=language, due=local_due, reasons=DECLINE_REASONS, **context
     )

@@ -6,12 +6,13 @@ import datetime as dt
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
+from referrals.locale import LANGUAGES
 from referrals.models.people import Role
 from referrals.usecases.staff.accounts import LoginRefused, log_in, log_out
 from referrals.web import sessions
@@ -102,7 +103,11 @@ async def logout(request: Request, me: Me) -> Response:
 
 
 @router.get("/lang/{code}")
-def switch_language(code: Annotated[str, Path(pattern="^(vi|en)$")], request: Request) -> Response:
+def switch_language(
+    code: Annotated[str, Path(pattern=r"^[a-z]{2,3}$")], request: Request
+) -> Response:
+    if code not in LANGUAGES:  # asked when called: the offered languages are one table
+        raise HTTPException(404, "no such language")
     response = RedirectResponse(_safe_next(request.query_params.get("next")), 303)
     response.set_cookie("lang", code, max_age=365 * 86400, samesite="lax", httponly=True)
     return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from jinja2.runtime import Context
 from sqlalchemy import select
 from sqlmodel import Session
 
+from referrals import locale
 from referrals.infra.runtime import Runtime
 from referrals.models.errors import DomainError
 from referrals.models.people import Role, User
@@ -35,19 +37,39 @@ PAGES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+locale.install(PAGES)  # _("..."), pgettext(...) in the page's `lang` (referrals/locale/)
 
 
-def _local(value: dt.datetime | str | None, fmt: str) -> str:
+def _local(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A stored moment in the office's zone."""
     if not value:
-        return ""
+        return None
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    return value.astimezone(Runtime.current().settings.tz).strftime(fmt)
+    return value.astimezone(Runtime.current().settings.tz)
 
 
-PAGES.filters["day"] = lambda v: _local(v, "%d/%m/%Y")
-PAGES.filters["when"] = lambda v: _local(v, "%H:%M %d/%m/%Y")
-PAGES.filters["iso_day"] = lambda v: _local(v, "%Y-%m-%d")  # what <input type=date> takes
+@pass_context
+def _day(context: Context, value: dt.datetime | str | None) -> str:
+    local = _local(value)
+    return locale.day(local, context.get("lang")) if local else ""
+
+
+@pass_context
+def _when(context: Context, value: dt.datetime | str | None) -> str:
+    local = _local(value)
+    return locale.when(local, context.get("lang")) if local else ""
+
+
+def _iso_day(value: dt.datetime | str | None) -> str:
+    """What <input type=date> takes, in any language."""
+    local = _local(value)
+    return local.date().isoformat() if local else ""
+
+
+PAGES.filters["day"] = _day
+PAGES.filters["when"] = _when
+PAGES.filters["iso_day"] = _iso_day
 
 
 @pass_context
@@ -55,8 +77,7 @@ def _number(context: Context, value: float | None) -> str:
     """A decimal comma on Vietnamese pages (1,5 giờ), a point on English ones."""
     if value is None:
         return ""
-    text = f"{value:g}"
-    return text.replace(".", ",") if context.get("lang") == "vi" else text
+    return locale.number(value, context.get("lang"))
 
 
 PAGES.filters["num"] = _number
@@ -108,7 +129,7 @@ class Staff:
     path: str = "/"
 
     @property
-    def w(self) -> dict[str, str]:
+    def w(self) -> Mapping[str, str]:
         return UI[self.lang]
 
     def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -174,12 +195,12 @@ async def read_form(request: Request) -> dict[str, str]:
     return fields
 
 
-def say(words: dict[str, str], error: DomainError) -> str:
+def say(words: Mapping[str, str], error: DomainError) -> str:
     """A refusal in the reader's language when we have its words, else its English message."""
     text = words.get(f"err_{error.key}") if error.key else None
     try:
-        return text.format(**error.params) if text else str(error)
-    except (KeyError, IndexError):
+        return text % error.params if text else str(error)
+    except (KeyError, TypeError, ValueError):
         return str(error)
 
 
