@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from referrals import locale
 from referrals.infra.runtime import Runtime
@@ -216,7 +216,9 @@ def me(request: Request) -> Staff:
     user = None
     if found is not None and found.user_id is not None:
         with Session(rt.engine, expire_on_commit=False) as s:
-            user = s.scalars(select(User).where(User.id == found.user_id, User.active)).first()
+            user = s.scalars(
+                select(User).where(col(User.id) == found.user_id, col(User.active))
+            ).first()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if user is None or found is None or user.session_epoch != found.epoch:
         raise LoginNeeded(quote(path))
