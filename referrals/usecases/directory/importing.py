@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from referrals.config.province import ConfigError, PartnersFile, Province, cross_check
 from referrals.config.settings import BUNDLED_CONFIG
@@ -173,8 +173,8 @@ def _inactive_contacts(engine: Engine, province: Province) -> dict[str, list[dic
             (slug, name)
             for slug, name in s.exec(
                 select(Organization.slug, Contact.name)
-                .join(Contact, Contact.organization_id == Organization.id)
-                .where(Contact.active == False)  # noqa: E712
+                .join(Contact, col(Contact.organization_id) == Organization.id)
+                .where(col(Contact.active) == False)  # noqa: E712
             )
         }
     return {
@@ -193,7 +193,7 @@ def _set_capacities(s: Session, incoming: Incoming, *, user: str, now: dt.dateti
     for (slug, pathway), (state, at) in incoming.capacities.items():
         service = s.exec(
             select(Service)
-            .join(Organization, Organization.id == Service.organization_id)
+            .join(Organization, col(Organization.id) == Service.organization_id)
             .where(Organization.slug == slug, Service.pathway_key == pathway)
         ).one()
         at = min(at, now)

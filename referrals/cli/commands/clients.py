@@ -1,0 +1,147 @@
+"""`referrals client` and `referrals consent`: clients, their rights, their consents."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from referrals.cli.output import emit_json
+from referrals.cli.shared import JsonOpt, NowOpt, acting, client_acting, runtime
+
+client_app = typer.Typer(help="Clients (known by a pseudonymous code).", no_args_is_help=True)
+consent_app = typer.Typer(help="Consents per partner and purpose.", no_args_is_help=True)
+
+
+@client_app.command("add")
+def client_add(
+    name: Annotated[str, typer.Option("--name", help="Full name (stored encrypted).")],
+    district: Annotated[str, typer.Option("--district", help="Area key, e.g. nha-trang.")],
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    id_number: Annotated[str | None, typer.Option("--id-number", help="CMND/CCCD number.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a client; prints the pseudonymous code used everywhere else."""
+    from referrals.cli.clock import parse_now
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.clients import ClientIn, add_client
+
+    rt = runtime()
+    data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
+    with transaction(rt.engine) as s:
+        me = acting(rt, s, area=data.district, what=f"district {data.district}")
+        c = add_client(s, data=data, ctx=rt.ctx, created_by=me, now=parse_now(None))
+    if as_json:
+        return emit_json({"code": c.code, "district": c.area_key})
+    print(c.code)
+
+
+@client_app.command("export")
+def client_export(
+    code: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+) -> None:
+    """Everything held about a client (their right to see it), as JSON; the export is audited."""
+    import datetime as dt
+
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.subject import export_client
+
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        me = acting(rt, s, managers=True, what="client export")
+        data = export_client(s, code=code, by=me, ctx=rt.ctx, now=dt.datetime.now(dt.UTC))
+    if out is None:
+        return emit_json(data)
+    out.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"client {code} exported to {out}")
+
+
+@client_app.command("erase")
+def client_erase(
+    code: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Erase a client's name, phone and ID number for good (their right to erasure); the code
+    and the anonymous history stay, so the statistics do not change."""
+    import datetime as dt
+
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.subject import erase_client
+
+    if not yes:
+        raise click.UsageError(f"erasing {code} cannot be undone: add --yes to confirm")
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        me = acting(rt, s, managers=True, what="client erase")
+        erase_client(s, code=code, by=me, now=dt.datetime.now(dt.UTC))
+    print(f"client {code}: personal data erased")
+
+
+class Method(StrEnum):
+    """models/people.py's ConsentMethod, which this module cannot import without loading the ORM
+    for every command (+0.25 s on `referrals --help`); the command converts to it."""
+
+    written = "written"
+    verbal = "verbal"
+
+
+@consent_app.command("grant")
+def consent_grant(
+    client: str,
+    partner: Annotated[str, typer.Option("--partner")],
+    purpose: Annotated[str, typer.Option("--purpose", help="A pathway key.")],
+    method: Annotated[Method, typer.Option("--method")] = Method.written,
+    now: NowOpt = None,
+) -> None:
+    """Record that the client agrees to be referred to PARTNER for PURPOSE."""
+    from referrals.cli.clock import parse_now
+    from referrals.infra.db import transaction
+    from referrals.models.people import ConsentMethod
+    from referrals.usecases.clients.clients import grant_consent
+
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        me = client_acting(rt, s, client)
+        _, created = grant_consent(
+            s,
+            client_code=client,
+            partner=partner,
+            purpose=purpose,
+            method=ConsentMethod(method.value),
+            by=me,
+            now=parse_now(now),
+        )
+    print("consent recorded" if created else "consent was already recorded")
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    client: str,
+    partner: Annotated[str, typer.Option("--partner")],
+    purpose: Annotated[str | None, typer.Option("--purpose")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Withdraw the client's consent to PARTNER (one purpose, or all)."""
+    from referrals.cli.clock import parse_now
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.clients import withdraw_consent
+
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        me = client_acting(rt, s, client)
+        done = withdraw_consent(
+            s,
+            client_code=client,
+            partner=partner,
+            purpose=purpose,
+            by=me,
+            now=parse_now(now),
+            ctx=rt.ctx,
+        )
+    cancelled = f"; referrals cancelled: {', '.join(done.cancelled)}" if done.cancelled else ""
+    print(f"{done.consents} consent(s) withdrawn{cancelled}")

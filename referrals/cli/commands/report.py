@@ -1,0 +1,58 @@
+"""`referrals report`: the period report, for managers and the province."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from referrals.cli.shared import JsonOpt, NowOpt
+
+
+class ReportFormat(StrEnum):
+    """reports/render.py's FORMATS (that module loads the report's words and locales, too much
+    for every command's start)."""
+
+    md = "md"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
+def report(
+    first: Annotated[
+        str, typer.Option("--from", help="First day, ISO (2026-01-01) or dd/mm/yyyy.")
+    ],
+    last: Annotated[str, typer.Option("--to", help="Last day, included.")],
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.md,
+    district: Annotated[str | None, typer.Option("--district", help="One district only.")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="vi or en.")] = "vi",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The period report: clients and referrals by service and district, partners' response
+    times, messages; as of the end of the period, so a past period's figures do not move."""
+    from referrals.cli.clock import parse_now
+    from referrals.config.settings import get_settings
+    from referrals.reports.period import period_report
+
+    text = period_report(
+        first=first,
+        last=last,
+        fmt="json" if as_json else fmt.value,
+        now=parse_now(now),
+        district=district,
+        lang=lang,
+        user=get_settings().user,
+    )
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.write_text(text, encoding="utf-8")
+    print(f"report written to {out}")
