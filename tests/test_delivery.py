@@ -159,7 +159,7 @@ def test_after_the_last_attempt_a_message_is_dead_and_people_are_alerted(
     # fixed: someone sends it again
     http.start()
     with transaction(rt.engine) as s:
-        retry(s, message_id=sms.id, actor="user:mai", now=at)
+        retry(s, message_id=sms.id, by=rt.user(s, "admin"), now=at)
     assert deliver(rt, now=at, channels=ch).sent == 1
     assert [h.payload["to"] for h in http.hits] == ["+84905000113"]
 

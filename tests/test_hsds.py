@@ -435,7 +435,9 @@ def test_inactive_contacts_survive_a_round_trip(
         for c in s.scalars(
             select(Contact).join(Organization).where(Organization.slug == "saphira-legal")
         ):
-            set_contact_active(s, contact_id=c.id, active=False, by="user:admin", now=now)
+            set_contact_active(
+                s, contact_id=c.id, active=False, by=office.user(s, "admin"), now=now
+            )
     doc = _export(capsys, tmp_path / "directory.json")
     (saphira,) = [o for o in doc["organizations"] if o["uri"].endswith(":saphira-legal")]
     assert saphira["contacts"] == []

@@ -226,7 +226,7 @@ def test_expired_and_revoked_links_are_refused(rt: Runtime, web: TestClient) -> 
     )
     with transaction(rt.engine) as s:  # a link withdrawn by hand (sent to a lost phone)
         message_id = message_of(rt.ctx.vault, links["sms"])
-        revoke_link(s, message_id=message_id, actor="user:mai", now=dt.datetime.now(dt.UTC))  # type: ignore[arg-type]
+        revoke_link(s, message_id=message_id, by=rt.user(s, "admin"), now=dt.datetime.now(dt.UTC))  # type: ignore[arg-type]
     response = web.post(f"/l/{links['sms']}", data={"action": "accept"})
     assert response.status_code == 410 and referral(rt, code)[0] == "requested"
     assert web.get(f"/l/{links['email']}").status_code == 200  # the e-mail's link still works

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, insert, inspect, select
 from sqlalchemy.engine import make_url
+from sqlmodel import col
 
 from referrals.migrations import current_revision, known_revision, upgrade
 from referrals.models.people import Client, ClientKey
@@ -63,7 +64,9 @@ def backup(engine: Engine, url: str, *, out: Path, keys_out: Path, now: dt.datet
         )
     keys = keys_dir / "keys.jsonl"
     with engine.connect() as c, keys.open("w") as f:
-        rows = c.execute(select(ClientKey.client_id, ClientKey.wrapped, ClientKey.created_at))
+        rows = c.execute(
+            select(col(ClientKey.client_id), col(ClientKey.wrapped), col(ClientKey.created_at))
+        )
         count = 0
         for client_id, wrapped, created in rows:
             f.write(json.dumps({"client_id": client_id, "wrapped": wrapped, "at": str(created)}))
@@ -109,7 +112,7 @@ def restore(engine: Engine, url: str, *, data_dir: Path, keys_dir: Path | None) 
         )  # fmt: skip
     upgrade(url)
     with engine.begin() as c:
-        living = set(c.scalars(select(Client.id).where(Client.erased_at.is_(None))))
+        living = set(c.scalars(select(col(Client.id)).where(col(Client.erased_at).is_(None))))
         keep = [k for k in keys if k["client_id"] in living]
         if keep:
             c.execute(insert(ClientKey), keep)

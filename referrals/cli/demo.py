@@ -11,6 +11,7 @@ import io
 import secrets
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
@@ -153,7 +154,7 @@ CASES = [
 
 def load_demo(rt: Runtime, *, now: dt.datetime) -> str:
     with transaction(rt.engine) as s:
-        if s.scalars(select(User).where(User.username == USERS[0][0])).first() is not None:
+        if s.scalars(select(User).where(col(User.username) == USERS[0][0])).first() is not None:
             return (
                 "demo data already loaded (a new web password: "
                 "`referrals user password dieuphoi.nt`)"

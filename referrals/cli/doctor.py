@@ -181,14 +181,16 @@ class Doctor:
         if not self.database_ok:
             return
         from sqlalchemy import select
-        from sqlmodel import Session
+        from sqlmodel import Session, col
 
         from referrals.models.people import Client, ClientKey
         from referrals.usecases.clients.keys import key_status
 
         vault = self.runtime.ctx.vault
         with Session(self.runtime.engine) as s:
-            sample = s.execute(select(Client.code, ClientKey.wrapped).join(ClientKey)).first()
+            sample = s.execute(
+                select(col(Client.code), col(ClientKey.wrapped)).join(ClientKey)
+            ).first()
             status = key_status(s, vault)
         if sample is not None:
             try:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `referrals` alone shows the help
-            print(exc.format_message())  # type: ignore[attr-defined]
+            print(exc.format_message())  # type: ignore[attr-defined]  # click's, matched by name
             sys.exit(0)
         if hasattr(exc, "format_message") and hasattr(
             exc, "exit_code"

@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import cast
 
 HEALTH_TIMEOUT = 90.0
 GRACE = 4.0  # seconds an orphaned child has to stop on SIGINT before its group is killed
@@ -219,6 +220,7 @@ def watch_lifeline(fd: int, grace: float = GRACE) -> None:
 def run_deployments(sweep_every: int, deliver_every: int) -> None:
     """The runner process: Prefect serves the deployments on their schedules."""
     from prefect import serve as prefect_serve
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 
     from referrals.flows.deliver import deliver_notifications
@@ -231,9 +233,16 @@ def run_deployments(sweep_every: int, deliver_every: int) -> None:
     daily = Cron(f"{at.minute} {at.hour} * * *", timezone=rt.settings.timezone)
     with contextlib.suppress(KeyboardInterrupt):
         prefect_serve(
-            deliver_notifications.to_deployment(name="deliver", interval=deliver_every),
-            sweep_deadlines.to_deployment(name="sweep", interval=sweep_every),
-            manager_digest.to_deployment(name="digest", schedules=[daily]),
+            # Prefect types `to_deployment` as sync-or-async; called from sync code it returns the
+            # deployment itself.
+            cast(
+                RunnerDeployment,
+                deliver_notifications.to_deployment(name="deliver", interval=deliver_every),
+            ),
+            cast(
+                RunnerDeployment, sweep_deadlines.to_deployment(name="sweep", interval=sweep_every)
+            ),
+            cast(RunnerDeployment, manager_digest.to_deployment(name="digest", schedules=[daily])),
             print_starting_message=False,
             limit=2,  # flow runs at once: each is a process, and this is one small machine
         )

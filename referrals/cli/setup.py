@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
@@ -18,7 +19,7 @@ def initialise(rt: Runtime, *, demo: bool) -> None:
     upgrade(rt.settings.database_url)
     with transaction(rt.engine) as s:
         counts = load_province_data(s, province=rt.province)
-        if s.scalars(select(User).where(User.username == rt.settings.user)).first() is None:
+        if s.scalars(select(User).where(col(User.username) == rt.settings.user)).first() is None:
             s.add(
                 User(
                     username=rt.settings.user, full_name="Quản trị hệ thống", role=Role.admin.value

@@ -11,9 +11,15 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:  # the commands import these when they run: `--help` stays fast
+    from sqlmodel import Session
+
+    from referrals.infra.runtime import Runtime
+    from referrals.models.people import User
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Pretend it is this ISO 8601 instant.")]
@@ -52,41 +58,22 @@ ViaOpt = Annotated[
 ]
 
 
-def runtime() -> Any:
+def runtime() -> Runtime:
     """Settings, engine, province and context (infra/runtime.py), built when a command runs."""
     from referrals.infra.runtime import Runtime
 
     return Runtime()
 
 
-def acting(
-    rt: Any,
-    s: Any,
-    *,
-    area: str | None = None,
-    what: str = "",
-    admin: bool = False,
-    managers: bool = False,
-) -> Any:
-    """REFERRALS_USER, once the policy (models/policy.py) allows what the command does."""
-    from referrals.models.policy import require_area, require_role
+def admin(rt: Runtime, s: Session, *, what: str) -> User:
+    """REFERRALS_USER, if an admin: for the operator commands that change the installation
+    (the use cases that act on records ask the policy themselves, with the user they receive)."""
+    from referrals.models.policy import require_role
     from referrals.models.roles import Role
 
     user = rt.user(s)
-    if admin:
-        require_role(user, Role.admin, doing=what)
-    elif managers:
-        require_role(user, Role.manager, Role.admin, doing=what)
-    if area is not None:
-        require_area(user, area, what=what)
+    require_role(user, Role.admin, doing=what)
     return user
-
-
-def client_acting(rt: Any, s: Any, code: str) -> Any:
-    """REFERRALS_USER, if it may act on client CODE's district (else: unknown client)."""
-    from referrals.usecases.clients.clients import get_client
-
-    return acting(rt, s, area=get_client(s, code).area_key, what=f"client {code!r}")
 
 
 def operator(what: str, *, managers: bool = False) -> None:
@@ -102,7 +89,7 @@ def operator(what: str, *, managers: bool = False) -> None:
         require_role(acting_user(reader, settings.user), *roles, doing=what)
 
 
-def rt_session(rt: Any) -> Any:
+def rt_session(rt: Runtime) -> Session:
     """A plain session on RT's database, for commands that read through the ORM."""
     from sqlmodel import Session
 

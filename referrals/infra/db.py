@@ -100,7 +100,7 @@ def insert_many(
     RETURNING for executemany runs one statement per row on SQLite and grows quadratically.
     """
     # SQLModel does not declare `__table__` (SQLAlchemy sets it on every table model).
-    table = model.__table__  # type: ignore[attr-defined]
+    table = model.__table__  # type: ignore[attr-defined]  # see the line above
     if not rows:
         return []
     session.execute(insert(table), rows)

@@ -214,6 +214,7 @@ def install(env: Environment) -> None:
         said = translations(_lang(context)).npgettext(ctx, singular, plural, n)
         return _safe(context, str(said))
 
+    # Added by jinja2.ext.i18n when the environment loads it; Environment does not declare it.
     env.install_gettext_callables(  # type: ignore[attr-defined]
         _gettext, _ngettext, newstyle=True, pgettext=_pgettext, npgettext=_npgettext
     )

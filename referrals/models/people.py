@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
+from referrals.models.consents import ConsentMethod
 from referrals.models.roles import Role
 from referrals.models.types import UTCDateTime, utcnow
 
@@ -56,11 +56,6 @@ class ClientKey(SQLModel, table=True):
     client_id: int = Field(foreign_key="client.id", primary_key=True)
     wrapped: str = Field(max_length=200)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class ConsentMethod(StrEnum):
-    written = "written"
-    verbal = "verbal"
 
 
 class Consent(SQLModel, table=True):

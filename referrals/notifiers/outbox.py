@@ -45,6 +45,8 @@ from referrals.config.province import Delivery
 from referrals.infra.db import is_postgres, transaction
 from referrals.models.errors import NotFound
 from referrals.models.lifecycle import MessageStatus, message_move, message_sources
+from referrals.models.policy import Acting, actor_of, require_role
+from referrals.models.roles import Role
 from referrals.models.workflow import Event, Notification
 from referrals.notifiers import messages
 
@@ -355,8 +357,9 @@ def defer(session: Session, c: Claimed, *, until: dt.datetime) -> None:
     )
 
 
-def retry(session: Session, *, message_id: int, actor: str, now: dt.datetime) -> Notification:
-    """Send a failed or dead message again now, with a fresh count of attempts."""
+def retry(session: Session, *, message_id: int, by: Acting, now: dt.datetime) -> Notification:
+    """Send a failed or dead message again now, with a fresh count of attempts; an admin's act."""
+    require_role(by, Role.admin, doing="outbox retry")
     row = session.get(N, message_id, with_for_update=True)
     if row is None:
         raise NotFound(f"no message {message_id}")
@@ -366,7 +369,7 @@ def retry(session: Session, *, message_id: int, actor: str, now: dt.datetime) ->
             referral_id=row.referral_id,
             kind="message.retry",
             at=now,
-            actor=actor,
+            actor=actor_of(by),
             data={"message": row.id, "was": row.status, "attempts": row.attempts},
         )
     )

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from referrals.infra.db import transaction
 from referrals.models.directory import Contact
 from referrals.models.errors import DomainError, NotFound
-from referrals.models.people import Role, User, actor_name
+from referrals.models.people import Role, User
 from referrals.queries.views import areas
 from referrals.usecases.directory.admin import affected_by, set_contact_active
 from referrals.usecases.staff.accounts import UserIn, add_user, set_active
@@ -64,7 +64,7 @@ async def contact_active(contact_id: ContactId, request: Request, me: Me) -> Res
                 s,
                 contact_id=contact_id,
                 active=form.get("active") == "1",
-                by=actor_name(me.user),
+                by=me.user,
                 now=me.now,
             )
     except NotFound:
@@ -80,7 +80,7 @@ async def user_new(request: Request, me: Me) -> Response:
     try:
         data = UserIn.model_validate(form)
         with transaction(me.rt.engine) as s:
-            add_user(s, data=data, password=password, by=actor_name(me.user), now=me.now)
+            add_user(s, data=data, password=password, by=me.user, now=me.now)
     except (ValidationError, DomainError) as exc:
         return _admin_page(me, 422, _why(me, exc))
     return RedirectResponse("/admin", 303)
@@ -98,7 +98,7 @@ async def user_active(username: Username, request: Request, me: Me) -> Response:
                 s,
                 username=username,
                 active=form.get("active") == "1",
-                by=actor_name(me.user),
+                by=me.user,
                 now=me.now,
             )
     except DomainError as exc:

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from referrals.infra.db import transaction
 from referrals.models.errors import DomainError, NotFound
-from referrals.models.people import Role, actor_name
+from referrals.models.people import Role
 from referrals.models.policy import district_scope
 from referrals.notifiers.outbox import retry
 from referrals.queries.reading import count_overdue, list_messages, list_referrals
@@ -74,7 +74,7 @@ async def message_retry(
     await me.form(request)
     try:
         with transaction(me.rt.engine) as s:
-            retry(s, message_id=message_id, actor=actor_name(me.user), now=me.now)
+            retry(s, message_id=message_id, by=me.user, now=me.now)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except DomainError as exc:  # not failed or dead (any more): nothing to retry

@@ -45,7 +45,8 @@ STATUS = {
 def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     words = WORDS.get(language, WORDS["vi"])
     rt = Runtime.current()
-    due = context.get("view").due_at if context.get("view") else None  # type: ignore[union-attr]
+    view = context.get("view")
+    due = view.due_at if view is not None else None
     local_due = locale.when(due.astimezone(rt.settings.tz), language) if due else ""
     html = PAGES.get_template("link.html").render(
         w=words, lang=language, due=local_due, reasons=DECLINE_REASONS, **context

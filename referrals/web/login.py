@@ -67,7 +67,8 @@ def _check(username: str, password: str, now: dt.datetime) -> tuple[int, int, st
         result = log_in(s, username=username[:60], password=password[:200], now=now)
         if isinstance(result, LoginRefused):
             return result
-        return result.id, result.session_epoch, result.role  # type: ignore[return-value]
+        assert result.id is not None  # a logged-in user is a stored row
+        return result.id, result.session_epoch, result.role
 
 
 @router.post("/login")
@@ -96,7 +97,8 @@ async def login(request: Request) -> Response:
 async def logout(request: Request, me: Me) -> Response:
     await me.form(request)
     with transaction(me.rt.engine) as s:
-        log_out(s, user_id=me.user.id, now=me.now)  # type: ignore[arg-type]
+        assert me.user.id is not None  # the session's user is a stored row
+        log_out(s, user_id=me.user.id, now=me.now)
     response = RedirectResponse("/login", 303)
     sessions.store(response, None)
     return response

@@ -162,18 +162,20 @@ class Staff:
 
 
 def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:
-    """(step key, language) -> name, read once per runtime from the latest pathway versions."""
-    if not hasattr(rt, "_step_names"):
+    """(step key, language) -> name, read once per runtime from the latest pathway versions
+    and kept on the runtime (each test and each server has its own)."""
+    names: dict[tuple[str, str], str] | None = getattr(rt, "_step_names", None)
+    if names is None:
         from referrals.queries.directory import pathway_templates
 
         with Session(rt.engine) as s:
-            names: dict[tuple[str, str], str] = {}
+            names = {}
             for p in pathway_templates(s):
                 for st in p["steps"]:
                     names.setdefault((st["key"], "vi"), st["name"])
                     names.setdefault((st["key"], "en"), st["name_en"])
-        rt._step_names = names  # type: ignore[attr-defined]
-    return rt._step_names  # type: ignore[attr-defined]
+        rt._step_names = names  # type: ignore[attr-defined]  # a page cache, not a field of it
+    return names
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from referrals.cli.output import emit_json
-from referrals.cli.shared import JsonOpt, acting, rt_session, runtime, write_document
+from referrals.cli.shared import JsonOpt, admin, rt_session, runtime, write_document
 
 fhir_app = typer.Typer(help="FHIR R4: a referral as a Bundle.", no_args_is_help=True)
 directory_app = typer.Typer(
@@ -68,11 +68,11 @@ def fhir_export(
     import datetime as dt
 
     from referrals.interop.fhir import referral_bundle
-    from referrals.usecases.referrals.advancing import get_referral
+    from referrals.usecases.referrals.advancing import referral_for
 
     rt = runtime()
     with rt_session(rt) as s:
-        acting(rt, s, area=get_referral(s, code).area_key, what=f"referral {code!r}")
+        referral_for(s, rt.user(s), code)  # who may not see it is told it does not exist
         province = rt.province.province
         found = referral_bundle(
             s,
@@ -95,7 +95,7 @@ def directory_export(
 
     rt = runtime()
     with rt_session(rt) as s:
-        acting(rt, s, what="export the directory")
+        rt.user(s)  # REFERRALS_USER must be a known, active user
         doc = export_directory(
             s, province=rt.province, tz=rt.settings.tz, now=dt.datetime.now(dt.UTC)
         )
@@ -117,7 +117,7 @@ def directory_import(
 
     rt = runtime()
     with rt_session(rt) as s:
-        user = acting(rt, s, admin=True, what="import the directory")
+        user = admin(rt, s, what="import the directory")
         username = user.username
     change = import_file(rt, file, user=username, now=dt.datetime.now(dt.UTC), dry_run=dry_run)
     print_change(change, dry_run=dry_run)

@@ -50,7 +50,7 @@ def keys_rotate(
 
     rt = runtime()
     with Session(rt.engine) as s:
-        total = key_status(s, rt.ctx.vault)["to_rotate"]
+        total = int(key_status(s, rt.ctx.vault)["to_rotate"])
     with progress_bar() as update:
         moved = rotate(
             rt.engine,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from referrals.cli.output import emit_json, local_date, table
-from referrals.cli.shared import JsonOpt, NowOpt, Via, ViaOpt, acting, operator, runtime
+from referrals.cli.shared import JsonOpt, NowOpt, Via, ViaOpt, operator, runtime
 from referrals.models.bounds import MAX_ROWS
 from referrals.models.lifecycle import MessageStatus
 
@@ -62,7 +62,6 @@ def outbox_revoke(message_id: int, now: NowOpt = None) -> None:
     """Withdraw the partner's link in message ID: it opens a "withdrawn" page from now on."""
     from referrals.cli.clock import parse_now
     from referrals.infra.db import transaction
-    from referrals.models.people import actor_name
     from referrals.usecases.referrals.answering import revoke_link
 
     rt = runtime()
@@ -70,7 +69,7 @@ def outbox_revoke(message_id: int, now: NowOpt = None) -> None:
         row = revoke_link(
             s,
             message_id=message_id,
-            actor=actor_name(acting(rt, s, admin=True, what="outbox revoke")),
+            by=rt.user(s),
             now=parse_now(now),
         )
     print(f"the link in message {row.id} is withdrawn")
@@ -81,13 +80,11 @@ def outbox_retry(message_id: int, now: NowOpt = None) -> None:
     """Send a failed or dead message again (after fixing the address or the channel)."""
     from referrals.cli.clock import parse_now
     from referrals.infra.db import transaction
-    from referrals.models.people import actor_name
     from referrals.notifiers.outbox import retry
 
     rt = runtime()
     with transaction(rt.engine) as s:
-        me = acting(rt, s, admin=True, what="outbox retry")
-        row = retry(s, message_id=message_id, actor=actor_name(me), now=parse_now(now))
+        row = retry(s, message_id=message_id, by=rt.user(s), now=parse_now(now))
     print(f"message {row.id} is queued again")
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from referrals.cli.output import emit_json, local_date, table
-from referrals.cli.shared import JsonOpt, NowOpt, Via, ViaOpt, acting, client_acting, runtime
+from referrals.cli.shared import JsonOpt, NowOpt, Via, ViaOpt, runtime
 from referrals.models.bounds import MAX_ROWS
 from referrals.models.lifecycle import Action
 
@@ -49,15 +49,7 @@ def launch(
     )
     code, when = new_code("R"), parse_now(now)
     rt = runtime()
-    with transaction(rt.engine) as s:
-        # A coordinator launches in their district; a launch without consent is a manager's
-        # decision (usecases/referrals/launching.py checks the role again).
-        me = (
-            acting(rt, s, managers=True, what="a launch without consent")
-            if override_consent
-            else client_acting(rt, s, client)
-        )
-    use_prefect = via.runs_flow
+    use_prefect = via.runs_flow  # either way, launch_one asks the policy (models/policy.py)
     if use_prefect:
         from referrals.flows.launch import run_launch
 
@@ -66,7 +58,7 @@ def launch(
         from referrals.usecases.referrals.launching import launch_one
 
         with transaction(rt.engine) as s:
-            launch_one(s, code=code, request=request, coordinator=me, ctx=rt.ctx, now=when)
+            launch_one(s, code=code, request=request, coordinator=rt.user(s), ctx=rt.ctx, now=when)
     if as_json:
         return emit_json({"code": code, "via": "prefect" if use_prefect else "direct"})
     print(code)
@@ -215,14 +207,12 @@ def show(code: str, now: NowOpt = None, as_json: JsonOpt = False) -> None:
     """One referral: steps with due dates in local time, the timeline, the messages."""
     from referrals.cli.clock import parse_now
     from referrals.config.settings import get_settings
-    from referrals.models.policy import require_area
-    from referrals.queries.reading import Reader, acting_user, show_referral
+    from referrals.queries.reading import Reader, acting_user, referral_for
 
     settings = get_settings()
     with Reader.open(settings.database_url) as reader:
         me = acting_user(reader, settings.user)
-        r = show_referral(reader, code=code, tz=settings.tz, now=parse_now(now))
-        require_area(me, r["district"], what=f"referral {code!r}", act=False)
+        r = referral_for(reader, me, code=code, tz=settings.tz, now=parse_now(now))
     if as_json:
         return emit_json(r)
     print(

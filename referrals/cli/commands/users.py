@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from referrals.cli.shared import acting, operator, runtime
+from referrals.cli.shared import operator, runtime
 from referrals.models.roles import Role
 
 user_app = typer.Typer(help="Staff accounts for the web pages.", no_args_is_help=True)
@@ -40,7 +40,6 @@ def user_add(
     import datetime as dt
 
     from referrals.infra.db import transaction
-    from referrals.models.people import actor_name
     from referrals.usecases.staff.accounts import UserIn, add_user
 
     data = UserIn(
@@ -53,7 +52,7 @@ def user_add(
             s,
             data=data,
             password=password,
-            by=actor_name(acting(rt, s, admin=True, what="user add")),
+            by=rt.user(s),
             now=dt.datetime.now(dt.UTC),
         )
     print(f"user {data.username} added ({data.role})")
@@ -65,7 +64,6 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
     import datetime as dt
 
     from referrals.infra.db import transaction
-    from referrals.models.people import actor_name
     from referrals.usecases.staff.accounts import set_password
 
     password = _password(password_stdin)
@@ -75,7 +73,7 @@ def user_password(username: str, password_stdin: PasswordStdin = False) -> None:
             s,
             username=username,
             password=password,
-            by=actor_name(acting(rt, s, admin=True, what="user password")),
+            by=rt.user(s),
             now=dt.datetime.now(dt.UTC),
         )
     print(f"password of {username} set")

@@ -101,7 +101,7 @@ def add_client(
         policy.require_area(created_by, data.district, what=f"district {data.district}")
     sealed = seal_client(data, ctx=ctx, created_by=created_by, now=now)
     # The row is a plain dict (shared with importing's bulk Core insert), not the fields' types.
-    client = Client(**sealed.row)  # type: ignore[arg-type]
+    client = Client(**sealed.row)  # type: ignore[arg-type]  # a dict of plain values
     session.add(client)
     session.flush()
     assert client.id is not None  # flushed: the database gave it its id

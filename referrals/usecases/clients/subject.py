@@ -21,10 +21,12 @@ from sqlmodel import Session, col
 from referrals.infra.client_keys import cipher_of
 from referrals.infra.context import Context
 from referrals.infra.crypto import ClientCipher
+from referrals.models import policy
 from referrals.models.directory import Organization
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN
 from referrals.models.people import Client, ClientKey, Consent, User, actor_name
+from referrals.models.roles import Role
 from referrals.models.workflow import Event, Notification, Referral, Step
 from referrals.usecases.clients.clients import get_client
 
@@ -32,7 +34,9 @@ from referrals.usecases.clients.clients import get_client
 def export_client(
     session: Session, *, code: str, by: User | None, ctx: Context, now: dt.datetime
 ) -> dict[str, Any]:
-    """Everything held about a client, decrypted, as plain data; the export is an event."""
+    """Everything held about a client, decrypted, as plain data; the export is an event. A
+    manager's act (the client's right of access), in any district."""
+    policy.require_role(by or policy.SYSTEM, Role.manager, Role.admin, doing="client export")
     client = get_client(session, code)
     cipher = cipher_of(session, ctx.vault, client)
     held = _Held.load(session, client)
@@ -154,7 +158,9 @@ def _referral_out(r: Referral, held: _Held) -> dict[str, Any]:
 
 
 def erase_client(session: Session, *, code: str, by: User | None, now: dt.datetime) -> Client:
-    """Remove the client's personal data for good; keep the code and the anonymous history."""
+    """Remove the client's personal data for good; keep the code and the anonymous history. A
+    manager's act, in any district."""
+    policy.require_role(by or policy.SYSTEM, Role.manager, Role.admin, doing="client erase")
     client = get_client(session, code)
     session.refresh(client, with_for_update=True)  # one erasure at a time, and not mid-rotation
     if client.erased_at is not None:

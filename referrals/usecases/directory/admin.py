@@ -17,6 +17,8 @@ from sqlmodel import Session, col
 from referrals.models.directory import Contact, Organization
 from referrals.models.errors import NotFound
 from referrals.models.lifecycle import OPEN
+from referrals.models.policy import Acting, actor_of, require_role
+from referrals.models.roles import Role
 from referrals.models.workflow import Event, Notification, Referral
 
 
@@ -49,19 +51,21 @@ def affected_by(session: Session, *, contact: Contact) -> dict[str, Any]:
 
 
 def set_contact_active(
-    session: Session, *, contact_id: int, active: bool, by: str, now: dt.datetime
+    session: Session, *, contact_id: int, active: bool, by: Acting, now: dt.datetime
 ) -> Contact:
+    """An admin takes a partner's contact out of the messages (or back); it is on the record."""
+    require_role(by, Role.admin, doing="contact activation")
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"unknown contact {contact_id}")
     contact.active = active
-    contact.deactivated_at, contact.deactivated_by = (None, None) if active else (now, by)
+    contact.deactivated_at, contact.deactivated_by = (None, None) if active else (now, actor_of(by))
     contact.updated_at = now
     session.add(
         Event(
             kind="contact.activated" if active else "contact.deactivated",
             at=now,
-            actor=by,
+            actor=actor_of(by),
             data={"contact": contact.id, "partner": contact.organization_id},
         )
     )

@@ -33,7 +33,8 @@ from referrals.models.lifecycle import (
 )
 from referrals.models.links import message_of
 from referrals.models.people import Client, Consent
-from referrals.models.policy import PartnerContact, actor_of
+from referrals.models.policy import Acting, PartnerContact, actor_of, require_role
+from referrals.models.roles import Role
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
 from referrals.usecases.referrals.advancing import advance
@@ -374,8 +375,10 @@ def _tell_coordinator(
     )
 
 
-def revoke_link(session: Session, *, message_id: int, actor: str, now: dt.datetime) -> Notification:
-    """Withdraw the link a message carried (sent to the wrong person, a phone lost)."""
+def revoke_link(session: Session, *, message_id: int, by: Acting, now: dt.datetime) -> Notification:
+    """Withdraw the link a message carried (sent to the wrong person, a phone lost); an admin's
+    act."""
+    require_role(by, Role.admin, doing="outbox revoke")
     message = session.get(Notification, message_id, with_for_update=True)
     if message is None or message.contact_id is None:
         raise NotFound(f"no message {message_id} with a partner's link")
@@ -386,7 +389,7 @@ def revoke_link(session: Session, *, message_id: int, actor: str, now: dt.dateti
                 referral_id=message.referral_id,
                 kind="link.revoked",
                 at=now,
-                actor=actor,
+                actor=actor_of(by),
                 data={"message": message.id},
             )
         )

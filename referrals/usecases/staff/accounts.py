@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from referrals.config.province import Email
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User, actor_name
+from referrals.models.policy import Acting, actor_of, require_role
 from referrals.models.workflow import Event
 from referrals.usecases.clients.clients import require_area
 
@@ -88,16 +89,19 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 def set_password(
-    session: Session, *, username: str, password: str, by: str, now: dt.datetime
+    session: Session, *, username: str, password: str, by: Acting, now: dt.datetime
 ) -> User:
-    """A new password ends the user's sessions and lifts a lockout."""
+    """A new password ends the user's sessions and lifts a lockout; an admin's act."""
+    require_role(by, Role.admin, doing="user password")
     user = session.scalars(select(User).where(col(User.username) == username)).first()
     if user is None:
         raise NotFound(f"unknown user {username!r}")
     user.password_hash = hash_password(password)
     user.failed_logins, user.locked_until = 0, None
     user.session_epoch += 1
-    session.add(Event(kind="user.password_set", at=now, actor=by, data={"user": username}))
+    session.add(
+        Event(kind="user.password_set", at=now, actor=actor_of(by), data={"user": username})
+    )
     return user
 
 
@@ -154,7 +158,11 @@ def log_out(session: Session, *, user_id: int, now: dt.datetime) -> None:
         session.add(Event(kind="user.logout", at=now, actor=actor_name(user), data={}))
 
 
-def add_user(session: Session, *, data: UserIn, password: str, by: str, now: dt.datetime) -> User:
+def add_user(
+    session: Session, *, data: UserIn, password: str, by: Acting, now: dt.datetime
+) -> User:
+    """A staff account; an admin's act."""
+    require_role(by, Role.admin, doing="user add")
     if session.scalars(select(col(User.id)).where(col(User.username) == data.username)).first():
         raise DomainError(f"user {data.username!r} exists", key="user_exists", user=data.username)
     if data.district is not None:
@@ -168,18 +176,22 @@ def add_user(session: Session, *, data: UserIn, password: str, by: str, now: dt.
         password_hash=hash_password(password),
     )
     session.add(user)
-    session.add(Event(kind="user.added", at=now, actor=by, data={"user": data.username}))
+    session.add(Event(kind="user.added", at=now, actor=actor_of(by), data={"user": data.username}))
     session.flush()
     return user
 
 
-def set_active(session: Session, *, username: str, active: bool, by: str, now: dt.datetime) -> User:
-    """Deactivating ends the user's sessions at once (and their API tokens stop working)."""
+def set_active(
+    session: Session, *, username: str, active: bool, by: Acting, now: dt.datetime
+) -> User:
+    """Deactivating ends the user's sessions at once (and their API tokens stop working); an
+    admin's act."""
+    require_role(by, Role.admin, doing="user activation")
     user = session.scalars(select(User).where(col(User.username) == username)).first()
     if user is None:
         raise NotFound(f"unknown user {username!r}")
     user.active = active
     user.session_epoch += 1
     kind = "user.activated" if active else "user.deactivated"
-    session.add(Event(kind=kind, at=now, actor=by, data={"user": username}))
+    session.add(Event(kind=kind, at=now, actor=actor_of(by), data={"user": username}))
     return user
