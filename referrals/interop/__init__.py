@@ -1,1 +1,2 @@
-"""Other systems\x27 formats: FHIR for referrals (fhir.py)."""
+"""Other systems' formats: FHIR R4 for referrals (fhir.py), Open Referral HSDS 3.1 for the
+partner directory, in and out (hsds/)."""

@@ -5,7 +5,8 @@ falling due, a message that could not be delivered); this module decides who hea
 which channels, in which language, with which words in its context, and under which
 idempotency key, and writes the outbox rows. The outbox (`notifiers/outbox.py`) only claims and
 records them, and `notifiers/delivery.py` renders the template of the same name under
-`notifiers/templates/{vi,en}/`.
+`notifiers/templates/{vi,en}/`. How one person is addressed (their language, their channels,
+their name in keys) and the shape of an outbox row are in `notifiers/addressing.py`.
 
 The recipient rules, side by side:
 
@@ -34,14 +35,23 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from referrals.infra.db import insert_many
 from referrals.models.deadlines import ACTOR
 from referrals.models.directory import Contact, Organization, Service
 from referrals.models.lifecycle import MessageStatus
 from referrals.models.people import Role, User
 from referrals.models.workflow import Notification, Referral
 
-STAFF_LANGUAGE = "vi"  # staff messages are in the office's language; their pages follow a choice
+# A person's language, channels and name in keys, and the outbox row (all importable from here).
+from referrals.notifiers.addressing import (
+    STAFF_LANGUAGE,
+    Person,
+    channels_of,
+    in_language,
+    language_of,
+    outbox_row,
+    queue,
+    who,
+)
 
 
 class Template(StrEnum):
@@ -66,28 +76,6 @@ ALERTS = {
 }
 CHASING = tuple(t.value for t in ALERTS.values())
 
-Person = Contact | User
-
-
-def language_of(person: Person | None, default: str = STAFF_LANGUAGE) -> str:
-    """The language a person reads our messages and pages in: a partner contact's own; staff
-    messages in the office's language; `default` when the person is gone."""
-    if isinstance(person, Contact):
-        return person.language
-    return default if person is None else STAFF_LANGUAGE
-
-
-def in_language(language: str, vi: str, en: str) -> str:
-    """The Vietnamese or the English of a name, by the reader's language."""
-    return vi if language == "vi" else en
-
-
-def channels_of(person: Person) -> list[str]:
-    """A contact is reached on each address it has (SMS, e-mail); staff by e-mail."""
-    if isinstance(person, Contact):
-        return [ch for ch, address in (("sms", person.phone), ("email", person.email)) if address]
-    return ["email"] if person.email else []
-
 
 def first_rank(
     contacts: Sequence[Contact], *, backup: bool = False
@@ -105,11 +93,6 @@ def first_rank(
         if not c.active and c.rank <= wanted
     ]
     return [c for c in contacts if c.active and c.rank == wanted], skipped
-
-
-def who(person: Person) -> str:
-    """How a recipient is named in events and keys: never by name."""
-    return f"contact:{person.id}" if isinstance(person, Contact) else f"user:{person.username}"
 
 
 @dataclass
@@ -169,39 +152,6 @@ class People:
         return self.managers(area)
 
 
-def _row(
-    *,
-    template: Template,
-    person: Person | None,
-    channel: str,
-    language: str,
-    context: dict[str, Any],
-    key: str,
-    now: dt.datetime,
-    referral_id: int | None,
-) -> dict[str, Any]:
-    return {
-        "referral_id": referral_id,
-        "contact_id": person.id if isinstance(person, Contact) else None,
-        "user_id": person.id if isinstance(person, User) else None,
-        "channel": channel,
-        "template": template.value,
-        "language": language,
-        "context": context,
-        "idempotency_key": key,
-        "status": MessageStatus.queued.value,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
-def queue(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Write the rows in one statement; returns how many."""
-    insert_many(session, Notification, rows)
-    return len(rows)
-
-
 def new_referral(
     *,
     referral_id: int,
@@ -228,7 +178,7 @@ def new_referral(
         for channel in channels_of(contact):
             key = f"{code}:{Template.new}:{contact.id}:{channel}"
             rows.append(
-                _row(
+                outbox_row(
                     template=Template.new,
                     person=contact,
                     channel=channel,
@@ -285,7 +235,7 @@ def step_alert(
                 f":{who(person)}:{channel}"
             )
             rows.append(
-                _row(
+                outbox_row(
                     template=template,
                     person=person,
                     channel=channel,
@@ -316,7 +266,7 @@ def referral_closed(session: Session, referral: Referral, now: dt.datetime) -> i
             "closed_at": now.isoformat(),
         }
         key = f"{referral.code}:{Template.closed}:{n.contact_id}:{n.channel}"
-        row = _row(
+        row = outbox_row(
             template=Template.closed,
             person=None,
             channel=n.channel,
@@ -342,7 +292,7 @@ def answered(
     coordinator = session.get(User, referral.coordinator_id)
     if coordinator is None or not coordinator.active or not coordinator.email:
         return 0
-    row = _row(
+    row = outbox_row(
         template=Template.answered,
         person=coordinator,
         channel="email",
@@ -381,7 +331,7 @@ def digest(
     session: Session, *, manager: User, day: dt.date, context: dict[str, Any], now: dt.datetime
 ) -> int:
     """The manager's morning digest for `day` (its key names the day: once a day)."""
-    row = _row(
+    row = outbox_row(
         template=Template.digest,
         person=manager,
         channel="email",
@@ -417,7 +367,7 @@ def dead_message(
         rule = rule | (col(User.id) == ref.coordinator_id)
     context = {"code": ref.code if ref else "-", "partner": ref.name if ref else "-", **context}
     rows = [
-        _row(
+        outbox_row(
             template=Template.dead,
             person=user,
             channel="email",
@@ -436,7 +386,7 @@ def webhook(
     *, hook_id: int, event_id: int, referral_id: int | None, now: dt.datetime
 ) -> dict[str, Any]:
     """An event for a subscription: the body is built when it is sent, from the event."""
-    row = _row(
+    row = outbox_row(
         template=Template.webhook,
         person=None,
         channel="webhook",

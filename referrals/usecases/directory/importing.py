@@ -1,7 +1,7 @@
 """The partner directory replaced by an Open Referral HSDS 3.1 file (`referrals directory import`).
 
 partners.yaml stays the directory's source of truth (every `init` loads it), so an import
-rewrites that file as well as the tables. The file is checked whole first (interop/hsds.py maps
+rewrites that file as well as the tables. The file is checked whole first (interop/hsds/ maps
 it onto the province); then the tables are loaded in one transaction, and the new file is renamed
 into place just before it commits (the old one kept as partners.yaml.<time>.bak, and put back if
 the commit fails). A file with any problem changes nothing.

@@ -2,7 +2,7 @@
 
 Everything is checked before anything is written; the referral, its steps, the first deadline,
 the events and the outbox rows for the partner's contacts are then inserted in the caller's
-transaction, so a launch is whole or absent.
+transaction, so a launch is whole or absent (`launch_rows.py` writes them, set-based).
 """
 
 from __future__ import annotations
@@ -11,25 +11,23 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from referrals.config.province import DueRule
 from referrals.infra.client_keys import refuse_if_erased
 from referrals.infra.context import Context
-from referrals.infra.db import chunks, insert_many
+from referrals.infra.db import chunks
 from referrals.models.codes import new_code
 from referrals.models.directory import Organization, Service, ServiceArea
 from referrals.models.errors import DomainError, NotFound
-from referrals.models.lifecycle import OPEN, ReferralStatus, StepStatus, referral_move, step_move
-from referrals.models.people import Client, Consent, User, actor_name
+from referrals.models.lifecycle import OPEN
+from referrals.models.people import Client, Consent, User
 from referrals.models.policy import require_launch
-from referrals.models.workflow import Event, PathwayVersion, Referral, Step
-from referrals.notifiers import messages
+from referrals.models.workflow import PathwayVersion, Referral
 from referrals.notifiers.messages import People
+from referrals.usecases.referrals.launch_rows import Plan, write_launches
 
 Progress = Callable[[str, int, int], None]  # (stage, rows done, rows in all), for progress bars
 TICK = 500  # rows between progress reports
@@ -139,9 +137,7 @@ def launch_referrals(
 
     problems: list[tuple[int, str]] = []
     first_error: DomainError | None = None
-    plans: list[
-        tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]
-    ] = []
+    plans: list[Plan] = []
     for i, req in enumerate(requests):
         if i % TICK == 0:
             progress("launch", i, len(requests))
@@ -160,7 +156,7 @@ def launch_referrals(
         raise LaunchRefused(problems, first_error)
     codes = list(codes) if codes else [new_code("R") for _ in plans]
     progress("write", 0, len(plans))
-    _write(session, plans, codes, coordinator, directory, ctx)
+    write_launches(session, plans, codes, coordinator, directory.people, ctx)
     progress("write", len(plans), len(plans))
     return codes
 
@@ -182,28 +178,73 @@ def _check(
     ctx: Context,
     now: dt.datetime,
 ) -> tuple[Client, Organization, Service, PathwayVersion, dt.datetime]:
+    """One request against the directory, the client's consents and open referrals; the first
+    problem found is raised (in this order: pathway, partner, client, time, service, consent,
+    an open referral, the partner's contacts)."""
+    pathway = _pathway(req, directory)
+    org = _partner(req, directory)
+    client = clients.get(req.client_code)
+    if client is None:
+        raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
+    refuse_if_erased(client)
+    assert client.id is not None and org.id is not None  # loaded rows have their ids
+    at = _launch_time(req, ctx, now)
+    offered = directory.services.get((org.id, pathway.key))
+    service = _served(directory, offered, org, pathway, client)
+    consent = consents.get((client.id, org.id, pathway.key))
+    _require_consent(req, consent, client, org, pathway, at, ctx)
+    if (existing := open_refs.get((client.id, pathway.key))) is not None:
+        raise DomainError(
+            f"client {client.code} already has an open {pathway.key} referral {existing}",
+            key="already_open",
+            client=client.code,
+            pathway=pathway.name,
+            referral=existing,
+        )
+    if not directory.people.partner(org.id)[0]:
+        raise DomainError(
+            f"partner {org.slug} has no active contact to ask", key="no_contact", partner=org.name
+        )
+    return client, org, service, pathway, at
+
+
+def _pathway(req: LaunchRequest, directory: _Directory) -> PathwayVersion:
     pathway = directory.pathways.get(req.pathway)
     if pathway is None:
         raise DomainError(
             f"unknown pathway {req.pathway!r} (known: {', '.join(sorted(directory.pathways))})",
             key="unknown_pathway",
         )
+    return pathway
+
+
+def _partner(req: LaunchRequest, directory: _Directory) -> Organization:
     org = directory.orgs.get(req.partner)
     if org is None or not org.active:
         raise DomainError(
             f"unknown partner {req.partner!r} (see `referrals partners`)", key="unknown_partner"
         )
-    client = clients.get(req.client_code)
-    if client is None:
-        raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
-    refuse_if_erased(client)
-    assert client.id is not None and org.id is not None  # loaded rows have their ids
+    return org
+
+
+def _launch_time(req: LaunchRequest, ctx: Context, now: dt.datetime) -> dt.datetime:
+    """When the referral was launched: the request's time (local if naive), or now."""
     at = req.launched_at or now
     if at.tzinfo is None:
         at = at.replace(tzinfo=ctx.tz)
     if at > now + dt.timedelta(minutes=5):
         raise DomainError(f"launch time {at.isoformat()} is in the future")
-    service = directory.services.get((org.id, pathway.key))
+    return at
+
+
+def _served(
+    directory: _Directory,
+    service: Service | None,
+    org: Organization,
+    pathway: PathwayVersion,
+    client: Client,
+) -> Service:
+    """The partner's `service` for the pathway, if it has one and it serves the client's area."""
     if service is None:
         raise DomainError(
             f"partner {org.slug} does not offer {pathway.key}",
@@ -220,9 +261,22 @@ def _check(
             partner=org.name,
             pathway=pathway.name,
         )
-    consent = consents.get((client.id, org.id, pathway.key))
+    return service
+
+
+def _require_consent(
+    req: LaunchRequest,
+    consent: Consent | None,
+    client: Client,
+    org: Organization,
+    pathway: PathwayVersion,
+    at: dt.datetime,
+    ctx: Context,
+) -> None:
+    """The client's `consent` to this partner for this pathway held at `at`, or a manager
+    overrode it."""
     if req.consent_override:
-        pass  # a manager's recorded decision (an event on the referral), checked above
+        pass  # a manager's recorded decision (an event on the referral), see `_authorise`
     elif consent is None or consent.granted_at > at:
         raise DomainError(
             f"no consent from client {client.code} for {pathway.key} with {org.slug}; record it with "
@@ -242,161 +296,6 @@ def _check(
             pathway=pathway.name,
             day=day,
         )
-    if (existing := open_refs.get((client.id, pathway.key))) is not None:
-        raise DomainError(
-            f"client {client.code} already has an open {pathway.key} referral {existing}",
-            key="already_open",
-            client=client.code,
-            pathway=pathway.name,
-            referral=existing,
-        )
-    if not directory.people.partner(org.id)[0]:
-        raise DomainError(
-            f"partner {org.slug} has no active contact to ask", key="no_contact", partner=org.name
-        )
-    return client, org, service, pathway, at
-
-
-def _write(
-    session: Session,
-    plans: list[tuple[LaunchRequest, Client, Organization, Service, PathwayVersion, dt.datetime]],
-    codes: Sequence[str],
-    coordinator: User,
-    directory: _Directory,
-    ctx: Context,
-) -> None:
-    if not plans:
-        return
-    status = referral_move("submit", ReferralStatus.draft)
-    actor = actor_name(coordinator)
-    referral_rows = [
-        {
-            "code": code,
-            "client_id": client.id,
-            "pathway_key": pathway.key,
-            "pathway_version": pathway.version,
-            "organization_id": org.id,
-            "service_id": service.id,
-            "area_key": client.area_key,
-            "coordinator_id": coordinator.id,
-            "status": status.value,
-            "priority": "urgent" if req.urgent else "routine",
-            "launched_at": at,
-            "version": 1,
-        }
-        for code, (req, client, org, service, pathway, at) in zip(codes, plans, strict=True)
-    ]
-    ids = insert_many(session, Referral, referral_rows, key="code")
-
-    step_rows: list[dict[str, Any]] = []
-    first_due: list[dt.datetime] = []
-    for ref_id, (req, _c, _o, _s, pathway, at) in zip(ids, plans, strict=True):
-        for seq, tpl in enumerate(pathway.definition["steps"]):
-            rule = tpl["urgent_due"] if req.urgent and tpl.get("urgent_due") else tpl["due"]
-            first = seq == 0
-            due: dt.datetime | None = None
-            if first:
-                due = ctx.calendar.due(at, DueRule.model_validate(rule))
-                first_due.append(due)
-            step_rows.append(
-                {
-                    "referral_id": ref_id,
-                    "seq": seq,
-                    "key": tpl["key"],
-                    "actor": tpl["actor"],
-                    "status": (
-                        step_move("activate", StepStatus.pending) if first else StepStatus.pending
-                    ).value,
-                    "due_rule": rule,
-                    "activated_at": at if first else None,
-                    "due_at": due,
-                    "alert_seq": 0,
-                    "next_alert_at": at if first else None,  # the next sweep schedules its ladder
-                }
-            )
-    insert_many(session, Step, step_rows)
-    first_steps: dict[int, int] = {}
-    for part in chunks(ids):
-        query = select(col(Step.referral_id), col(Step.id)).where(
-            col(Step.seq) == 0, col(Step.referral_id).in_(part)
-        )
-        first_steps.update(session.execute(query).tuples().all())
-    first_step_ids = [first_steps[i] for i in ids]
-
-    events: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    for ref_id, step_id, code, due, (req, _client, org, service, pathway, at) in zip(
-        ids, first_step_ids, codes, first_due, plans, strict=True
-    ):
-        assert org.id is not None  # a loaded row has its id
-        events.append(
-            _event(
-                ref_id,
-                None,
-                "referral.requested",
-                at,
-                actor,
-                {
-                    "from": "draft",
-                    "to": status.value,
-                    "pathway": pathway.key,
-                    "version": pathway.version,
-                    "partner": org.slug,
-                },
-            )
-        )
-        if req.consent_override:
-            events.append(
-                _event(
-                    ref_id,
-                    None,
-                    "consent.overridden",
-                    at,
-                    actor,
-                    {"reason": req.consent_override.value, "partner": org.slug},
-                )
-            )
-        events.append(
-            _event(
-                ref_id,
-                step_id,
-                "step.active",
-                at,
-                actor,
-                {"step": "acknowledge", "due_at": due.isoformat()},
-            )
-        )
-        outbox += messages.new_referral(
-            referral_id=ref_id,
-            code=code,
-            contacts=directory.people.partner(org.id)[0],
-            service=service,
-            step=pathway.definition["steps"][0],
-            due=due,
-            urgent=req.urgent,
-            now=at,
-        )
-    insert_many(session, Event, events)
-    messages.queue(session, outbox)
-
-
-def _event(
-    referral_id: int,
-    step_id: int | None,
-    kind: str,
-    at: dt.datetime,
-    actor: str,
-    data: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "referral_id": referral_id,
-        "client_id": None,
-        "step_id": step_id,
-        "kind": kind,
-        "at": at,
-        "actor": actor,
-        "data": data,
-    }
 
 
 def launch_one(

@@ -1,0 +1,85 @@
+"""How a message is addressed to one person: the language they read, the channels they have,
+how events and idempotency keys name them, and the outbox row itself.
+
+`messages.py` decides who is told of what and builds its rows with `outbox_row`; `queue` writes
+them. Every name here is also importable from `referrals.notifiers.messages`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from referrals.infra.db import insert_many
+from referrals.models.directory import Contact
+from referrals.models.lifecycle import MessageStatus
+from referrals.models.people import User
+from referrals.models.workflow import Notification
+
+if TYPE_CHECKING:
+    from referrals.notifiers.messages import Template
+
+STAFF_LANGUAGE = "vi"  # staff messages are in the office's language; their pages follow a choice
+
+Person = Contact | User
+
+
+def language_of(person: Person | None, default: str = STAFF_LANGUAGE) -> str:
+    """The language a person reads our messages and pages in: a partner contact's own; staff
+    messages in the office's language; `default` when the person is gone."""
+    if isinstance(person, Contact):
+        return person.language
+    return default if person is None else STAFF_LANGUAGE
+
+
+def in_language(language: str, vi: str, en: str) -> str:
+    """The Vietnamese or the English of a name, by the reader's language."""
+    return vi if language == "vi" else en
+
+
+def channels_of(person: Person) -> list[str]:
+    """A contact is reached on each address it has (SMS, e-mail); staff by e-mail."""
+    if isinstance(person, Contact):
+        return [ch for ch, address in (("sms", person.phone), ("email", person.email)) if address]
+    return ["email"] if person.email else []
+
+
+def who(person: Person) -> str:
+    """How a recipient is named in events and keys: never by name."""
+    return f"contact:{person.id}" if isinstance(person, Contact) else f"user:{person.username}"
+
+
+def outbox_row(
+    *,
+    template: Template,
+    person: Person | None,
+    channel: str,
+    language: str,
+    context: dict[str, Any],
+    key: str,
+    now: dt.datetime,
+    referral_id: int | None,
+) -> dict[str, Any]:
+    """One queued message to `person` on `channel`, due now, under the idempotency `key`."""
+    return {
+        "referral_id": referral_id,
+        "contact_id": person.id if isinstance(person, Contact) else None,
+        "user_id": person.id if isinstance(person, User) else None,
+        "channel": channel,
+        "template": template.value,
+        "language": language,
+        "context": context,
+        "idempotency_key": key,
+        "status": MessageStatus.queued.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def queue(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Write the rows in one statement; returns how many."""
+    insert_many(session, Notification, rows)
+    return len(rows)
