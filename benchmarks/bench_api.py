@@ -37,9 +37,9 @@ from sqlalchemy import select
 from referrals.infra.db import transaction
 from referrals.models.links import link_token
 from referrals.models.people import ConsentMethod, Role, User
-from referrals.models.tokens import issue_token
 from referrals.models.workflow import Notification, Referral
 from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
+from referrals.usecases.staff.tokens import issue_token
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -516,9 +516,9 @@ def setup_child(clients: int) -> None:
     from referrals.infra.runtime import Runtime
     from referrals.models.directory import Organization, Service, ServiceArea
     from referrals.models.people import ConsentMethod, User
-    from referrals.models.tokens import issue_token
     from referrals.notifiers import delivery
     from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
+    from referrals.usecases.staff.tokens import issue_token
 
     rt = Runtime()
     now = dt.datetime.now(dt.UTC)

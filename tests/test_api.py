@@ -14,10 +14,11 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
 from referrals.models.people import Role, User
-from referrals.models.tokens import ApiToken, issue_token
+from referrals.models.tokens import ApiToken
 from referrals.models.workflow import Notification, Referral
 from referrals.notifiers.channels import Channels
 from referrals.notifiers.delivery import deliver
+from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 
 

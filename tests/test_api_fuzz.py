@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from helpers import ready_referral
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
-from referrals.models.tokens import issue_token
+from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())

@@ -25,9 +25,9 @@ from referrals.infra.runtime import Runtime
 from referrals.models.lifecycle import Action
 from referrals.models.people import Client
 from referrals.models.policy import SYSTEM
-from referrals.models.tokens import issue_token
 from referrals.models.workflow import Referral
 from referrals.usecases.referrals.advancing import advance
+from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 from web_helpers import Clock, csrf_of, logged_in, staff_users
 

@@ -31,7 +31,7 @@ from referrals.config.settings import BUNDLED_CONFIG
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.bounds import MAX_ROWS
-from referrals.models.tokens import issue_token
+from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 from web_helpers import Clock, csrf_of, logged_in, staff_users
 

@@ -25,8 +25,8 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.interop.fhir import status_history
 from referrals.models.people import Role, User
-from referrals.models.tokens import issue_token
 from referrals.models.workflow import Event, Referral
+from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 
 MODELS = {m.__name__: m for m in (Patient, Organization, ServiceRequest, Task, Consent, Provenance)}

@@ -25,10 +25,10 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact, Organization, Service
 from referrals.models.people import Role, User
-from referrals.models.tokens import issue_token
 from referrals.queries.directory import directory
 from referrals.usecases.directory.admin import set_contact_active
 from referrals.usecases.directory.loading import load_province_data
+from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 from web_helpers import Clock, logged_in, staff_users
 

@@ -19,7 +19,7 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token, message_of
 from referrals.models.people import Client, ClientKey
-from referrals.models.subscriptions import Webhook, WebhookIn, add_webhook
+from referrals.models.subscriptions import Webhook, WebhookIn
 from referrals.models.workflow import Event, Notification
 from referrals.queries.audit import verify
 from referrals.queries.reading import Reader
@@ -27,6 +27,7 @@ from referrals.usecases.audit import seal
 from referrals.usecases.clients.clients import reveal_client
 from referrals.usecases.clients.keys import key_status, rotate
 from referrals.usecases.referrals.importing import import_referrals
+from referrals.usecases.staff.webhooks import add_webhook
 
 NEW = "a-brand-new-secret-key-0123456789abcdef0123456789"
 NOTE = "Người Thứ 0 đã chuyển nhà"

@@ -23,10 +23,10 @@ from helpers import consent, new_client, ready_referral
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
-from referrals.models.tokens import issue_token
 from referrals.models.workflow import Event, Notification, Referral
 from referrals.queries.invariants import check
 from referrals.queries.reading import Reader
+from referrals.usecases.staff.tokens import issue_token
 from web_helpers import Clock, served
 
 RACERS = 10

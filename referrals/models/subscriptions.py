@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import secrets
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import JSON, func, select
+from sqlalchemy import JSON
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, col
+from sqlmodel import SQLModel
 
-from referrals.models.errors import DomainError, NotFound
 from referrals.models.types import UTCDateTime, utcnow
-from referrals.models.workflow import Event
-
-if TYPE_CHECKING:  # a type only: models/ sits below infra/ (.importlinter)
-    from referrals.infra.crypto import Vault
 
 
 class Webhook(SQLModel, table=True):
@@ -58,36 +51,3 @@ class WebhookIn(BaseModel):
 
 def wants(webhook: Webhook, kind: str) -> bool:
     return any(fnmatch.fnmatchcase(kind, pattern) for pattern in webhook.events)
-
-
-def add_webhook(session: Session, *, data: WebhookIn, vault: Vault) -> tuple[Webhook, str]:
-    """A new subscription and its secret (returned once, stored sealed)."""
-    if session.scalars(select(col(Webhook.id)).where(col(Webhook.name) == data.name)).first():
-        raise DomainError(f"a webhook named {data.name!r} exists already")
-    secret = secrets.token_urlsafe(32)
-    latest = session.scalar(select(func.max(Event.id))) or 0
-    hook = Webhook(
-        name=data.name,
-        url=data.url,
-        events=data.events,
-        secret_enc=vault.encrypt(secret, "webhook.secret") or "",
-        after_event_id=latest,
-    )
-    session.add(hook)
-    session.flush()
-    return hook, secret
-
-
-def set_webhook_active(session: Session, *, name: str, active: bool) -> Webhook:
-    hook = session.scalars(select(Webhook).where(col(Webhook.name) == name)).first()
-    if hook is None:
-        raise NotFound(f"unknown webhook {name!r}")
-    hook.active = active
-    return hook
-
-
-def list_webhooks(session: Session) -> list[dict[str, Any]]:
-    return [
-        {"name": h.name, "url": h.url, "events": h.events, "active": h.active}
-        for h in session.scalars(select(Webhook).order_by(Webhook.name))
-    ]

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import secrets
 
-from sqlalchemy import select
-from sqlmodel import Field, Session, SQLModel, col
+from sqlmodel import Field, SQLModel
 
-from referrals.models.errors import NotFound
-from referrals.models.people import User
 from referrals.models.types import UTCDateTime
 
 PREFIX = "rf_"
@@ -29,34 +25,6 @@ class ApiToken(SQLModel, table=True):
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a token: its SHA-256, enough for 256 random bits."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def issue_token(session: Session, *, username: str, name: str, now: dt.datetime) -> str:
-    """A new token for an active user; the only time its clear value exists."""
-    user = session.scalars(
-        select(User).where(col(User.username) == username, col(User.active))
-    ).first()
-    if user is None:
-        raise NotFound(f"no active user {username!r}")
-    assert user.id is not None  # a loaded row has its id
-    token = PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, token_hash=_hash(token), created_at=now))
-    session.flush()
-    return token
-
-
-def user_for_token(session: Session, token: str) -> User | None:
-    """The active user a live token belongs to, or None."""
-    if not token.startswith(PREFIX):
-        return None
-    return session.scalars(
-        select(User)
-        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
-        .where(
-            col(ApiToken.token_hash) == _hash(token),
-            col(ApiToken.revoked_at).is_(None),
-            col(User.active),
-        )
-    ).first()

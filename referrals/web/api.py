@@ -24,11 +24,11 @@ from referrals.models.errors import Conflict
 from referrals.models.lifecycle import Action
 from referrals.models.people import User
 from referrals.models.policy import district_scope
-from referrals.models.tokens import user_for_token
 from referrals.queries.directory import directory, pathway_templates
 from referrals.queries.reading import Reader, list_referrals, referral_for
 from referrals.usecases.referrals.advancing import advance, get_referral
 from referrals.usecases.referrals.launching import LaunchRequest, launch_one
+from referrals.usecases.staff.tokens import user_for_token
 
 router = APIRouter(prefix="/api/v1")
 # Codes, keys and slugs: plain characters only (PostgreSQL refuses NUL in text, for one).

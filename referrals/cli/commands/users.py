@@ -89,7 +89,7 @@ def token_create(
     import datetime as dt
 
     from referrals.infra.db import transaction
-    from referrals.models.tokens import issue_token
+    from referrals.usecases.staff.tokens import issue_token
 
     rt = runtime()
     with transaction(rt.engine) as s:

@@ -26,7 +26,8 @@ def webhook_add(
     """Subscribe URL to the events; prints the signing secret, once."""
     operator("webhook add")
     from referrals.infra.db import transaction
-    from referrals.models.subscriptions import WebhookIn, add_webhook
+    from referrals.models.subscriptions import WebhookIn
+    from referrals.usecases.staff.webhooks import add_webhook
 
     data = WebhookIn(name=name, url=url, events=[e for e in events.split(",") if e.strip()])
     rt = runtime()
@@ -42,7 +43,7 @@ def webhook_add(
 def webhook_list(as_json: JsonOpt = False) -> None:
     """The subscriptions."""
     operator("webhook list")
-    from referrals.models.subscriptions import list_webhooks
+    from referrals.usecases.staff.webhooks import list_webhooks
 
     rt = runtime()
     with rt_session(rt) as s:
@@ -59,7 +60,7 @@ def webhook_off(name: str) -> None:
     """Stop a subscription (its queued events are given up)."""
     operator("webhook off")
     from referrals.infra.db import transaction
-    from referrals.models.subscriptions import set_webhook_active
+    from referrals.usecases.staff.webhooks import set_webhook_active
 
     rt = runtime()
     with transaction(rt.engine) as s:
