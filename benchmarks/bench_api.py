@@ -31,7 +31,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from bench_launch import drop_database, fresh_database, prepared_runtime
+from harness import write_results
 from sqlalchemy import select
 
 from referrals.infra.db import transaction
@@ -221,15 +223,7 @@ def main() -> None:
             server.wait(10)
             rt.engine.dispose()
             drop_database(url)
-    out = (
-        ROOT
-        / "benchmarks"
-        / "results"
-        / f"api-{args.db}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
-    )
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    write_results(f"api-{args.db}", results)
 
 
 if __name__ == "__main__":

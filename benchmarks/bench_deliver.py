@@ -35,7 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from bench_launch import csv_rows, drop_database, fresh_database, prepared_runtime
+from harness import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 09:00 in Nha Trang: no quiet hours
@@ -330,10 +332,7 @@ def main() -> None:
             drop_database(url)
         finally:
             receivers.kill()
-    out = ROOT / "benchmarks" / "results" / f"deliver-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    write_results("deliver", results)
 
 
 if __name__ == "__main__":

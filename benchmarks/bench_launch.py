@@ -29,7 +29,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("REFERRALS_SECRET_KEY", "benchmark-secret-0123456789abcdef0123456789")
 
-from harness import past_append_only
+from harness import past_append_only, write_results
 from sqlalchemy import create_engine, delete, insert, select, text
 
 import referrals.models.tables as t
@@ -253,9 +253,7 @@ def main() -> None:
                 results["runs"].append(run)
                 rt.engine.dispose()
                 drop_database(rt.settings.database_url)
-    out = ROOT / "benchmarks" / "results" / f"launch-{now:%Y%m%d-%H%M}.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    write_results("launch", results)
 
 
 if __name__ == "__main__":

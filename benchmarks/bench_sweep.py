@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_deliver import RssSampler
 from bench_launch import drop_database, fresh_database, prepared_runtime
-from harness import numbers, past_append_only
+from harness import numbers, past_append_only, write_results
 from sqlalchemy import bindparam, select, text
 
 from referrals.infra.db import transaction
@@ -258,10 +258,7 @@ def main() -> None:
             run = json.loads(child.stdout.strip().splitlines()[-1])
             print(json.dumps(run), flush=True)
             results["runs"].append(run)  # type: ignore[attr-defined]
-    out = ROOT / "benchmarks" / "results" / f"sweep-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    write_results("sweep", results)
 
 
 if __name__ == "__main__":
