@@ -14,9 +14,10 @@ from html import escape
 from typing import Any
 
 from referrals import locale
+from referrals.reports.formats import ReportFormat
 from referrals.reports.words import REASONS, WORDS
 
-FORMATS = ("md", "csv", "json", "html")
+FORMATS = tuple(f.value for f in ReportFormat)
 COLUMNS = ("clients", "launched", "successful", "not_successful", "still_open", "overdue")
 PALETTE = ("#17456b", "#e0a800", "#2e7d32", "#c62828", "#6a1b9a", "#00838f")
 

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from referrals.cli.shared import JsonOpt, NowOpt
-
-
-class ReportFormat(StrEnum):
-    """reports/render.py's FORMATS (that module loads the report's words and locales, too much
-    for every command's start)."""
-
-    md = "md"
-    csv = "csv"
-    json = "json"
-    html = "html"
+from referrals.reports.formats import ReportFormat
 
 
 def report(
