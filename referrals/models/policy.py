@@ -75,6 +75,15 @@ def district_scope(user: User) -> str | None:
     return user.area_key if user.role == Role.coordinator.value else None
 
 
+def listing_district(user: User, asked: str | None) -> str | None:
+    """The district a list or report is limited to: a coordinator's own (asking for another
+    district is refused), else the one asked for (None: every district)."""
+    scope = district_scope(user)
+    if scope is not None and asked not in (None, scope):
+        raise Forbidden(f"{user.username} works in {scope}, not {asked}")
+    return scope or asked
+
+
 def require_area(user: User, area_key: str, *, what: str, act: bool = True) -> None:
     """Refuse a user who may not see (as if `what` did not exist) or not act in `area_key`."""
     if not sees_area(user, area_key):

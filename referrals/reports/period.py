@@ -8,7 +8,7 @@ import datetime as dt
 from referrals.config import load_province
 from referrals.config.settings import get_settings
 from referrals.infra.calendar import WorkingCalendar
-from referrals.models.policy import Forbidden, district_scope
+from referrals.models.policy import listing_district
 from referrals.queries.reading import Reader, acting_user
 from referrals.queries.report import Period, build_report
 from referrals.reports.render import render
@@ -43,10 +43,8 @@ def period_report(
         load_province(settings.config_dir).province, settings.tz
     )
     with Reader.open(settings.database_url) as reader:
-        scope = district_scope(acting_user(reader, user)) if user else None
-        if scope is not None and district not in (None, scope):
-            raise Forbidden(f"{user} works in {scope}, not {district}")
-        district = scope or district
+        if user:
+            district = listing_district(acting_user(reader, user), district)
         if district is not None and not reader.rows(
             "SELECT key FROM area WHERE key = :key", key=district
         ):

@@ -119,16 +119,14 @@ def list_cmd(
     """Referrals, newest first (most late first with --overdue), a page of 100 unless --limit."""
     from referrals.cli.clock import parse_now
     from referrals.config.settings import get_settings
-    from referrals.models.policy import Forbidden, district_scope
+    from referrals.models.policy import listing_district
     from referrals.queries.reading import Reader, acting_user, list_referrals
 
     settings = get_settings()
     # how late, in working days: the holidays calendar is only loaded for this
     calendar = _working_calendar(settings) if overdue else None
     with Reader.open(settings.database_url) as reader:
-        scope = district_scope(acting_user(reader, settings.user))
-        if scope is not None and district not in (None, scope):
-            raise Forbidden(f"{settings.user} works in {scope}, not {district}")
+        district = listing_district(acting_user(reader, settings.user), district)
         rows = list_referrals(
             reader,
             tz=settings.tz,
@@ -137,7 +135,7 @@ def list_cmd(
             overdue=overdue,
             status=status,
             partner=partner,
-            district=scope or district,
+            district=district,
             limit=limit,
             offset=offset,
         )
