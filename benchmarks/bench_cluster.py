@@ -31,7 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
 
-from cluster import (  # noqa: E402
+from harness import machine, write_results  # noqa: E402
+
+from support.cluster import (  # noqa: E402
     PG_ADMIN,
     Cluster,
     drop_database,
@@ -41,9 +43,7 @@ from cluster import (  # noqa: E402
     referrals,
     wait_for,
 )
-from harness import machine, write_results  # noqa: E402
-
-from receivers import HttpSink  # noqa: E402
+from support.receivers import HttpSink  # noqa: E402
 
 SECRET = "bench-cluster-secret-0123456789abcdef0123456789"
 

@@ -5,15 +5,15 @@ bound twice), and the served processes' memory and open file descriptors must be
 
     .venv/bin/python benchmarks/soak.py                        # 30 compressed min, SQLite, PostgreSQL
     .venv/bin/python benchmarks/soak.py --minutes 30 --db postgresql
-    .venv/bin/python benchmarks/soak.py --minutes 6 --speed 10 --db sqlite   # tests/test_soak.py
+    .venv/bin/python benchmarks/soak.py --minutes 6 --speed 10 --db sqlite   # tests/system/test_soak.py
 
 **The engine is served for real.** `referrals serve` runs as it does in production: the
 supervisor, a local Prefect server, the runner serving the `deliver`/`sweep`/`digest`
 deployments on Prefect's own scheduler (each flow run a new process), and the uvicorn web app.
 The soak drives it from outside, as its users would: coordinators launch and act through the
 JSON API (`referrals token create`), partners answer through the links in the SMS and e-mails
-that arrive at real receivers on loopback (tests/receivers.py: an aiosmtpd server, and an HTTP
-server standing in for an SMS gateway, `json://`), and an operator runs the CLI
+that arrive at real receivers on loopback (tests/support/receivers.py: an aiosmtpd server, and an
+HTTP server standing in for an SMS gateway, `json://`), and an operator runs the CLI
 (`referrals import`, `advance`, `sweep`, `deliver`, `check`) beside the served schedule.
 
 **What "compressed" means.** Every process runs on the real clock; no clock is faked or moved.
@@ -102,8 +102,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import machine, write_results  # noqa: E402
 
-from receivers import HttpSink, SmtpSink, free_port  # noqa: E402
 from referrals.usecases.referrals.importing import HEADER  # noqa: E402
+from support.receivers import HttpSink, SmtpSink, free_port  # noqa: E402
 
 SECRET = "soak-secret-0123456789abcdef0123456789abcdef0123"
 TZ = "Asia/Ho_Chi_Minh"

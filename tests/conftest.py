@@ -24,13 +24,13 @@ from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
 import referrals.models.tables  # noqa: F401
-from receivers import HttpSink, SmtpSink
 from referrals.config import Settings, get_settings
 from referrals.infra.db import get_engine, transaction
 from referrals.infra.runtime import Runtime
 from referrals.migrations import upgrade
 from referrals.models.people import Role, User
 from referrals.usecases.directory.loading import load_province_data
+from support.receivers import HttpSink, SmtpSink
 
 PG_ADMIN = os.environ.get(
     "REFERRALS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
