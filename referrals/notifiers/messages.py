@@ -95,6 +95,15 @@ def first_rank(
     return [c for c in contacts if c.active and c.rank == wanted], skipped
 
 
+def coordinator_of(user: User | None) -> tuple[list[User], list[str]]:
+    """A referral's coordinator is told by e-mail while active with an address; else no one,
+    and why."""
+    if user is None or not user.active or not user.email:
+        name = user.username if user else "?"
+        return [], [f"the coordinator has no e-mail or is inactive ({name})"]
+    return [user], []
+
+
 @dataclass
 class People:
     """The directory's people, loaded once for a batch (small tables), and the recipient rules."""
@@ -118,11 +127,7 @@ class People:
         return first_rank(self.contacts.get(org_id, []), backup=backup)
 
     def coordinator(self, user_id: int | None) -> tuple[list[User], list[str]]:
-        user = self.users.get(user_id) if user_id is not None else None
-        if user is None or not user.active or not user.email:
-            name = user.username if user else "?"
-            return [], [f"the coordinator has no e-mail or is inactive ({name})"]
-        return [user], []
+        return coordinator_of(self.users.get(user_id) if user_id is not None else None)
 
     def managers(self, area: str) -> tuple[list[User], list[str]]:
         """The managers of a district (and those of every district), with an e-mail."""
@@ -289,14 +294,14 @@ def answered(
     now: dt.datetime,
 ) -> int:
     """The coordinator learns how a partner answered (through the link of `message_id`)."""
-    coordinator = session.get(User, referral.coordinator_id)
-    if coordinator is None or not coordinator.active or not coordinator.email:
+    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
+    if not told:
         return 0
     row = outbox_row(
         template=Template.answered,
-        person=coordinator,
+        person=told[0],
         channel="email",
-        language=language_of(coordinator),
+        language=language_of(told[0]),
         context=context,
         key=f"{referral.code}:answered:{message_id}",
         now=now,
