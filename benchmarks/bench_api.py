@@ -39,6 +39,7 @@ from sqlalchemy import select
 from referrals.infra.db import transaction
 from referrals.models.links import link_token
 from referrals.models.people import ConsentMethod, Role, User
+from referrals.models.policy import SYSTEM
 from referrals.models.workflow import Notification, Referral
 from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
 from referrals.usecases.staff.tokens import issue_token
@@ -69,7 +70,7 @@ def prepare(rt, n: int) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def
         )
         s.flush()
         me = s.scalars(select(User).where(User.username == "mai")).one()
-        token = issue_token(s, username="mai", name="bench", now=now)
+        token = issue_token(s, username="mai", name="bench", by=SYSTEM, now=now)
         codes = []
         for i in range(n):
             client = add_client(

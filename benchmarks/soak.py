@@ -516,6 +516,7 @@ def setup_child(clients: int) -> None:
     from referrals.infra.runtime import Runtime
     from referrals.models.directory import Organization, Service, ServiceArea
     from referrals.models.people import ConsentMethod, User
+    from referrals.models.policy import SYSTEM
     from referrals.notifiers import delivery
     from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
     from referrals.usecases.staff.tokens import issue_token
@@ -535,7 +536,9 @@ def setup_child(clients: int) -> None:
         for district, coordinator in (("nha-trang", "dieuphoi.nt"), ("ninh-hoa", "dieuphoi.nh")):
             pairs = sorted({(p, o) for a, p, o in offered if a in (district, "khanh-hoa")})
             out["services"][district] = pairs
-            out["tokens"][district] = issue_token(s, username=coordinator, name="soak", now=now)
+            out["tokens"][district] = issue_token(
+                s, username=coordinator, name="soak", by=SYSTEM, now=now
+            )
             slots = out["slots"][district] = []
             for i in range(clients):
                 data = ClientIn(name=f"Soak {district} {i:04d}", district=district)

@@ -39,7 +39,10 @@ def api(rt: Runtime) -> tuple[TestClient, dict[str, dict[str, str]]]:
     with transaction(rt.engine) as s:
         s.add(User(username="binh", full_name="NH", role=Role.coordinator, area_key="ninh-hoa"))
         s.flush()
-        tokens = {w: issue_token(s, username=w, name="fhir", now=now) for w in ("mai", "binh")}
+        tokens = {
+            w: issue_token(s, username=w, name="fhir", by=rt.user(s, "admin"), now=now)
+            for w in ("mai", "binh")
+        }
     return TestClient(create_app()), {
         w: {"Authorization": f"Bearer {t}"} for w, t in tokens.items()
     }

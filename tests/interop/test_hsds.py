@@ -199,7 +199,9 @@ def test_api_serves_the_same_file(
     office: Runtime, now: dt.datetime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with transaction(office.engine) as s:
-        token = issue_token(s, username="mai", name="directory", now=now)
+        token = issue_token(
+            s, username="mai", name="directory", by=office.user(s, "admin"), now=now
+        )
     api = TestClient(create_app())
     assert api.get("/api/v1/directory/hsds").status_code == 401
     got = api.get("/api/v1/directory/hsds", headers={"Authorization": f"Bearer {token}"})

@@ -235,7 +235,9 @@ def test_the_authorisation_matrix_on_every_door(
 ) -> None:
     clock = Clock(dt.datetime.now(dt.UTC))
     with transaction(rt.engine) as s:
-        tokens = {u: issue_token(s, username=u, name="matrix", now=clock.now) for u in USERS}
+        tokens = {
+            u: issue_token(s, username=u, name="matrix", by=SYSTEM, now=clock.now) for u in USERS
+        }
     found: dict[tuple[str, str, str], bool] = {}
     pathways = list(PATHWAYS)  # each allowed launch takes one
     for user in USERS:

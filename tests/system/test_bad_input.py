@@ -91,7 +91,7 @@ def world(rt: Runtime, now: dt.datetime) -> dict[str, str]:
     staff_users(rt)
     ref = ready_referral(rt, now)
     with transaction(rt.engine) as s:
-        token = issue_token(s, username="mai", name="corpus", now=now)
+        token = issue_token(s, username="mai", name="corpus", by=rt.user(s, "admin"), now=now)
         client = s.execute(text("SELECT code FROM client")).scalar_one()
     return {"ref": ref, "client": client, "token": token}
 

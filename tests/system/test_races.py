@@ -48,7 +48,7 @@ def _race(url: str, body: bytes, headers: dict[str, str]) -> Counter[int]:
 
 def _token(rt: Runtime, now: dt.datetime) -> dict[str, str]:
     with transaction(rt.engine) as s:
-        token = issue_token(s, username="mai", name="race", now=now)
+        token = issue_token(s, username="mai", name="race", by=rt.user(s, "admin"), now=now)
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 

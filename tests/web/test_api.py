@@ -38,7 +38,7 @@ def api(rt: Runtime) -> tuple[TestClient, dict[str, dict[str, str]]]:
         s.execute(update(User).where(User.username == "mai").values(email="mai@chicuc.example.vn"))
         s.flush()
         tokens = {
-            who: issue_token(s, username=who, name="test", now=now)
+            who: issue_token(s, username=who, name="test", by=rt.user(s, "admin"), now=now)
             for who in ("mai", "binh", "hoa")
         }
     headers = {who: {"Authorization": f"Bearer {t}"} for who, t in tokens.items()}

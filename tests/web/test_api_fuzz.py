@@ -22,7 +22,9 @@ def bearer(rt: Runtime) -> dict[str, str]:
     """A coordinator's token, and one referral for the generated requests to find."""
     ready_referral(rt, dt.datetime.now(dt.UTC))
     with transaction(rt.engine) as s:
-        token = issue_token(s, username="mai", name="fuzz", now=dt.datetime.now(dt.UTC))
+        token = issue_token(
+            s, username="mai", name="fuzz", by=rt.user(s, "admin"), now=dt.datetime.now(dt.UTC)
+        )
     return {"Authorization": f"Bearer {token}"}
 
 

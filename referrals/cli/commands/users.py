@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from referrals.cli.shared import operator, runtime
+from referrals.cli.shared import runtime
 from referrals.models.roles import Role
 
 user_app = typer.Typer(help="Staff accounts for the web pages.", no_args_is_help=True)
@@ -85,7 +85,6 @@ def token_create(
     name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "api",
 ) -> None:
     """Issue an API token for USERNAME; it is printed once and stored only as a hash."""
-    operator("token create")
     import datetime as dt
 
     from referrals.infra.db import transaction
@@ -93,5 +92,7 @@ def token_create(
 
     rt = runtime()
     with transaction(rt.engine) as s:
-        token = issue_token(s, username=username, name=name, now=dt.datetime.now(dt.UTC))
+        token = issue_token(
+            s, username=username, name=name, by=rt.user(s), now=dt.datetime.now(dt.UTC)
+        )
     print(token)

@@ -24,7 +24,6 @@ def webhook_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Subscribe URL to the events; prints the signing secret, once."""
-    operator("webhook add")
     from referrals.infra.db import transaction
     from referrals.models.subscriptions import WebhookIn
     from referrals.usecases.staff.webhooks import add_webhook
@@ -32,7 +31,7 @@ def webhook_add(
     data = WebhookIn(name=name, url=url, events=[e for e in events.split(",") if e.strip()])
     rt = runtime()
     with transaction(rt.engine) as s:
-        hook, secret = add_webhook(s, data=data, vault=rt.ctx.vault)
+        hook, secret = add_webhook(s, data=data, vault=rt.ctx.vault, by=rt.user(s))
     if as_json:
         return emit_json({"name": hook.name, "secret": secret})
     print(f"webhook {hook.name}: events signed with this secret (shown once):")
@@ -58,11 +57,10 @@ def webhook_list(as_json: JsonOpt = False) -> None:
 @webhook_app.command("off")
 def webhook_off(name: str) -> None:
     """Stop a subscription (its queued events are given up)."""
-    operator("webhook off")
     from referrals.infra.db import transaction
     from referrals.usecases.staff.webhooks import set_webhook_active
 
     rt = runtime()
     with transaction(rt.engine) as s:
-        set_webhook_active(s, name=name, active=False)
+        set_webhook_active(s, name=name, active=False, by=rt.user(s))
     print(f"webhook {name} is off")

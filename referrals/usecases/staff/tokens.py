@@ -13,11 +13,15 @@ from sqlmodel import Session, col
 
 from referrals.models.errors import NotFound
 from referrals.models.people import User
+from referrals.models.policy import Acting, require_role
+from referrals.models.roles import Role
 from referrals.models.tokens import PREFIX, ApiToken, token_hash
 
 
-def issue_token(session: Session, *, username: str, name: str, now: dt.datetime) -> str:
-    """A new token for an active user; the only time its clear value exists."""
+def issue_token(session: Session, *, username: str, name: str, by: Acting, now: dt.datetime) -> str:
+    """A new token for an active user, issued by an admin; the only time its clear value
+    exists."""
+    require_role(by, Role.admin, doing="token create")
     user = session.scalars(
         select(User).where(col(User.username) == username, col(User.active))
     ).first()

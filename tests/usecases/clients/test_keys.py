@@ -56,7 +56,7 @@ def test_a_rotation_from_start_to_finish(
     seal(rt.engine, vault=rt.ctx.vault)
     with transaction(rt.engine) as s:  # a webhook's signing secret is sealed too
         data = WebhookIn(name="dhis2", url="http://127.0.0.1:9/e", events=["referral.*"])
-        _, signing = add_webhook(s, data=data, vault=rt.ctx.vault)
+        _, signing = add_webhook(s, data=data, vault=rt.ctx.vault, by=rt.user(s, "admin"))
 
     rotating = _switch(monkeypatch, NEW, previous=SECRET)
     vault = rotating.ctx.vault
