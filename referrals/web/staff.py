@@ -26,6 +26,7 @@ from referrals import locale
 from referrals.infra.runtime import Runtime
 from referrals.models.errors import DomainError
 from referrals.models.people import Role, User
+from referrals.models.policy import require_role
 from referrals.queries.reading import Reader
 from referrals.web import sessions
 from referrals.web.limits import MAX_BODY
@@ -231,5 +232,5 @@ Me = Annotated[Staff, Depends(me)]
 
 
 def require(staff: Staff, *roles: Role) -> None:
-    if staff.user.role not in {r.value for r in roles}:
-        raise HTTPException(403, "not for your role")
+    """A page for some roles only: the policy's refusal (web/errors.py makes it a 403 page)."""
+    require_role(staff.user, *roles, doing=staff.path.split("?")[0])
