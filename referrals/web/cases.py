@@ -35,6 +35,7 @@ from referrals.queries.views import (
 from referrals.usecases.clients.clients import (
     REVEAL_PURPOSES,
     ClientIn,
+    SamePerson,
     add_client,
     client_for,
     grant_consent,
@@ -106,7 +107,17 @@ async def client_new(request: Request, me: Me) -> Response:
     except (ValidationError, DomainError) as exc:
         with me.reader() as read:
             rows, known = list_clients(read, district=district_scope(me.user)), areas(read)
-        return me.page("clients.html", 422, rows=rows, areas=known, error=_why(me, exc))
+        same = exc.params.get("clients", "").split(", ") if isinstance(exc, SamePerson) else None
+        status = 409 if isinstance(exc, SamePerson) else 422
+        return me.page(
+            "clients.html",
+            status,
+            rows=rows,
+            areas=known,
+            error=_why(me, exc),
+            form=form,
+            same_person=[c for c in same if c] if same is not None else None,
+        )
     return RedirectResponse(f"/clients/{code}", 303)
 
 

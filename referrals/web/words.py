@@ -128,6 +128,14 @@ STAFF: dict[str, Msg] = {
         "Client %(client)s already has an open “%(pathway)s” referral (%(referral)s)."
     ),
     "err_no_contact": N_("%(partner)s has no active contact left."),
+    "err_same_person": N_(
+        "%(clients)s already has this phone or ID number: open their page, or say below why this "
+        "is a different person."
+    ),
+    "err_same_person_elsewhere": N_(
+        "A client in another district already has this phone or ID number: ask a manager, or say "
+        "below why this is a different person."
+    ),
     "err_conflict": N_(
         "Someone else just changed this referral; the page is reloaded, please check and try again."
     ),

@@ -297,6 +297,11 @@ def test_every_command_in_a_fresh_process(
             "--district", "nha-trang", user="lan",
         ).out.strip()  # fmt: skip
         assert client.startswith("C-")
+        again = j.run(
+            "client", "add", "--name", "Nguyễn T. A", "--phone", "+84 905 123 456",
+            "--district", "nha-trang", user="lan", status=1,
+        )  # fmt: skip
+        assert client in again.err and "--different-person" in again.err  # named, and the way on
         grant(client, "social-work-centre", "emergency_shelter")
         return client, launch(client, "emergency_shelter", "social-work-centre", "--urgent")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from sqlalchemy import func, select
@@ -14,9 +15,17 @@ from referrals.models.lifecycle import Reason
 from referrals.models.links import link_token
 from referrals.models.people import ConsentMethod
 from referrals.models.workflow import Notification, Referral
-from referrals.usecases.clients.clients import ClientIn, add_client, grant_consent
+from referrals.usecases.clients.clients import (
+    ClientIn,
+    SamePerson,
+    add_client,
+    get_client,
+    grant_consent,
+)
 from referrals.usecases.referrals.answering import Answer, answer_link
 from referrals.usecases.referrals.launching import LaunchRequest, launch_referrals
+
+_PHONES = itertools.count(111_222)
 
 
 def new_client(
@@ -24,12 +33,24 @@ def new_client(
     now: dt.datetime,
     name: str = "Nguyễn Thị Test",
     district: str = "nha-trang",
-    phone: str | None = "0905 111 222",
+    phone: str | None = "",
     id_number: str | None = None,
 ) -> str:
-    with transaction(rt.engine) as s:
-        data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
-        return add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=now).code
+    """A new client; without a phone given, one no other test client has. A phone or ID number
+    that is already a client's gives that client, as a coordinator would use them."""
+    if phone == "":
+        phone = f"0905 {next(_PHONES):06d}"
+    data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
+    try:
+        with transaction(rt.engine) as s:
+            return add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=now).code
+    except SamePerson as known:  # the same phone or ID number: that client, as a coordinator would
+        code = str(known.params["clients"]).split(", ")[0]
+        with transaction(rt.engine) as s:
+            if get_client(s, code).area_key == district:
+                return code
+            other = data.model_copy(update={"different_person": "a test's client elsewhere"})
+            return add_client(s, data=other, ctx=rt.ctx, created_by=rt.user(s), now=now).code
 
 
 def consent(rt: Runtime, client: str, partner: str, purpose: str, now: dt.datetime) -> None:

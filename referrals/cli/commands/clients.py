@@ -23,15 +23,30 @@ def client_add(
     district: Annotated[str, typer.Option("--district", help="Area key, e.g. nha-trang.")],
     phone: Annotated[str | None, typer.Option("--phone")] = None,
     id_number: Annotated[str | None, typer.Option("--id-number", help="CMND/CCCD number.")] = None,
+    different_person: Annotated[
+        str | None,
+        typer.Option(
+            "--different-person",
+            help="When a client with this phone or ID number exists and this is someone else: "
+            "why (recorded, encrypted).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a client; prints the pseudonymous code used everywhere else."""
+    """Register a client; prints the pseudonymous code used everywhere else. A phone or ID
+    number that is already a client's is refused, naming that client."""
     from referrals.cli.clock import parse_now
     from referrals.infra.db import transaction
     from referrals.usecases.clients.clients import ClientIn, add_client
 
     rt = runtime()
-    data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
+    data = ClientIn(
+        name=name,
+        phone=phone,
+        id_number=id_number,
+        district=district,
+        different_person=different_person,
+    )
     with transaction(rt.engine) as s:
         c = add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=parse_now(None))
     if as_json:

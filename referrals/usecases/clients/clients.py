@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from referrals.config.province import e164
-from referrals.infra.client_keys import cipher_of, refuse_if_erased
+from referrals.infra.client_keys import cipher_of, refuse_if_erased, sealing_cipher
 from referrals.infra.context import Context
 from referrals.models import policy
 from referrals.models.codes import new_code
 from referrals.models.directory import Area, Organization
-from referrals.models.errors import DomainError, NotFound
+from referrals.models.errors import Conflict, DomainError, NotFound
 from referrals.models.lifecycle import OPEN, Action, Reason
 from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
 from referrals.models.workflow import Event, PathwayVersion, Referral
@@ -32,6 +32,9 @@ class ClientIn(BaseModel):
     phone: str | None = None
     id_number: str | None = None
     district: str = Field(min_length=1, max_length=60)
+    # Said when an existing client has the same phone or ID number and this is another person:
+    # why (kept sealed under the new client's key, like any free text about them).
+    different_person: str | None = Field(default=None, min_length=3, max_length=300)
 
     @field_validator("name")
     @classmethod
@@ -93,12 +96,55 @@ def require_area(session: Session, key: str) -> Area:
     return area
 
 
+class SamePerson(Conflict):
+    """An existing client has this phone or ID number: using them is almost always right."""
+
+
+def same_person(session: Session, ctx: Context, data: ClientIn) -> list[Client]:
+    """Clients (not erased) whose phone or ID number is exactly the new one's, matched by the
+    keyed hashes under every secret (a rotation may not have reached every row yet)."""
+    v = ctx.vault
+    wanted = [
+        (col(Client.id_number_lookup), v.lookups(data.id_number, "id_number")),
+        (col(Client.phone_lookup), v.lookups(data.phone, "phone")),
+    ]
+    found: dict[str, Client] = {}
+    for column, hashes in wanted:
+        if hashes:
+            query = select(Client).where(column.in_(hashes), col(Client.erased_at).is_(None))
+            found.update((c.code, c) for c in session.scalars(query.order_by(col(Client.id))))
+    return list(found.values())
+
+
+def _refuse_same_person(by: User | None, matches: list[Client]) -> None:
+    """Name the existing clients the creator may see; of others, say only that they exist."""
+    seen = [c for c in matches if by is None or policy.sees_area(by, c.area_key)]
+    if seen:
+        codes = ", ".join(c.code for c in seen)
+        raise SamePerson(
+            f"client {codes} has this phone or ID number: use them, or say why this is a "
+            "different person (--different-person REASON)",
+            key="same_person",
+            clients=codes,
+        )
+    raise SamePerson(
+        "a client in another district has this phone or ID number: ask a manager, or say why "
+        "this is a different person (--different-person REASON)",
+        key="same_person_elsewhere",
+    )
+
+
 def add_client(
     session: Session, *, data: ClientIn, ctx: Context, created_by: User | None, now: dt.datetime
 ) -> Client:
+    """A new client, unless the phone or ID number is already a client's: then a refusal that
+    names them, or, with `different_person`, the new client and the reason on the record."""
     require_area(session, data.district)
     if created_by is not None:
         policy.require_area(created_by, data.district, what=f"district {data.district}")
+    matches = same_person(session, ctx, data)
+    if matches and not data.different_person:
+        _refuse_same_person(created_by, matches)
     sealed = seal_client(data, ctx=ctx, created_by=created_by, now=now)
     # The row is a plain dict (shared with importing's bulk Core insert), not the fields' types.
     client = Client(**sealed.row)  # type: ignore[arg-type]  # a dict of plain values
@@ -115,6 +161,19 @@ def add_client(
             data={"client": client.code, "district": data.district},
         )
     )
+    if matches and data.different_person:
+        why = sealing_cipher(session, ctx.vault, client).encrypt(
+            data.different_person, "event.note"
+        )
+        session.add(
+            Event(
+                client_id=client.id,
+                kind="client.not_same_person",
+                at=now,
+                actor=actor_name(created_by),
+                data={"client": client.code, "not": [c.code for c in matches], "why_enc": why},
+            )
+        )
     return client
 
 

@@ -1,0 +1,87 @@
+"""Never a second client by accident (issue 19): a phone or ID number that is already a client's
+refuses a new client and names the existing one; "a different person", with a reason, goes
+through and is on the record, the reason sealed like any free text about a client."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, text
+
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.models.workflow import Event
+from referrals.usecases.clients.clients import ClientIn, SamePerson, add_client
+from referrals.usecases.clients.subject import erase_client
+from support.domain import new_client, row_counts
+from support.pages import Clock, logged_in, post_form, staff_users
+
+
+def _add(rt: Runtime, now: dt.datetime, user: str = "mai", **fields: str) -> str:
+    data = ClientIn(**({"name": "Trần Thị Hai", "district": "nha-trang"} | fields))
+    with transaction(rt.engine) as s:
+        return add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s, user), now=now).code
+
+
+def test_a_known_phone_in_another_form_is_refused_naming_the_client(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    first = new_client(rt, now, phone="0905 321 654")
+    before = row_counts(rt)
+    with pytest.raises(SamePerson, match=first) as refused:
+        _add(rt, now, phone="+84 905 321 654")
+    assert refused.value.key == "same_person" and refused.value.params["clients"] == first
+    assert row_counts(rt) == before  # nothing written
+
+
+def test_a_known_id_number_is_refused_and_a_different_person_goes_through(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    first = new_client(rt, now, phone=None, id_number="079190009999")
+    with pytest.raises(SamePerson, match=first):
+        _add(rt, now, id_number="079 190 009 999")
+    why = "chị em sinh đôi, cùng tên khai sinh"
+    second = _add(rt, now, id_number="079190009999", different_person=why)
+    assert second != first
+    with transaction(rt.engine) as s:
+        said = s.scalars(select(Event).where(Event.kind == "client.not_same_person")).one()
+        assert said.data["client"] == second and said.data["not"] == [first]
+        assert why not in str(said.data)  # sealed, not in clear
+        dump = "\n".join(str(r) for r in s.execute(text("SELECT data FROM event")))
+        assert why not in dump
+
+
+def test_a_client_of_another_district_is_not_named_to_a_coordinator(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    elsewhere = new_client(rt, now, district="ninh-hoa", phone="0905 777 888")
+    with pytest.raises(SamePerson) as refused:
+        _add(rt, now, phone="0905777888")  # mai works in Nha Trang
+    assert refused.value.key == "same_person_elsewhere"
+    assert elsewhere not in str(refused.value)
+    with pytest.raises(SamePerson, match=elsewhere):  # the admin sees every district
+        _add(rt, now, user="admin", phone="0905777888")
+
+
+def test_an_erased_client_does_not_block_a_new_one(rt: Runtime, now: dt.datetime) -> None:
+    gone = new_client(rt, now, phone="0905 444 555")
+    with transaction(rt.engine) as s:
+        erase_client(s, code=gone, by=rt.user(s, "hoa"), now=now)
+    assert _add(rt, now, phone="0905 444 555") != gone
+
+
+def test_the_page_refuses_with_a_link_and_asks_why(rt: Runtime, now: dt.datetime) -> None:
+    """Registering on the clients page: the refusal keeps what was typed, links the existing
+    client and offers "a different person"; with a reason, the client is registered."""
+    staff_users(rt)
+    mai = logged_in(Clock(now), "mai")
+    first = new_client(rt, now, phone="0905 246 810")
+    fields = {"name": "Phan Thị Ba", "phone": "0905246810"}
+    refused = post_form(mai, "/clients", "/clients", **fields)
+    assert refused.status_code == 409
+    assert f'href="/clients/{first}"' in refused.text and 'name="different_person"' in refused.text
+    assert 'value="Phan Thị Ba"' in refused.text  # nothing to type again
+    assert "đã có số điện thoại" in refused.text  # said in the office's words
+    ok = post_form(mai, "/clients", "/clients", **fields, different_person="người khác, cùng máy")
+    assert ok.status_code == 303 and ok.headers["location"] != f"/clients/{first}"
