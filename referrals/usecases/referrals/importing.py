@@ -6,9 +6,7 @@ numbers, and one bad row writes nothing at all.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -19,6 +17,7 @@ from sqlmodel import Session, col
 
 from referrals.infra.context import Context
 from referrals.infra.db import CHUNK, insert_many, is_postgres
+from referrals.interop.spreadsheet import read_rows
 from referrals.models.bounds import check_instant
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
@@ -108,15 +107,12 @@ class ImportReport:
 
 
 def parse_csv(data: bytes) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; UTF-8 with or without BOM, as Excel's 'CSV UTF-8' writes it."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DomainError(
-            f"the file is not UTF-8 (byte {exc.start}); save it as 'CSV UTF-8'"
-        ) from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    """(line number, row) pairs from a CSV or an Excel workbook, as offices save them
+    (interop/spreadsheet.py): the header on line 1, empty rows skipped."""
+    table = read_rows(data)
+    if not table:
+        raise DomainError("the file has no rows to import")
+    header = [h.strip() for h in table[0][1]]
     missing, unknown = REQUIRED - set(header), set(header) - set(HEADER)
     if missing or unknown:
         raise DomainError(
@@ -124,13 +120,13 @@ def parse_csv(data: bytes) -> list[tuple[int, dict[str, str]]]:
             + (f"; missing {', '.join(sorted(missing))}" if missing else "")
             + (f"; unknown {', '.join(sorted(unknown))}" if unknown else "")
         )
-    reader.fieldnames = header
     rows = []
-    for row in reader:
-        if None in row:
-            raise DomainError(f"line {reader.line_num}: more cells than header columns")
-        if any((v or "").strip() for v in row.values()):
-            rows.append((reader.line_num, {k: v or "" for k, v in row.items()}))
+    for line, cells in table[1:]:
+        if len(cells) > len(header):
+            raise DomainError(f"line {line}: more cells than header columns")
+        if any(c.strip() for c in cells):
+            padded = [*cells, *[""] * (len(header) - len(cells))]
+            rows.append((line, dict(zip(header, padded, strict=True))))
     if not rows:
         raise DomainError("the file has no rows to import")
     return rows
@@ -180,9 +176,9 @@ def import_referrals(
     problems = [
         (
             line,
-            f"unknown district {row.district!r}"
+            f"unknown district {row.district!r} (known: {', '.join(sorted(areas))})"
             if row.district not in areas
-            else f"unknown partner {row.partner!r}",
+            else f"unknown partner {row.partner!r} (known: {', '.join(sorted(orgs))})",
         )
         for line, row in zip(lines, rows, strict=True)
         if row.district not in areas or row.partner not in orgs
