@@ -92,3 +92,41 @@ def _cell(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def template(header: tuple[str, ...], choices: dict[str, list[tuple[str, str]]]) -> bytes:
+    """An Excel workbook to fill in: the header, a drop-down of the valid keys in each column of
+    `choices` (and, on a second sheet, each key beside its name), ID numbers and phones as text
+    so that a leading 0 stays."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None  # a new workbook has its sheet
+    sheet.title = "rows"
+    sheet.append(list(header))
+    lists = book.create_sheet("choices")
+    for n, (column, pairs) in enumerate(choices.items()):
+        key_col, name_col = get_column_letter(2 * n + 1), get_column_letter(2 * n + 2)
+        lists[f"{key_col}1"], lists[f"{name_col}1"] = column, f"{column} (name)"
+        for row, (key, name) in enumerate(pairs, start=2):
+            lists[f"{key_col}{row}"], lists[f"{name_col}{row}"] = key, name
+        where = get_column_letter(header.index(column) + 1)
+        rule = DataValidation(
+            type="list",
+            formula1=f"=choices!${key_col}$2:${key_col}${len(pairs) + 1}",
+            allow_blank=True,
+            showErrorMessage=True,
+        )
+        rule.add(f"{where}2:{where}1000")
+        sheet.add_data_validation(rule)
+    for column in ("phone", "id_number"):
+        if column in header:
+            letter = get_column_letter(header.index(column) + 1)
+            for row in range(2, 1001):
+                sheet[f"{letter}{row}"].number_format = "@"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

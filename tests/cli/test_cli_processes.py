@@ -328,6 +328,8 @@ def test_every_command_in_a_fresh_process(
             "Trần Văn B,,079190000001,nha-trang,id_papers,police-nha-trang,verbal,,\n",
             encoding="utf-8-sig",
         )
+        j.run("import", "--template", str(tmp_path / "mau.xlsx"))  # the workbook to fill in
+        assert (tmp_path / "mau.xlsx").read_bytes().startswith(b"PK")
         report = j.json("import", str(csv), "--now", "2026-11-23T09:00", "--json")
         assert report["launched"] == 5 and report["clients_created"] == 5
         assert report["consents_recorded"] == 5

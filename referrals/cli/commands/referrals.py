@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 
 from referrals.cli.output import emit_json, local_date, table
-from referrals.cli.shared import JsonOpt, NowOpt, Via, ViaOpt, runtime
+from referrals.cli.shared import JsonOpt, NowOpt, Via, ViaOpt, rt_session, runtime
 from referrals.models.bounds import MAX_ROWS
 from referrals.models.lifecycle import Action
 
@@ -65,17 +66,30 @@ def launch(
 
 
 def import_csv(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False, readable=True)] = None,
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            "--template", help="Write an Excel workbook to fill in (drop-downs of valid values)."
+        ),
+    ] = None,
     now: NowOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Launch many referrals from a CSV file: all rows or none."""
+    """Launch many referrals from a spreadsheet (.xlsx or CSV): all rows or none."""
     from referrals.cli.clock import parse_now
     from referrals.cli.progress import progress_bar
     from referrals.infra.db import transaction
-    from referrals.usecases.referrals.importing import import_referrals
+    from referrals.usecases.referrals.importing import import_referrals, import_template
 
     rt = runtime()
+    if template is not None:
+        with rt_session(rt) as s:
+            template.write_bytes(import_template(s))
+        print(f"template written to {template}")
+        return
+    if file is None:
+        raise click.UsageError("give the FILE to import, or --template OUT.xlsx to get one")
     with progress_bar() as progress, transaction(rt.engine) as s:
         report = import_referrals(
             s,

@@ -17,13 +17,13 @@ from sqlmodel import Session, col
 
 from referrals.infra.context import Context
 from referrals.infra.db import CHUNK, insert_many, is_postgres
-from referrals.interop.spreadsheet import read_rows
+from referrals.interop.spreadsheet import read_rows, template
 from referrals.models.bounds import check_instant
 from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
 from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
 from referrals.models.policy import acts_in_area
-from referrals.models.workflow import Event
+from referrals.models.workflow import Event, PathwayVersion
 from referrals.usecases.clients.clients import ClientIn, SealedClient, seal_client
 from referrals.usecases.referrals.launching import (
     TICK,
@@ -104,6 +104,28 @@ class ImportReport:
     clients_created: int = 0
     clients_found: int = 0
     consents_recorded: int = 0
+
+
+def import_template(session: Session) -> bytes:
+    """The workbook to fill in for an import: the header, and drop-downs of the districts,
+    pathways and active partners of this installation, consent methods and yes/no."""
+    areas = [(a.key, a.name) for a in session.scalars(select(Area).order_by(col(Area.key)))]
+    latest = select(PathwayVersion).order_by(col(PathwayVersion.version))
+    pathways = sorted({p.key: p.name for p in session.scalars(latest)}.items())
+    partners = [
+        (o.slug, o.name)
+        for o in session.scalars(
+            select(Organization).where(col(Organization.active)).order_by(col(Organization.slug))
+        )
+    ]
+    choices = {
+        "district": areas,
+        "pathway": pathways,
+        "partner": partners,
+        "consent": [(m.value, m.value) for m in ConsentMethod],
+        "urgent": [("có", "có"), ("không", "không")],
+    }
+    return template(HEADER, choices)
 
 
 def parse_csv(data: bytes) -> list[tuple[int, dict[str, str]]]:

@@ -96,3 +96,28 @@ def test_the_cli_imports_a_workbook(
     code, out, err = cli(capsys, "import", str(book), "--now", now.isoformat(), "--json")
     assert code == 0, err
     assert json.loads(out)["launched"] == 1
+
+
+def test_the_template_offers_the_valid_values_and_imports_once_filled(
+    rt: Runtime, now: dt.datetime, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from openpyxl import load_workbook
+
+    out = Path(str(tmp_path)) / "mau.xlsx"
+    code, said, err = cli(capsys, "import", "--template", str(out))
+    assert code == 0 and "mau.xlsx" in said, err
+    book = load_workbook(out)
+    rows, choices = book["rows"], book["choices"]
+    assert [c.value for c in rows[1]] == list(HEADER)
+    listed = {str(c.value) for col in choices.iter_cols() for c in col if c.value}
+    assert {"nha-trang", "police-nha-trang", "id_papers", "written", "có"} <= listed
+    offered = {str(dv.sqref)[0] for dv in rows.data_validations.dataValidation}
+    assert offered == {"D", "E", "F", "G", "I"}  # district, pathway, partner, consent, urgent
+    assert rows["C2"].number_format == "@"  # ID numbers stay text: a leading 0 is kept
+    rows.append(["Đỗ Thị Mẫu", "0905 123 301", "079190000888", "nha-trang", "id_papers",
+                 "police-nha-trang", "written", None, "không"])  # fmt: skip
+    book.save(out)
+    code, said, err = cli(capsys, "import", str(out), "--now", now.isoformat(), "--json")
+    assert code == 0 and json.loads(said)["launched"] == 1, err
