@@ -23,7 +23,7 @@ from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
 from referrals.models.workflow import Notification, Referral
 from referrals.usecases.deadlines.sweeping import sweep
-from support.domain import ready_referral
+from support.domain import new_client, ready_referral
 from support.pages import PASSWORD, Clock, served, staff_users
 
 CHROMIUM = "/usr/bin/chromium"
@@ -174,3 +174,27 @@ def test_coordinator_partner_and_manager_in_chromium(
     expect(desk.locator("#users")).to_contain_text("binh")
     desk.screenshot(path=shots / "admin.png")
     admin.close()
+
+
+def test_a_known_phone_is_caught_on_a_phone_sized_screen(
+    browser: Browser, server: tuple[str, Clock], rt: Runtime, now: dt.datetime
+) -> None:
+    """Registering someone whose phone is already a client's, at 390 px: the refusal keeps the
+    form, links the client, fits the screen; "a different person" with a reason registers."""
+    base, _ = server
+    known = new_client(rt, now, name="Đã Có", phone="0905 864 202")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = phone.new_page()
+    _log_in(page, base, "mai")
+    page.goto(f"{base}/clients")
+    page.fill("#new-client input[name=name]", "Trương Thị Năm")
+    page.fill("#new-client input[name=phone]", "+84 905 864 202")
+    page.click("#new-client button")
+    expect(page.locator(f'#new-client a[href="/clients/{known}"]')).to_be_visible()
+    expect(page.locator("#new-client input[name=name]")).to_have_value("Trương Thị Năm")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.fill("#new-client input[name=different_person]", "người khác, mượn máy của chị")
+    page.click("#new-client button")
+    expect(page).to_have_url(re.compile(rf"{base}/clients/C-"))
+    assert known not in page.url
+    phone.close()

@@ -5,6 +5,10 @@ through and is on the record, the reason sealed like any free text about a clien
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select, text
@@ -85,3 +89,25 @@ def test_the_page_refuses_with_a_link_and_asks_why(rt: Runtime, now: dt.datetime
     assert "đã có số điện thoại" in refused.text  # said in the office's words
     ok = post_form(mai, "/clients", "/clients", **fields, different_person="người khác, cùng máy")
     assert ok.status_code == 303 and ok.headers["location"] != f"/clients/{first}"
+
+
+def test_the_cli_refuses_then_registers_a_different_person_in_fresh_processes(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    """`referrals client add` as a coordinator runs it: each call a new process."""
+    first = new_client(rt, now, phone="0905 135 791")
+    env = os.environ | {"REFERRALS_USER": "mai"}
+    add = [sys.executable, "-m", "referrals.cli", "client", "add", "--name", "Hà Thị Tư"]
+    add += ["--phone", "0905135791", "--district", "nha-trang", "--json"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*add, *extra], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    refused = run()
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert first in refused.stderr and "Traceback" not in refused.stderr
+    done = run("--different-person", "em gái, dùng chung điện thoại")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["code"] not in (first, "")
