@@ -17,7 +17,6 @@ from referrals.models.people import Role, User
 from referrals.queries.views import areas
 from referrals.usecases.directory.admin import affected_by, set_contact_active
 from referrals.usecases.staff.accounts import UserIn, add_user, set_active
-from referrals.web.cases import _why
 from referrals.web.staff import Me, Staff, require
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -82,7 +81,7 @@ async def user_new(request: Request, me: Me) -> Response:
         with transaction(me.rt.engine) as s:
             add_user(s, data=data, password=password, by=me.user, now=me.now)
     except (ValidationError, DomainError) as exc:
-        return _admin_page(me, 422, _why(me, exc))
+        return _admin_page(me, 422, me.why(exc))
     return RedirectResponse("/admin", 303)
 
 

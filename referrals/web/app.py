@@ -20,7 +20,17 @@ from referrals.web.limits import BodyLimit, Limit
 
 def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     """The app; `clock` replaces real time for the staff pages (tests and demos travel in time)."""
-    from referrals.web import admin, cases, dashboard, errors, fhir, links, login
+    from referrals.web import (
+        admin,
+        cases,
+        clients,
+        dashboard,
+        errors,
+        fhir,
+        launching,
+        links,
+        login,
+    )
     from referrals.web.api import router
 
     app = FastAPI(
@@ -37,7 +47,8 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(router)
     app.include_router(fhir.router)
-    for pages in (login.router, cases.router, dashboard.router, admin.router, links.router):
+    pages_routers = (login.router, cases.router, clients.router, launching.router)
+    for pages in (*pages_routers, dashboard.router, admin.router, links.router):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 

@@ -16,17 +16,19 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from referrals import locale
 from referrals.infra.runtime import Runtime
-from referrals.models.errors import DomainError
+from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User
-from referrals.models.policy import require_role
+from referrals.models.policy import Forbidden, require_role
 from referrals.queries.reading import Reader
 from referrals.web import sessions
 from referrals.web.limits import MAX_BODY
@@ -39,6 +41,11 @@ PAGES = Environment(
     lstrip_blocks=True,
 )
 locale.install(PAGES)  # _("..."), pgettext(...) in the page's `lang` (referrals/locale/)
+
+Code = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9-]{1,20}$")]  # a client's or referral's
+KEY = r"^[a-z0-9_-]{1,60}$"  # a partner's, service's or step's key in a form
+# The policy's refusals pass through the pages' own error handling to web/errors.py (404/403).
+REFUSALS = (NotFound, Forbidden)
 
 
 def _local(value: dt.datetime | str | None) -> dt.datetime | None:
@@ -138,6 +145,16 @@ class Staff:
 
     def say(self, error: DomainError) -> str:
         return say(self.w, error)
+
+    def why(self, exc: Exception) -> str:
+        """A refusal or a form's first invalid field, in the page's words."""
+        if isinstance(exc, DomainError):
+            return self.say(exc)
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            field = self.w.get(f"field_{err['loc'][0]}", str(err["loc"][0])) if err["loc"] else ""
+            return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
+        return str(exc)
 
     async def form(self, request: Request) -> dict[str, str]:
         """The posted urlencoded form, once its CSRF token matches this session's."""

@@ -1,0 +1,180 @@
+"""Coordinators' pages about clients: the list, a new client, a client's page (details on
+request, audited), consents.
+
+Thin routes over usecases/clients; who may see what is models/policy.py. Another district's
+client answers 404, as if absent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from referrals.infra.db import transaction
+from referrals.models.errors import DomainError
+from referrals.models.people import ConsentMethod
+from referrals.models.policy import acts_in_area, district_scope
+from referrals.queries.reading import list_referrals
+from referrals.queries.views import (
+    actor_names,
+    areas,
+    client_consents,
+    client_events,
+    list_clients,
+    partners_serving,
+    pathways,
+)
+from referrals.usecases.clients.clients import (
+    REVEAL_PURPOSES,
+    ClientIn,
+    SamePerson,
+    add_client,
+    client_for,
+    grant_consent,
+    reveal_client,
+    withdraw_consent,
+)
+from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
+
+router = APIRouter(include_in_schema=False)
+
+
+def _client_or_404(me: Staff, code: str) -> Any:
+    with transaction(me.rt.engine) as s:
+        return client_for(s, me.user, code, act=False)
+
+
+@router.get("/clients")
+def clients(me: Me) -> Response:
+    with me.reader() as read:
+        rows = list_clients(read, district=district_scope(me.user))
+        known = areas(read)
+    return me.page("clients.html", rows=rows, areas=known)
+
+
+@router.post("/clients")
+async def client_new(request: Request, me: Me) -> Response:
+    form = await me.form(request)
+    form.setdefault("district", me.user.area_key or "")
+    try:
+        data = ClientIn.model_validate(form)
+        with transaction(me.rt.engine) as s:
+            client = add_client(s, data=data, ctx=me.rt.ctx, created_by=me.user, now=me.now)
+            code = client.code
+    except REFUSALS:
+        raise
+    except (ValidationError, DomainError) as exc:
+        with me.reader() as read:
+            rows, known = list_clients(read, district=district_scope(me.user)), areas(read)
+        same = exc.params.get("clients", "").split(", ") if isinstance(exc, SamePerson) else None
+        status = 409 if isinstance(exc, SamePerson) else 422
+        return me.page(
+            "clients.html",
+            status,
+            rows=rows,
+            areas=known,
+            error=me.why(exc),
+            form=form,
+            same_person=[c for c in same if c] if same is not None else None,
+        )
+    return RedirectResponse(f"/clients/{code}", 303)
+
+
+def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Response:
+    client = _client_or_404(me, code)
+    with me.reader() as read:
+        referrals = list_referrals(read, tz=me.rt.settings.tz, now=me.now, client=code, limit=0)
+        consents = client_consents(read, code=code)
+        history = client_events(read, code=code)
+        offered = partners_serving(read, district=client.area_key)
+        paths = pathways(read)
+        actors = actor_names(read, {e["actor"] for e in history})
+        places = {a["key"]: a for a in areas(read)}
+    return me.page(
+        "client.html",
+        status,
+        client=client,
+        referrals=referrals,
+        consents=consents,
+        history=history,
+        offered=offered,
+        pathways=paths,
+        purposes=REVEAL_PURPOSES,
+        actors=actors,
+        district=places.get(client.area_key, {}).get("name", client.area_key),
+        may_act=acts_in_area(me.user, client.area_key),
+        **extra,
+    )
+
+
+@router.get("/clients/{code}")
+def client_page(code: Code, me: Me) -> Response:
+    return _client_page(me, code)
+
+
+@router.post("/clients/{code}/reveal")
+async def client_reveal(code: Code, request: Request, me: Me) -> Response:
+    """The client's details, shown once on this response (never cached) and audited."""
+    form = await me.form(request)
+    try:
+        with transaction(me.rt.engine) as s:
+            shown = reveal_client(
+                s,
+                code=code,
+                user=me.user,
+                purpose=form.get("purpose", ""),
+                ctx=me.rt.ctx,
+                now=me.now,
+            )
+    except REFUSALS:
+        raise
+    except DomainError as exc:
+        return _client_page(me, code, 422, error=me.say(exc))
+    response = _client_page(me, code, shown=shown)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class ConsentForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    partner: str = Field(pattern=KEY)
+    purpose: str = Field(pattern=KEY)
+    method: ConsentMethod = ConsentMethod.written
+    withdraw: bool = False
+
+
+@router.post("/clients/{code}/consents")
+async def client_consent(code: Code, request: Request, me: Me) -> Response:
+    form = await me.form(request)
+    try:
+        data = ConsentForm.model_validate(form)
+        with transaction(me.rt.engine) as s:
+            if data.withdraw:
+                withdraw_consent(
+                    s,
+                    client_code=code,
+                    partner=data.partner,
+                    purpose=data.purpose,
+                    by=me.user,
+                    now=me.now,
+                    ctx=me.rt.ctx,
+                )
+            else:
+                grant_consent(
+                    s,
+                    client_code=code,
+                    partner=data.partner,
+                    purpose=data.purpose,
+                    method=data.method,
+                    by=me.user,
+                    now=me.now,
+                )
+    except REFUSALS:
+        raise
+    except (ValidationError, DomainError) as exc:
+        return _client_page(me, code, 422, error=me.why(exc))
+    return RedirectResponse(f"/clients/{code}", 303)
