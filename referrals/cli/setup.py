@@ -11,6 +11,7 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.migrations import upgrade
 from referrals.models.people import Role, User
+from referrals.usecases.clients.finding import index_missing
 from referrals.usecases.directory.loading import load_province_data
 
 
@@ -25,7 +26,10 @@ def initialise(rt: Runtime, *, demo: bool) -> None:
                     username=rt.settings.user, full_name="Quản trị hệ thống", role=Role.admin.value
                 )
             )
+    indexed = index_missing(rt.engine, rt.ctx.vault)  # clients from before the search index
     print(f"database ready: {_safe_url(rt.settings.database_url)}")
+    if indexed:
+        print(f"{indexed} clients' names indexed for search")
     print(
         f"province {rt.province.province.name}: {counts['areas']} areas, {counts['partners']} partners, "
         f"{counts['contacts']} contacts, {counts['pathway_versions']} new pathway versions"

@@ -45,6 +45,11 @@ class Client(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: int | None = Field(default=None, foreign_key="user.id")
     erased_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A tombstone once merged into another client (usecases/clients/merging.py): it points at the
+    # client kept, always one hop (a later merge of that client re-points it). Its referrals and
+    # consents moved there; its events and its data key stay with it, read through this link.
+    merged_into_id: int | None = Field(default=None, foreign_key="client.id", index=True)
+    merged_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ClientKey(SQLModel, table=True):

@@ -10,6 +10,7 @@ from referrals.models.directory import (
     ServiceLocation,
 )
 from referrals.models.people import Client, ClientKey, Consent, User
+from referrals.models.search import ClientTerm
 from referrals.models.subscriptions import Webhook
 from referrals.models.tokens import ApiToken
 from referrals.models.workflow import (
@@ -26,6 +27,7 @@ __all__ = [
     "Area",
     "Client",
     "ClientKey",
+    "ClientTerm",
     "Consent",
     "Contact",
     "Event",

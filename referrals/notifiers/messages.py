@@ -208,6 +208,9 @@ class DueStep:
     due_at: dt.datetime
     urgent: bool
     days_late: int
+    # On a step counted in hours (queries/lateness.py), whole hours late: the messages say
+    # "22 h late" there, not "0 working days late". None on a step counted in days.
+    hours_late: int | None = None
 
 
 def step_alert(
@@ -218,8 +221,10 @@ def step_alert(
     recipients: Iterable[Person],
     service: Service,
     now: dt.datetime,
+    to: str | None = None,
 ) -> list[dict[str, Any]]:
-    """A reminder, overdue notice or escalation of the deadline ladder, to its recipients."""
+    """A reminder, overdue notice or escalation of the deadline ladder, to its recipients;
+    `to` is whom the ladder's rung names (an escalation says why its reader gets it)."""
     template = ALERTS[kind]
     rows = []
     for person in recipients:
@@ -233,6 +238,8 @@ def step_alert(
             "urgent": about.urgent,
             "level": level,
             "days_late": about.days_late,
+            "hours_late": about.hours_late,
+            "escalated_to": to if kind == "escalation" else None,
         }
         for channel in channels_of(person):
             key = (

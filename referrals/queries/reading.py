@@ -18,6 +18,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from referrals.models.errors import NotFound
+from referrals.queries.lateness import counts_hours, escalated_to, how_late
 
 if TYPE_CHECKING:
     from referrals.infra.calendar import WorkingCalendar
@@ -163,7 +164,7 @@ LIST_SQL = f"""
 SELECT r.id, r.code, r.status, r.priority, r.pathway_key AS pathway, r.pathway_version,
        r.area_key AS district, r.launched_at, r.closed_at, r.outcome, r.outcome_reason, r.version,
        o.slug AS partner, o.name AS partner_name, sv.name AS service, c.code AS client, u.username AS coordinator,
-       a.key AS active_step, a.due_at AS next_due_at, a.escalation_level
+       u.full_name AS coordinator_name, a.key AS active_step, a.due_at AS next_due_at, a.escalation_level
 FROM referral r
 JOIN organization o ON o.id = r.organization_id
 JOIN service sv ON sv.id = r.service_id
@@ -191,10 +192,13 @@ def list_referrals(
     offset: int = 0,
     calendar: WorkingCalendar | None = None,
 ) -> list[dict[str, Any]]:
-    """Referrals with their steps: newest first, or most late first with `overdue` (next
-    deadline first with `by_due`, those with no deadline last).
+    """Referrals with their steps: newest first, or most late first with `overdue` (the
+    longest past its deadline first; next deadline first with `by_due`, those with no deadline
+    last). Each names its coordinator (`coordinator`, and `coordinator_name` for people).
 
-    `limit` 0 means all. With a `calendar`, late referrals say how many working days late.
+    `limit` 0 means all. A late referral says how late in its step's unit (`late_unit`: "hours"
+    on hour-counted steps, else "working_days"; `hours_late`; with a `calendar`, `days_late`
+    in working days), and an escalated one whom its level told (`escalated_to`).
     """
     where: list[str] = []
     params: dict[str, object] = {}
@@ -229,10 +233,47 @@ def list_referrals(
         if calendar is not None:
             late = r["overdue"] and r["next_due_at"] is not None
             r["days_late"] = calendar.working_days_between(r["next_due_at"], now) if late else 0
+    _lateness(reader, rows, now)
+    for r in rows:
         for name in ("launched_at", "closed_at", "next_due_at"):
             r[name] = local_iso(r[name], tz)
         r["steps"] = steps.get(r.pop("id"), [])
     return rows
+
+
+def definitions(
+    reader: Reader, versions: Iterable[tuple[str, int]] | None = None
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Pathway versions' definitions (their steps, deadlines, ladders) by (key, version): the
+    ones asked for, or all (a province has a few dozen)."""
+    wanted = None if versions is None else set(versions)
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in reader.rows("SELECT key, version, definition FROM pathwayversion"):
+        if wanted is None or (row["key"], row["version"]) in wanted:
+            value = row["definition"]
+            found[(row["key"], row["version"])] = (
+                json.loads(value) if isinstance(value, str) else value
+            )
+    return found
+
+
+def _lateness(reader: Reader, rows: list[dict[str, Any]], now: dt.datetime) -> None:
+    """Each row's lateness in its step's unit, and whom its escalation level told
+    (queries/lateness.py); the definitions are read only when a row is late or escalated."""
+    for r in rows:
+        r["late_unit"], r["hours_late"], r["escalated_to"] = None, 0, None
+    busy = [r for r in rows if r["overdue"] or (r["escalation_level"] or 0) > 0]
+    if not busy:
+        return
+    known = definitions(reader, {(r["pathway"], r["pathway_version"]) for r in busy})
+    for r in busy:
+        definition = known.get((r["pathway"], r["pathway_version"]))
+        step = r["active_step"]
+        r["escalated_to"] = escalated_to(definition, step, r["escalation_level"])
+        if r["overdue"] and r["next_due_at"] is not None:
+            hours = counts_hours(definition, step, r["priority"] == "urgent")
+            r["late_unit"] = "hours" if hours else "working_days"
+            r["hours_late"] = how_late(r["next_due_at"], now, hours=True).amount
 
 
 def _steps(
@@ -265,9 +306,17 @@ def _steps(
     return out
 
 
-def show_referral(reader: Reader, *, code: str, tz: ZoneInfo, now: dt.datetime) -> dict[str, Any]:
-    """One referral with its steps, its timeline of events and its messages."""
-    found = list_referrals(reader, tz=tz, now=now, code=code, limit=1)
+def show_referral(
+    reader: Reader,
+    *,
+    code: str,
+    tz: ZoneInfo,
+    now: dt.datetime,
+    calendar: WorkingCalendar | None = None,
+) -> dict[str, Any]:
+    """One referral with its steps, its timeline of events and its messages (with a
+    `calendar`, how many working days late, as `list_referrals`)."""
+    found = list_referrals(reader, tz=tz, now=now, code=code, limit=1, calendar=calendar)
     if not found:
         raise NotFound(f"unknown referral {code!r}")
     summary = found[0]
@@ -284,7 +333,8 @@ def show_referral(reader: Reader, *, code: str, tz: ZoneInfo, now: dt.datetime) 
 MESSAGES_SQL = """
 SELECT n.id, n.channel, n.status, n.template, n.attempts, n.created_at, n.next_attempt_at,
        n.sent_at, n.last_error, r.code AS referral, o.slug AS partner,
-       COALESCE(c.name, u.username) AS "to", COALESCE(c.role, u.role) AS role
+       COALESCE(c.name, u.username) AS "to", COALESCE(c.name, u.full_name) AS to_name,
+       COALESCE(c.role, u.role) AS role
 FROM notification n
 LEFT JOIN referral r ON r.id = n.referral_id
 LEFT JOIN contact c ON c.id = n.contact_id
@@ -294,10 +344,16 @@ LEFT JOIN "user" u ON u.id = n.user_id
 
 
 def referral_for(
-    reader: Reader, by: Staff, *, code: str, tz: ZoneInfo, now: dt.datetime
+    reader: Reader,
+    by: Staff,
+    *,
+    code: str,
+    tz: ZoneInfo,
+    now: dt.datetime,
+    calendar: WorkingCalendar | None = None,
 ) -> dict[str, Any]:
     """`show_referral` for someone who may see it; to anyone else, as if it did not exist."""
-    found = show_referral(reader, code=code, tz=tz, now=now)
+    found = show_referral(reader, code=code, tz=tz, now=now, calendar=calendar)
     require_area(by, found["district"], what=f"referral {code!r}", act=False)
     return found
 

@@ -8,20 +8,11 @@ import datetime as dt
 from referrals.config import load_province
 from referrals.config.settings import get_settings
 from referrals.infra.calendar import WorkingCalendar
+from referrals.locale.dates import parse_day  # the one parser of typed days (also the pages')
 from referrals.models.policy import listing_district
 from referrals.queries.reading import Reader, acting_user
 from referrals.queries.report import Period, build_report
 from referrals.reports.render import render
-
-
-def parse_day(text: str) -> dt.date:
-    """A local date as an office writes it (dd/mm/yyyy) or as ISO 8601 (yyyy-mm-dd)."""
-    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
-        try:
-            return dt.datetime.strptime(text.strip(), fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{text!r} is not a date: write 2026-01-01 or 01/01/2026")
 
 
 def period_report(

@@ -45,6 +45,11 @@ class _Labels:
     def partner(self, p: dict[str, Any]) -> str:
         return p["name_en"] if self.lang == "en" and p.get("name_en") else p["name"]
 
+    def channel(self, name: str) -> str:
+        """SMS, E-mail: a channel as people name it, never the outbox's key."""
+        key = f"channel_{name}"
+        return self.w.get(key, name)
+
     def reasons(self, counts: dict[str, int]) -> str:
         names = REASONS.get(self.lang, REASONS["vi"])
         return "; ".join(f"{names.get(k, k)}: {n}" for k, n in sorted(counts.items()))
@@ -126,7 +131,7 @@ class _Labels:
             ),
             (
                 w["messages"],
-                [w["sent"], *(c.upper() for c in sorted(m["sent"])), w["dead"]],
+                [w["sent"], *(self.channel(c) for c in sorted(m["sent"])), w["dead"]],
                 [[m["sent_total"], *(m["sent"][c] for c in sorted(m["sent"])), m["dead"]]],
             ),
         ]

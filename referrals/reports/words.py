@@ -41,6 +41,10 @@ REPORT: dict[str, Msg] = {
     "messages": C_("report", "Messages"),
     "sent": C_("report", "Sent"),
     "dead": C_("report", "Undeliverable"),
+    # How messages went (the outbox's channel names), as the messages table's headings.
+    "channel_sms": C_("report", "SMS"),
+    "channel_email": C_("report", "E-mail"),
+    "channel_webhook": C_("report", "Webhook (another system)"),
     "chart_services": C_("report", "Clients by service and district"),
     "chart_partners": C_("report", "Time to acknowledge by partner (working days): median and 90%"),
     "median": C_("report", "median"),

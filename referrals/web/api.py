@@ -26,6 +26,8 @@ from referrals.models.people import User
 from referrals.models.policy import listing_district
 from referrals.queries.directory import directory, pathway_templates
 from referrals.queries.reading import Reader, list_referrals, referral_for
+from referrals.usecases.clients.clients import ClientIn, add_client
+from referrals.usecases.clients.finding import find_clients
 from referrals.usecases.referrals.advancing import advance, get_referral
 from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 from referrals.usecases.staff.tokens import user_for_token
@@ -162,6 +164,47 @@ def launch(body: LaunchIn, rt: Rt, me: Me) -> Launched:
             s, code=code, request=request, coordinator=me, ctx=rt.ctx, now=dt.datetime.now(dt.UTC)
         )
     return Launched(code=code)
+
+
+class ClientFound(BaseModel):
+    code: str
+    name: str | None = Field(description="None once the client's personal data was erased")
+    district: str
+    district_name: str
+    open_referrals: int
+    last_activity: dt.datetime
+
+
+@router.get("/clients", tags=["clients"], responses={422: {"model": Problem}})
+def find(
+    q: Annotated[str, Query(min_length=2, max_length=120)], rt: Rt, me: Me
+) -> list[ClientFound]:
+    """Clients you may see matching `q` (a word of the name, accents optional; a phone in any
+    form; an ID number; a client's or referral's code), newest activity first. Each client
+    listed by name is recorded on their timeline as seen by you. Keep `q` out of proxies' logs
+    (README: Finding a client)."""
+    with transaction(rt.engine) as s:
+        found = find_clients(s, by=me, text=q, ctx=rt.ctx, now=dt.datetime.now(dt.UTC), via="api")
+    return [ClientFound(**vars(f)) for f in found]
+
+
+class Registered(BaseModel):
+    code: str
+    district: str
+
+
+@router.post(
+    "/clients",
+    status_code=201,
+    tags=["clients"],
+    responses={403: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+)
+def register(body: ClientIn, rt: Rt, me: Me) -> Registered:
+    """Register a client of your district. A phone or ID number that is already a client's is
+    refused (409) naming them; `different_person` with a reason registers someone else."""
+    with transaction(rt.engine) as s:
+        c = add_client(s, data=body, ctx=rt.ctx, created_by=me, now=dt.datetime.now(dt.UTC))
+        return Registered(code=c.code, district=c.area_key)
 
 
 class ActionIn(BaseModel):

@@ -44,6 +44,7 @@ SECRET = "process-secret-0123456789abcdef0123456789abcdef"
 NEW_SECRET = "process-secret-rotated-0123456789abcdef012345"
 # Commands the journey does not run, each with the test that runs it in a process of its own.
 ELSEWHERE = {
+    "client merge": "tests/cli/test_client_merge_cli.py runs it in fresh processes on both databases",
     "serve": "tests/cli/test_serve.py starts it for real: a Prefect server, the schedules, a clean stop",
 }
 WORKERS = 3  # processes at once where the steps are independent
@@ -302,6 +303,9 @@ def test_every_command_in_a_fresh_process(
             "--district", "nha-trang", user="lan", status=1,
         )  # fmt: skip
         assert client in again.err and "--different-person" in again.err  # named, and the way on
+        found = j.json("client", "find", "nguyen a", "--json", user="lan")  # no accents needed
+        assert [(f["code"], f["name"]) for f in found] == [(client, "Nguyễn Thị A")]
+        assert client in j.run("client", "find", "+84905123456", user="lan").out
         grant(client, "social-work-centre", "emergency_shelter")
         return client, launch(client, "emergency_shelter", "social-work-centre", "--urgent")
 

@@ -74,7 +74,7 @@ def test_partners_receive_email_and_sms_with_a_link_and_no_pii(
         mails["tiepnhan.police-nha-trang@example.vn"],
         mails["tiepnhan.saphira-legal@example.vn"],
     )
-    assert vi.subject == f"Giới thiệu mới {police}: Làm giấy tờ tùy thân"
+    assert vi.subject == f"Chuyển gửi mới {police}: Làm giấy tờ tùy thân"
     assert "Xác nhận tiếp nhận, trước 17:00 26/11/2026" in vi.body  # 2 working days; 24/11 off
     assert en.subject == f"New referral {lawyer}: Legal advice" and "Dear colleague" in en.body
     assert vi.sender == "chicuc@example.vn"
@@ -82,7 +82,7 @@ def test_partners_receive_email_and_sms_with_a_link_and_no_pii(
     sms = {h.payload["to"]: h.payload["message"] for h in http.hits}
     assert set(sms) == {"+84905000113", "+84905000103"}
     police_sms = sms["+84905000113"]
-    assert police_sms.startswith(f"TNXH Khanh Hoa: gioi thieu moi {police} (Lam giay to tuy than)")
+    assert police_sms.startswith(f"TNXH Khanh Hoa: chuyen gui moi {police} (Lam giay to tuy than)")
     assert encoding(police_sms).segments == 1 and encoding(police_sms).name == "GSM-7"
     assert sms["+84905000103"].startswith(f"TNXH Khanh Hoa: new referral {lawyer} (Legal advice)")
 
@@ -203,8 +203,8 @@ def test_cancelling_tells_the_partner_who_was_told(
     with transaction(rt.engine) as s:
         advance(s, code=code, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
     assert deliver(rt, now=now, channels=ch).sent == 2
-    assert smtp.mails[-1].subject == f"Đã đóng giới thiệu {code}"
-    assert http.hits[-1].payload["message"].startswith(f"TNXH Khanh Hoa: gioi thieu {code}")
+    assert smtp.mails[-1].subject == f"Đã đóng chuyển gửi {code}"
+    assert http.hits[-1].payload["message"].startswith(f"TNXH Khanh Hoa: chuyen gui {code}")
 
 
 def test_two_passes_at_once_deliver_each_message_exactly_once(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import secrets
 
 import pytest
 from sqlalchemy import func, select
@@ -17,6 +18,7 @@ from referrals.models.people import ConsentMethod
 from referrals.models.workflow import Notification, Referral
 from referrals.usecases.clients.clients import (
     ClientIn,
+    LikelySame,
     SamePerson,
     add_client,
     get_client,
@@ -26,12 +28,13 @@ from referrals.usecases.referrals.answering import Answer, answer_link
 from referrals.usecases.referrals.launching import LaunchRequest, launch_referrals
 
 _PHONES = itertools.count(111_222)
+_GIVEN = ("Lan", "Hoa", "Mai", "Cúc", "Đào", "Huệ", "Thu", "Xuân")
 
 
 def new_client(
     rt: Runtime,
     now: dt.datetime,
-    name: str = "Nguyễn Thị Test",
+    name: str | None = None,
     district: str = "nha-trang",
     phone: str | None = "",
     id_number: str | None = None,
@@ -40,10 +43,16 @@ def new_client(
     that is already a client's gives that client, as a coordinator would use them."""
     if phone == "":
         phone = f"0905 {next(_PHONES):06d}"
+    if name is None:  # a name no other test client has, nor one a letter away
+        name = f"Nguyễn Thị {secrets.choice(_GIVEN)} {secrets.token_hex(4)}"
     data = ClientIn(name=name, phone=phone, id_number=id_number, district=district)
     try:
         with transaction(rt.engine) as s:
             return add_client(s, data=data, ctx=rt.ctx, created_by=rt.user(s), now=now).code
+    except LikelySame:  # a test's two people of one name: a coordinator would say so
+        other = data.model_copy(update={"different_person": "a test's namesake"})
+        with transaction(rt.engine) as s:
+            return add_client(s, data=other, ctx=rt.ctx, created_by=rt.user(s), now=now).code
     except SamePerson as known:  # the same phone or ID number: that client, as a coordinator would
         code = str(known.params["clients"]).split(", ")[0]
         with transaction(rt.engine) as s:

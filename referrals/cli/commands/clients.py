@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -52,6 +52,58 @@ def client_add(
     if as_json:
         return emit_json({"code": c.code, "district": c.area_key})
     print(c.code)
+
+
+@client_app.command("find")
+def client_find(
+    text: Annotated[
+        str, typer.Argument(help="A word of the name, a phone, an ID number, or a code.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Find clients of your district by name (no accents needed), phone, ID number or a
+    client's or referral's code, newest activity first. Each client shown by name is recorded
+    as seen by you."""
+    import datetime as dt
+
+    from referrals.cli.output import local_date, table
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.finding import find_clients
+
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        found = find_clients(
+            s, by=rt.user(s), text=text, ctx=rt.ctx, now=dt.datetime.now(dt.UTC), via="cli"
+        )
+    rows: list[dict[str, Any]] = [
+        {
+            "code": f.code,
+            "name": f.name,
+            "district": f.district,
+            "district_name": f.district_name,
+            "open_referrals": f.open_referrals,
+            "last_activity": f.last_activity.astimezone(rt.settings.tz).isoformat(),
+        }
+        for f in found
+    ]
+    if as_json:
+        return emit_json(rows)
+    if not rows:
+        print("no client found")
+        return
+    table(
+        [
+            (
+                r["code"],
+                r["name"] or "(erased)",
+                r["district_name"],
+                r["open_referrals"],
+                local_date(r["last_activity"], with_time=False),
+            )
+            for r in rows
+        ],
+        ["code", "name", "district", "open", "last activity"],
+    )
 
 
 @client_app.command("export")
@@ -146,3 +198,32 @@ def consent_withdraw(
         )
     cancelled = f"; referrals cancelled: {', '.join(done.cancelled)}" if done.cancelled else ""
     print(f"{done.consents} consent(s) withdrawn{cancelled}")
+
+
+@client_app.command("merge")
+def client_merge(
+    keep: Annotated[str, typer.Argument(help="The client to keep.")],
+    other: Annotated[str, typer.Argument(help="The same person's other record: merged into KEEP.")],
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why they are the same person (recorded, encrypted)."),
+    ] = None,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge OTHER into KEEP, two records of one person: OTHER's referrals and consents move to
+    KEEP, its history is shown with KEEP's, and OTHER is no longer listed or launched for."""
+    from referrals.cli.clock import parse_now
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.merging import MergeIn, merge_clients
+
+    data = MergeIn(keep=keep, other=other, reason=reason)
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        done = merge_clients(s, data=data, by=rt.user(s), ctx=rt.ctx, now=parse_now(now))
+    if as_json:
+        return emit_json(done.as_dict(rt.settings.tz))
+    print(
+        f"client {done.merged} merged into {done.kept}: {len(done.referrals)} referral(s) and "
+        f"{done.consents} consent(s) moved"
+    )

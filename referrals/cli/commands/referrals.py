@@ -137,7 +137,7 @@ def list_cmd(
     from referrals.queries.reading import Reader, acting_user, list_referrals
 
     settings = get_settings()
-    # how late, in working days: the holidays calendar is only loaded for this
+    # working days late off hour-counted steps: the holidays calendar is loaded only for this
     calendar = _working_calendar(settings) if overdue else None
     with Reader.open(settings.database_url) as reader:
         district = listing_district(acting_user(reader, settings.user), district)
@@ -168,6 +168,16 @@ def _working_calendar(settings: Settings) -> WorkingCalendar:
     return WorkingCalendar.for_province(province, settings.tz)
 
 
+def _late(row: dict[str, Any]) -> str:
+    """How late, in the unit the step's deadline counts (queries/lateness.py, as the pages say
+    it): "22 h" on an hour-counted step, where working days would read 0 until the next
+    morning; else "4 working days"."""
+    if row.get("late_unit") == "hours":
+        return f"{row['hours_late']} h"
+    days = row["days_late"]
+    return f"{days} working day{'' if days == 1 else 's'}"
+
+
 def _overdue_table(rows: list[dict[str, Any]]) -> None:
     table(
         [
@@ -176,7 +186,7 @@ def _overdue_table(rows: list[dict[str, Any]]) -> None:
                 r["partner"],
                 r["active_step"],
                 local_date(r["next_due_at"]),
-                r["days_late"],
+                _late(r),
                 r["escalation_level"],
                 r["district"],
                 r["client"],
@@ -188,7 +198,7 @@ def _overdue_table(rows: list[dict[str, Any]]) -> None:
             "waiting on",
             "step",
             "was due",
-            "working days late",
+            "late",
             "level",
             "district",
             "client",

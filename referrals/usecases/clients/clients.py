@@ -20,7 +20,10 @@ from referrals.models.directory import Area, Organization
 from referrals.models.errors import Conflict, DomainError, NotFound
 from referrals.models.lifecycle import OPEN, Action, Reason
 from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
+from referrals.models.search import ClientTerm
 from referrals.models.workflow import Event, PathwayVersion, Referral
+from referrals.usecases.clients.finding import likely_same, name_terms
+from referrals.usecases.clients.merging import kept_codes, refuse_if_merged
 
 ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")  # CMND (9 digits) or CCCD / căn cước (12 digits)
 
@@ -61,10 +64,12 @@ class ClientIn(BaseModel):
 
 @dataclass(frozen=True)
 class SealedClient:
-    """A new client's row and their data key, wrapped: stored together in one transaction."""
+    """A new client's row, their data key (wrapped) and their name's index terms: stored
+    together in one transaction."""
 
     row: dict[str, object]
     wrapped_key: str
+    terms: list[str]
 
 
 def seal_client(
@@ -85,7 +90,7 @@ def seal_client(
         "created_at": now,
         "created_by": created_by.id if created_by else None,
     }
-    return SealedClient(row, wrapped)
+    return SealedClient(row, wrapped, name_terms(v, data.name))
 
 
 def require_area(session: Session, key: str) -> Area:
@@ -100,6 +105,11 @@ class SamePerson(Conflict):
     """An existing client has this phone or ID number: using them is almost always right."""
 
 
+class LikelySame(SamePerson):
+    """A client of the same district has (nearly) this name: perhaps the same person, perhaps
+    not; the coordinator looks before a second record is made."""
+
+
 def same_person(session: Session, ctx: Context, data: ClientIn) -> list[Client]:
     """Clients (not erased) whose phone or ID number is exactly the new one's, matched by the
     keyed hashes under every secret (a rotation may not have reached every row yet)."""
@@ -111,7 +121,14 @@ def same_person(session: Session, ctx: Context, data: ClientIn) -> list[Client]:
     found: dict[str, Client] = {}
     for column, hashes in wanted:
         if hashes:
-            query = select(Client).where(column.in_(hashes), col(Client.erased_at).is_(None))
+            # Not a tombstone (merged into another client, usecases/clients/merging.py): the
+            # client it was merged into, who is the same person, answers for its phone and ID.
+            merged = select(col(Client.merged_into_id)).where(column.in_(hashes)).correlate(None)
+            query = select(Client).where(
+                column.in_(hashes) | col(Client.id).in_(merged),
+                col(Client.erased_at).is_(None),
+                col(Client.merged_into_id).is_(None),
+            )
             found.update((c.code, c) for c in session.scalars(query.order_by(col(Client.id))))
     return list(found.values())
 
@@ -145,6 +162,16 @@ def add_client(
     matches = same_person(session, ctx, data)
     if matches and not data.different_person:
         _refuse_same_person(created_by, matches)
+    likely = [] if matches else likely_same(session, ctx.vault, data.name, data.district)
+    if likely and not data.different_person:
+        codes = ", ".join(c.code for c in likely)
+        raise LikelySame(
+            f"client {codes} in this district has a name like this one: use them if it is the "
+            "same person, or say why this is a different person (--different-person REASON)",
+            key="likely_same",
+            clients=codes,
+        )
+    matches = matches or likely
     sealed = seal_client(data, ctx=ctx, created_by=created_by, now=now)
     # The row is a plain dict (shared with importing's bulk Core insert), not the fields' types.
     client = Client(**sealed.row)  # type: ignore[arg-type]  # a dict of plain values
@@ -152,6 +179,7 @@ def add_client(
     session.flush()
     assert client.id is not None  # flushed: the database gave it its id
     session.add(ClientKey(client_id=client.id, wrapped=sealed.wrapped_key, created_at=now))
+    session.add_all(ClientTerm(term=t, client_id=client.id) for t in sealed.terms)
     session.add(
         Event(
             client_id=client.id,
@@ -225,6 +253,7 @@ def grant_consent(
         _purpose(session, purpose),
     )
     refuse_if_erased(client)
+    refuse_if_merged(client, kept_codes(session, [client]))
     current = _active_consents(session, client, org, purpose)
     if current:
         return current[0], False

@@ -2,7 +2,7 @@
 
 After REFERRALS_SECRET_KEY changes (the old one listed in REFERRALS_PREVIOUS_SECRET_KEYS), each
 client whose data key is still wrapped under an older secret gets it re-wrapped and their lookup
-hashes recomputed, a batch per transaction. The data sealed under the data key (details, notes
+hashes and the index of their name's words recomputed, a batch per transaction. The data sealed under the data key (details, notes
 in the append-only events) does not move at all. Clients from before per-client keys get one
 here, and their details are sealed again under it. Interrupted, it resumes where it stopped:
 clients already moved no longer match.
@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 
 from referrals.infra.crypto import ClientCipher, Vault
 from referrals.models.people import Client, ClientKey
+from referrals.usecases.clients.finding import index_missing, index_name
 
 COLUMNS = ("name", "phone", "id_number")
 LOOKUPS = {"phone": "phone_lookup", "id_number": "id_number_lookup"}
@@ -102,6 +103,7 @@ def rotate(
                 _move(s, vault, client, key)
         if not rows:
             _reseal_webhooks(engine, vault)
+            index_missing(engine, vault)
             return moved
         moved += len(rows)
         if progress:
@@ -123,6 +125,9 @@ def _move(session: Session, vault: Vault, client: Client, key: ClientKey | None)
             setattr(client, attr, cipher.encrypt(value, f"client.{column}"))
         if column in LOOKUPS:
             setattr(client, LOOKUPS[column], vault.lookup(value, column))
+        if column == "name":
+            assert client.id is not None  # a loaded row
+            index_name(session, vault, client.id, value)
 
 
 def _reseal_webhooks(engine: Engine, vault: Vault) -> None:

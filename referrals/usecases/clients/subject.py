@@ -7,6 +7,12 @@ events: nothing in those identifies the person, and the office's statistics stay
 about the client in the append-only events, and copies of the data in dumps made without the
 keys, were sealed under that key and can no longer be read by anyone. A client with an open referral cannot be erased
 until it is closed, so no partner is left waiting on a person the office no longer knows.
+
+A person may have had two records merged into one (usecases/clients/merging.py): the other
+record is a tombstone that keeps its own events and data key. The export is of the person: the
+kept client's and their tombstones' details, and every note opened with whichever of their keys
+sealed it. Erasing the kept client erases their tombstones too, keys and details, so nothing
+about the person stays readable.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN
 from referrals.models.people import Client, ClientKey, Consent, User, actor_name
 from referrals.models.roles import Role
+from referrals.models.search import ClientTerm
 from referrals.models.workflow import Event, Notification, Referral, Step
 from referrals.usecases.clients.clients import get_client
+from referrals.usecases.clients.merging import tombstones_of
 
 
 def export_client(
@@ -39,14 +47,20 @@ def export_client(
     policy.require_role(by or policy.SYSTEM, Role.manager, Role.admin, doing="client export")
     client = get_client(session, code)
     cipher = cipher_of(session, ctx.vault, client)
-    held = _Held.load(session, client)
+    merged = tombstones_of(session, client)
+    ciphers = [cipher, *(cipher_of(session, ctx.vault, t) for t in merged)]
+    held = _Held.load(session, client, merged)
     out = {
         "exported_at": now.isoformat(),
         "client": _client_out(client, cipher),
+        "merged": [
+            {**_client_out(t, c), "merged_at": _iso(t.merged_at)}
+            for t, c in zip(merged, ciphers[1:], strict=True)
+        ],
         "consents": [_consent_out(c, held.orgs) for c in held.consents],
         "referrals": [_referral_out(r, held) for r in held.refs],
         "history": [
-            {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": _opened(e.data, cipher)}
+            {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": _opened(e.data, ciphers)}
             for e in held.events
         ],
     }
@@ -59,7 +73,8 @@ def export_client(
 @dataclass(frozen=True)
 class _Held:
     """The rows an export reads: the client's referrals with their steps and messages, the
-    events about the client or those referrals, the client's consents, and partners' slugs."""
+    events about the client (and the clients merged into them) or those referrals, the client's
+    consents, and partners' slugs."""
 
     refs: list[Referral]
     orgs: dict[int | None, str]
@@ -69,7 +84,7 @@ class _Held:
     consents: list[Consent]
 
     @classmethod
-    def load(cls, session: Session, client: Client) -> _Held:
+    def load(cls, session: Session, client: Client, merged: list[Client]) -> _Held:
         refs = list(
             session.scalars(
                 select(Referral)
@@ -94,7 +109,10 @@ class _Held:
         events = list(
             session.scalars(
                 select(Event)
-                .where((col(Event.client_id) == client.id) | col(Event.referral_id).in_(ids))
+                .where(
+                    col(Event.client_id).in_([client.id, *(t.id for t in merged)])
+                    | col(Event.referral_id).in_(ids)
+                )
                 .order_by(col(Event.id))
             )
         )
@@ -179,26 +197,49 @@ def erase_client(session: Session, *, code: str, by: User | None, now: dt.dateti
             key="erase_open",
             referrals=", ".join(still_open),
         )
-    # The shredding: every copy of their ciphertext is now noise.
-    session.execute(delete(ClientKey).where(col(ClientKey.client_id) == client.id))
-    client.name_enc = client.phone_enc = client.id_number_enc = None
-    client.phone_lookup = client.id_number_lookup = None
-    client.erased_at = now
+    _shred(session, client, now)
     session.add(
         Event(client_id=client.id, kind="client.erased", at=now, actor=actor_name(by), data={})
     )
+    for tombstone in tombstones_of(session, client):  # the same person's merged records
+        if tombstone.erased_at is None:
+            _shred(session, tombstone, now)
+            session.add(
+                Event(
+                    client_id=tombstone.id,
+                    kind="client.erased",
+                    at=now,
+                    actor=actor_name(by),
+                    data={"with": client.code},
+                )
+            )
     return client
 
 
-def _opened(data: dict[str, Any], cipher: ClientCipher) -> dict[str, Any]:
-    """An event's data with its sealed note opened (None once the client's key is gone)."""
+def _shred(session: Session, client: Client, now: dt.datetime) -> None:
+    """The shredding: every copy of their ciphertext is now noise."""
+    session.execute(delete(ClientKey).where(col(ClientKey.client_id) == client.id))
+    session.execute(delete(ClientTerm).where(col(ClientTerm.client_id) == client.id))
+    client.name_enc = client.phone_enc = client.id_number_enc = None
+    client.phone_lookup = client.id_number_lookup = None
+    client.erased_at = now
+
+
+def _opened(data: dict[str, Any], ciphers: list[ClientCipher]) -> dict[str, Any]:
+    """An event's data with its sealed note opened (None once the client's key is gone). A
+    note is sealed under the key of the record it was written about, which after a merge may
+    be a tombstone's: each of the person's keys is tried (another key's tag does not match)."""
     if "note_enc" not in data:
         return data
     rest = {k: v for k, v in data.items() if k != "note_enc"}
-    try:
-        note = cipher.decrypt(data["note_enc"], "event.note")
-    except ValueError:  # sealed under a secret no longer held
-        note = None
+    note = None
+    for cipher in ciphers:
+        try:
+            note = cipher.decrypt(data["note_enc"], "event.note")
+        except ValueError:  # another record's key, or a secret no longer held
+            continue
+        if note is not None:
+            break
     return {**rest, "note": note}
 
 

@@ -29,6 +29,7 @@ from referrals.models.types import utcnow
 from referrals.models.workflow import Event, PathwayVersion, Referral, Step, SweepRun
 from referrals.notifiers import messages
 from referrals.notifiers.messages import DueStep, People
+from referrals.queries.lateness import counts_hours, how_late
 
 CHUNK = 2000  # steps per transaction: memory stays flat however many are due
 EVENTS = {"reminder": "step.reminder", "overdue": "step.overdue", "escalation": "step.escalated"}
@@ -216,6 +217,7 @@ def _fire(
                 recipients=recipients,
                 service=directory.services[row.service_id],
                 now=now,
+                to=alert.to,
             )
         reminded = sum(a.kind == "reminder" for a in fire)
         moves.append(_move(row, seq, next_at, level, reminded))
@@ -240,14 +242,19 @@ def _move(
 
 
 def _about(row: Any, definition: dict[str, Any], ctx: Context, now: dt.datetime) -> DueStep:
+    """The step as its alert tells it; lateness in the unit its deadline counts
+    (queries/lateness.py: hours on the emergency steps)."""
+    urgent = row.priority == "urgent"
+    hours = counts_hours(definition, row.key, urgent)
     return DueStep(
         referral_id=row.referral_id,
         code=row.code,
         step_id=row.id,
         step=next(s for s in definition["steps"] if s["key"] == row.key),
         due_at=row.due_at,
-        urgent=row.priority == "urgent",
+        urgent=urgent,
         days_late=ctx.calendar.working_days_between(row.due_at, now),
+        hours_late=how_late(row.due_at, now, hours=True).amount if hours else None,
     )
 
 

@@ -32,11 +32,12 @@ from referrals.models.lifecycle import (
     StepStatus,
 )
 from referrals.models.links import message_of
-from referrals.models.people import Client, Consent
+from referrals.models.people import Client, Consent, User
 from referrals.models.policy import Acting, PartnerContact, actor_of, require_role
 from referrals.models.roles import Role
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
+from referrals.queries.lateness import step_of
 from referrals.usecases.referrals.advancing import advance
 
 LINK_DAYS = 60
@@ -364,6 +365,7 @@ def _tell_coordinator(
         "code": referral.code,
         "partner": partner.name if partner else "",
         "step": step.key,
+        "step_name": _step_name(session, referral, step.key),
         "answer": answer.action,
         "reason": answer.reason.value if answer.reason else None,
         "on": answer.on.isoformat() if answer.on else None,
@@ -372,6 +374,23 @@ def _tell_coordinator(
     }
     messages.answered(
         session, referral=referral, context=context, message_id=view.message_id, now=now
+    )
+
+
+def _step_name(session: Session, referral: Referral, step_key: str) -> str:
+    """The step's name as the referral's coordinator reads it (their language), from the pathway
+    version the referral was launched with: the subject names the step, not its key."""
+    coordinator = session.get(User, referral.coordinator_id)
+    definition = session.scalars(
+        select(col(PathwayVersion.definition)).where(
+            col(PathwayVersion.key) == referral.pathway_key,
+            col(PathwayVersion.version) == referral.pathway_version,
+        )
+    ).one()
+    step = step_of(definition, step_key)
+    language = messages.language_of(coordinator)
+    return messages.in_language(
+        language, step.get("name") or step_key, step.get("name_en") or step_key
     )
 
 

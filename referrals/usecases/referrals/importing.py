@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, ConfigDict, ValidationError, field_validator
-from sqlalchemy import select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from referrals.infra.context import Context
@@ -23,6 +24,7 @@ from referrals.models.directory import Area, Organization
 from referrals.models.errors import DomainError
 from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
 from referrals.models.policy import acts_in_area
+from referrals.models.search import ClientTerm
 from referrals.models.workflow import Event, PathwayVersion
 from referrals.usecases.clients.clients import ClientIn, SealedClient, seal_client
 from referrals.usecases.referrals.launching import (
@@ -265,13 +267,17 @@ def _find_or_create_clients(
             hashes = v.lookups(value, kind)
             current.update((h, hashes[0]) for h in hashes)
     known: dict[str, _ClientRef] = {}
+    kept = aliased(Client)
     lookups = ((col(Client.id_number_lookup), ids), (col(Client.phone_lookup), phones))
     for column, values in lookups:
         targets = set(values)
         wanted = sorted(h for h, latest in current.items() if latest in targets)
         for i in range(0, len(wanted), CHUNK):
-            query = select(col(Client.id), col(Client.code), column).where(
-                column.in_(wanted[i : i + CHUNK])
+            # A merged record's phone or ID number stands for the client it was merged into.
+            query = (
+                select(col(kept.id), col(kept.code), column)
+                .join(kept, col(kept.id) == func.coalesce(col(Client.merged_into_id), Client.id))
+                .where(column.in_(wanted[i : i + CHUNK]))
             )
             for cid, code, key in session.execute(query):
                 known.setdefault(current[key], _ClientRef(cid, code))
@@ -304,6 +310,13 @@ def _find_or_create_clients(
                 for cid, n in zip(new_ids, new_rows, strict=True)
             ],
         )
+        terms = [
+            {"term": t, "client_id": cid}
+            for cid, n in zip(new_ids, new_rows, strict=True)
+            for t in n.terms
+        ]
+        if terms:
+            session.execute(insert(ClientTerm), terms)
         insert_many(
             session,
             Event,

@@ -3,6 +3,10 @@
 Everything is checked before anything is written; the referral, its steps, the first deadline,
 the events and the outbox rows for the partner's contacts are then inserted in the caller's
 transaction, so a launch is whole or absent (`launch_rows.py` writes them, set-based).
+
+The staff pages' launch form (usecases/referrals/launch_form.py) also takes the client's
+consent: `launch_one(consent=...)` records it in the launch's own transaction, so a refused
+launch leaves none behind.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from referrals.models.codes import new_code
 from referrals.models.directory import Organization, Service, ServiceArea
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import OPEN
-from referrals.models.people import Client, Consent, User
+from referrals.models.people import Client, Consent, ConsentMethod, User
 from referrals.models.policy import require_launch
 from referrals.models.workflow import PathwayVersion, Referral
 from referrals.notifiers.messages import People
+from referrals.usecases.clients.clients import grant_consent
+from referrals.usecases.clients.merging import kept_codes, refuse_if_merged
 from referrals.usecases.referrals.launch_rows import Plan, write_launches
 
 Progress = Callable[[str, int, int], None]  # (stage, rows done, rows in all), for progress bars
@@ -119,6 +125,7 @@ def launch_referrals(
             (c.code, c) for c in session.scalars(select(Client).where(col(Client.code).in_(part)))
         )
     client_ids = [c.id for c in clients.values()]
+    kept = kept_codes(session, clients.values())  # for the tombstones: the client they went into
     consents: dict[tuple[int, int, str], Consent] = {}
     open_refs: dict[tuple[int, str], str] = {}
     for part in chunks(client_ids):
@@ -143,7 +150,7 @@ def launch_referrals(
             progress("launch", i, len(requests))
         try:
             _authorise(coordinator, req, clients.get(req.client_code))
-            plan = _check(req, clients, directory, consents, open_refs, ctx, now)
+            plan = _check(req, clients, kept, directory, consents, open_refs, ctx, now)
         except DomainError as exc:
             problems.append((i, str(exc)))
             first_error = first_error or exc
@@ -172,6 +179,7 @@ def _authorise(by: User, req: LaunchRequest, client: Client | None) -> None:
 def _check(
     req: LaunchRequest,
     clients: dict[str, Client],
+    kept: dict[int, str],
     directory: _Directory,
     consents: dict[tuple[int, int, str], Consent],
     open_refs: dict[tuple[int, str], str],
@@ -180,13 +188,15 @@ def _check(
 ) -> tuple[Client, Organization, Service, PathwayVersion, dt.datetime]:
     """One request against the directory, the client's consents and open referrals; the first
     problem found is raised (in this order: pathway, partner, client, time, service, consent,
-    an open referral, the partner's contacts)."""
+    an open referral, the partner's contacts). A client merged into another (a tombstone,
+    usecases/clients/merging.py) is refused naming the client `kept`."""
     pathway = _pathway(req, directory)
     org = _partner(req, directory)
     client = clients.get(req.client_code)
     if client is None:
         raise DomainError(f"unknown client {req.client_code!r}", key="unknown_client")
     refuse_if_erased(client)
+    refuse_if_merged(client, kept)
     assert client.id is not None and org.id is not None  # loaded rows have their ids
     at = _launch_time(req, ctx, now)
     offered = directory.services.get((org.id, pathway.key))
@@ -306,14 +316,25 @@ def launch_one(
     coordinator: User,
     ctx: Context,
     now: dt.datetime,
+    consent: ConsentMethod | None = None,
 ) -> str:
     """Launch one referral under a code chosen by the caller; re-running with that code is a no-op.
     Who may not see the client is told it does not exist; who may not act, that (404 and 403),
-    rather than the batch's one refusal for every problem."""
+    rather than the batch's one refusal for every problem.
+
+    `consent`: the client has just agreed, as the coordinator read them the launch form's text;
+    it is recorded first, in the caller's transaction, so that the launch's own consent rule
+    sees it, and a refused launch (which rolls that transaction back) records nothing."""
     found = session.scalars(select(col(Referral.id)).where(col(Referral.code) == code)).first()
     if found is not None:
         return code
-    client = session.scalars(select(Client).where(col(Client.code) == request.client_code)).first()
+    # Shared-locked (PostgreSQL): a merge of this client (which locks it FOR UPDATE) either
+    # waits for this launch and then moves its referral, or goes first and this launch sees
+    # the tombstone; without the lock, a launch checked just before a merge committed could
+    # leave an open referral on the tombstone.
+    client = session.scalars(
+        select(Client).where(col(Client.code) == request.client_code).with_for_update(read=True)
+    ).first()
     if client is None:
         raise NotFound(f"unknown client {request.client_code!r}")
     require_launch(
@@ -322,6 +343,27 @@ def launch_one(
         area_key=client.area_key,
         override=bool(request.consent_override),
     )
+    if consent is not None:
+        _grant_on_launch(session, request, consent, coordinator, now)
     return launch_referrals(
         session, requests=[request], coordinator=coordinator, ctx=ctx, now=now, codes=[code]
     )[0]
+
+
+def _grant_on_launch(
+    session: Session, req: LaunchRequest, method: ConsentMethod, by: User, now: dt.datetime
+) -> None:
+    """The consent given on the launch form. An unknown service or partner is the launch's own
+    refusal (a form's error), not the consent's "not found" (a missing page)."""
+    directory = _Directory.load(session)
+    _pathway(req, directory)
+    _partner(req, directory)
+    grant_consent(
+        session,
+        client_code=req.client_code,
+        partner=req.partner,
+        purpose=req.pathway,
+        method=method,
+        by=by,
+        now=now,
+    )

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.workflow import Event
-from referrals.usecases.clients.clients import ClientIn, SamePerson, add_client
+from referrals.usecases.clients.clients import ClientIn, LikelySame, SamePerson, add_client
 from referrals.usecases.clients.subject import erase_client
 from support.domain import new_client, row_counts
 from support.pages import Clock, logged_in, post_form, staff_users
@@ -111,3 +111,42 @@ def test_the_cli_refuses_then_registers_a_different_person_in_fresh_processes(
     done = run("--different-person", "em gái, dùng chung điện thoại")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["code"] not in (first, "")
+
+
+def test_a_likely_same_name_in_the_district_warns_with_the_candidates(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    """The same words once folded, or one word a letter away in a name of three words: the
+    coordinator is shown them before a second record is made; with a reason it is made."""
+    lan = new_client(rt, now, name="Nguyễn Thị Lan")
+    before = row_counts(rt)
+    for typed in ("nguyen thi lan", "Lan Nguyễn Thị", "Nguyễn Thị Lam", "Nguyễn Thy Lan"):
+        with pytest.raises(LikelySame, match=lan) as warned:
+            _add(rt, now, name=typed)
+        assert warned.value.key == "likely_same" and warned.value.params["clients"] == lan
+    assert row_counts(rt) == before  # nothing written
+    # Not alike: another given name, an extra word, or the same name in another district.
+    for other in ("Nguyễn Thị Hoa", "Nguyễn Thị Lan Anh", "Nguyễn Lan", "Nguyễn Thị Bích Anh"):
+        _add(rt, now, name=other)
+    assert _add(rt, now, user="admin", name="Nguyễn Thị Lan", district="ninh-hoa")
+    second = _add(rt, now, name="Nguyễn Thị Lân", different_person="sinh năm 1990, quê Phú Yên")
+    with transaction(rt.engine) as s:
+        said = s.scalars(select(Event).where(Event.kind == "client.not_same_person")).one()
+        assert said.data["client"] == second and said.data["not"] == [lan]
+
+
+def test_the_likely_match_is_shown_on_the_page_and_in_the_cli(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    staff_users(rt)
+    mai = logged_in(Clock(now), "mai")
+    first = new_client(rt, now, name="Trương Thị Hạnh")
+    warned = post_form(mai, "/clients", "/clients", name="truong thi hanh")
+    assert warned.status_code == 409 and f'href="/clients/{first}"' in warned.text
+    assert 'name="different_person"' in warned.text
+    env = os.environ | {"REFERRALS_USER": "mai"}
+    add = [sys.executable, "-m", "referrals.cli", "client", "add", "--name", "Trương Thị Hạnh"]
+    done = subprocess.run(
+        [*add, "--district", "nha-trang"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1 and first in done.stderr and done.stderr.count("\n") == 1
