@@ -14,7 +14,7 @@ from referrals.infra.db import transaction
 from referrals.models.directory import Contact
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User
-from referrals.queries.views import areas
+from referrals.queries.views import actor_names, areas
 from referrals.usecases.directory.admin import affected_by, set_contact_active
 from referrals.usecases.staff.accounts import UserIn, add_user, set_active
 from referrals.web.staff import Me, Staff, require
@@ -50,7 +50,11 @@ def contact_page(contact_id: ContactId, me: Me) -> Response:
         if contact is None:
             raise HTTPException(404, "no such contact")
         impact = affected_by(s, contact=contact)
-    return me.page("contact.html", contact=contact, impact=impact)
+    by = contact.deactivated_by
+    with me.reader() as read:  # who turned it off, by name (the column keeps `user:<username>`)
+        names = actor_names(read, {by}) if by else {}
+    deactivated_by = names.get(by or "", (by or "").removeprefix("user:"))
+    return me.page("contact.html", contact=contact, impact=impact, deactivated_by=deactivated_by)
 
 
 @router.post("/contacts/{contact_id}/active")

@@ -30,6 +30,8 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         launching,
         links,
         login,
+        merging,
+        uploads,
     )
     from referrals.web.api import router
 
@@ -47,7 +49,14 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(router)
     app.include_router(fhir.router)
-    pages_routers = (login.router, cases.router, clients.router, launching.router)
+    pages_routers = (
+        login.router,
+        cases.router,
+        clients.router,
+        launching.router,
+        merging.router,
+        uploads.router,
+    )
     for pages in (*pages_routers, dashboard.router, admin.router, links.router):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

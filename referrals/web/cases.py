@@ -7,6 +7,7 @@ models/policy.py. Another district's referral answers 404, as if absent.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -16,13 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referrals.config.province import Hours
 from referrals.infra.db import transaction
+from referrals.locale.dates import show_day
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import REROUTABLE, Action, Reason
 from referrals.models.people import Role
 from referrals.models.policy import acts_in_area, district_scope
 from referrals.queries.reading import Reader, list_referrals
 from referrals.queries.reading import referral_for as referral_view
-from referrals.queries.views import actor_names, partners_serving, places_of
+from referrals.queries.views import (
+    escalation_ladders,
+    partners_serving,
+    places_of,
+)
 from referrals.usecases.referrals.advancing import advance, referral_for
 from referrals.usecases.referrals.rerouting import reroute
 from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
@@ -32,7 +38,9 @@ PAGE_ROWS = 300  # a page lists the 300 most pressing; an office's open caseload
 
 
 def _referral_or_404(me: Staff, read: Reader, code: str) -> dict[str, Any]:
-    return referral_view(read, me.user, code=code, tz=me.rt.settings.tz, now=me.now)
+    return referral_view(
+        read, me.user, code=code, tz=me.rt.settings.tz, now=me.now, calendar=me.rt.ctx.calendar
+    )
 
 
 @router.get("/cases")
@@ -62,11 +70,15 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
             for p in partners_serving(read, district=found["district"])
             if p["pathway"] == found["pathway"] and p["slug"] != found["partner"]
         ]
-        actors = actor_names(read, {e["actor"] for e in found["events"]})
+        actors = me.actors(read, {e["actor"] for e in found["events"]})
+        ladders = escalation_ladders(
+            read, pathway=found["pathway"], version=found["pathway_version"]
+        )
         places = [
             p | {"hours": [Hours.model_validate(h).describe(me.lang) for h in p["hours"]]}
             for p in places_of(read, partner=found["partner"], pathway=found["pathway"])
         ]
+    _timeline(found["events"], ladders)
     return me.page(
         "referral.html",
         status,
@@ -79,6 +91,20 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
         others=others,
         places=places,
     )
+
+
+def _timeline(events: list[dict[str, Any]], ladders: dict[str, list[str]]) -> None:
+    """What the timeline says beyond an event's kind, in words rather than keys: whom an
+    escalation level told (`told`), the day a partner gave with its answer (`on_day`)."""
+    for e in events:
+        data = e["data"] or {}
+        rungs = ladders.get(data.get("step") or "", [])
+        level = data["level"] if isinstance(data.get("level"), int) else 0
+        e["told"] = (
+            rungs[level - 1] if e["kind"] == "step.escalated" and 0 < level <= len(rungs) else None
+        )
+        on = data.get("on") if e["kind"] == "link.answered" else None
+        e["on_day"] = show_day(dt.date.fromisoformat(on)) if isinstance(on, str) else ""
 
 
 @router.get("/referrals/{code}")

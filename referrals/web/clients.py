@@ -19,11 +19,11 @@ from referrals.models.people import ConsentMethod
 from referrals.models.policy import acts_in_area, district_scope
 from referrals.queries.reading import list_referrals
 from referrals.queries.views import (
-    actor_names,
     areas,
     client_consents,
     client_events,
     list_clients,
+    partner_names,
     partners_serving,
     pathways,
 )
@@ -37,6 +37,7 @@ from referrals.usecases.clients.clients import (
     reveal_client,
     withdraw_consent,
 )
+from referrals.usecases.clients.finding import LIMIT, find_clients
 from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
 
 router = APIRouter(include_in_schema=False)
@@ -45,6 +46,27 @@ router = APIRouter(include_in_schema=False)
 def _client_or_404(me: Staff, code: str) -> Any:
     with transaction(me.rt.engine) as s:
         return client_for(s, me.user, code, act=False)
+
+
+@router.get("/search")
+def search_page(me: Me) -> Response:
+    return me.page("search.html", q="", found=None, limit=LIMIT)
+
+
+@router.post("/search")
+async def search(request: Request, me: Me) -> Response:
+    """Clients matching what was typed in the header's box. A POST, so the words (often a
+    name) stay out of the address bar, the history and any proxy's log."""
+    form = await me.form(request)
+    q = form.get("q", "")
+    try:
+        with transaction(me.rt.engine) as s:
+            found = find_clients(s, by=me.user, text=q, ctx=me.rt.ctx, now=me.now, via="web")
+    except (ValidationError, DomainError) as exc:
+        return me.page("search.html", 422, q=q, found=None, limit=LIMIT, error=me.why(exc))
+    response = me.page("search.html", q=q, found=found, limit=LIMIT)
+    response.headers["Cache-Control"] = "no-store"  # names: never kept by the browser
+    return response
 
 
 @router.get("/clients")
@@ -91,7 +113,8 @@ def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Respo
         history = client_events(read, code=code)
         offered = partners_serving(read, district=client.area_key)
         paths = pathways(read)
-        actors = actor_names(read, {e["actor"] for e in history})
+        actors = me.actors(read, {e["actor"] for e in history})
+        partners = partner_names(read)
         places = {a["key"]: a for a in areas(read)}
     return me.page(
         "client.html",
@@ -104,6 +127,7 @@ def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Respo
         pathways=paths,
         purposes=REVEAL_PURPOSES,
         actors=actors,
+        partners=partners,
         district=places.get(client.area_key, {}).get("name", client.area_key),
         may_act=acts_in_area(me.user, client.area_key),
         **extra,

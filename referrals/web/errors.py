@@ -47,13 +47,11 @@ def install(app: FastAPI) -> None:
         """The API answers JSON; pages answer a short page in the visitor's language."""
         if request.url.path.startswith("/api/"):
             return await http_exception_handler(request, exc)
-        page = render(
-            "error.html",
-            language(request),
-            exc.status_code,
-            code=exc.status_code,
-            detail=exc.detail,
-        )
+        lang = language(request)
+        # Our HTTP refusals' details are English sentences for tools: a page in another
+        # language shows its heading (words.py `http_<code>`) alone.
+        detail = exc.detail if lang == "en" else ""
+        page = render("error.html", lang, exc.status_code, code=exc.status_code, detail=detail)
         page.headers.update(exc.headers or {})  # e.g. Retry-After on 429
         return page
 
@@ -71,7 +69,10 @@ def install(app: FastAPI) -> None:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": str(exc)}, status)
         lang = language(request)
-        return render("error.html", lang, status, code=status, detail=say(UI[lang], exc))
+        shown = say(UI[lang], exc)
+        if lang != "en" and shown == str(exc):  # no words of this language for it
+            shown = ""
+        return render("error.html", lang, status, code=status, detail=shown)
 
     @app.exception_handler(LoginNeeded)
     async def to_login(request: Request, exc: LoginNeeded) -> Response:

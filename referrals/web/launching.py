@@ -1,81 +1,186 @@
-"""The launch form: a referral for a client, to a partner offering the service in their area.
+"""The launch form: one page from a client (or a new client's details) to a launched referral.
 
-A thin route over usecases/referrals/launching.py; every rule of a launch is there.
+`GET /launch?client=CODE` is the form with the client fixed: the service, then only the partners
+that offer it in the client's district (with how full they say they are), urgency, and, when no
+consent of the client covers the chosen partner and service, the consent on the same form: how
+it is given, who records it, and the text the coordinator reads to the client. `GET /launch`
+without a client is the same form with the new client's details on top. A refusal comes back on
+the same form, with what was typed kept and what to do (a link where there is somewhere to go).
+
+A thin route over usecases/referrals/launching.py; every rule of a launch (and of registering a
+client, and of recording a consent) is there, and the consent, the client and the referral are
+written in one transaction: a refused launch leaves none of them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referrals.infra.db import transaction
+from referrals.locale import N_, Msg
 from referrals.models.codes import new_code
 from referrals.models.errors import DomainError
-from referrals.models.policy import district_scope
-from referrals.queries.views import areas, list_clients, partners_serving, pathways
+from referrals.models.people import ConsentMethod
+from referrals.usecases.clients.clients import ClientIn, SamePerson
+from referrals.usecases.referrals.launch_form import (
+    consent_given,
+    launch_choices,
+    register_and_launch,
+)
 from referrals.usecases.referrals.launching import LaunchRequest, launch_one
 from referrals.web.staff import KEY, REFUSALS, Me, Staff
 
 router = APIRouter(include_in_schema=False)
 
+CODE = r"^[A-Za-z0-9-]{1,20}$"
+CLIENT_FIELDS = ("name", "phone", "id_number", "district", "different_person")
+
+# Refusals said here rather than with web/words.py's words, because this form is where to act on
+# them: the consent is given on this very form, not on the client's page.
+SAID_HERE: dict[str, Msg] = {
+    "no_consent": N_(
+        "Client %(client)s has not yet agreed to “%(pathway)s” with %(partner)s. Read them the "
+        "text under “The client's consent” below and tick “The client agreed”."
+    ),
+    "consent_withdrawn": N_(
+        "Client %(client)s withdrew consent to “%(pathway)s” with %(partner)s on %(day)s. Only if "
+        "they agree again: read them the text below and tick “The client agreed”."
+    ),
+    "consent_method_missing": N_("Say how the client agreed: written or verbal."),
+    "field_method": N_("How the client agreed"),
+    "field_agreed": N_("The client agreed"),
+    "field_urgent": N_("Urgent"),
+}
+# Where a refusal points to (`_next_steps`).
+NEXT: dict[str, Msg] = {
+    "page": N_("Open client %(client)s"),
+    "refer": N_("Refer client %(client)s instead"),
+    "open": N_("Open referral %(referral)s"),
+}
+
 
 class LaunchForm(BaseModel):
+    """The form's launch fields (the new client's, if any, are `ClientIn`'s)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    client: str = Field(pattern=r"^[A-Za-z0-9-]{1,20}$")
+    client: str | None = Field(default=None, pattern=CODE)
     pathway: str = Field(pattern=KEY)
     partner: str = Field(pattern=KEY)
     urgent: bool = False
-
-
-def _launch_page(
-    me: Staff, status: int = 200, chosen: dict[str, str] | None = None, error: str | None = None
-) -> Response:
-    scope = district_scope(me.user)
-    with me.reader() as read:
-        people = list_clients(read, district=scope)
-        offered: list[dict[str, Any]] = []
-        for area in [scope] if scope else [a["key"] for a in areas(read)]:
-            offered += [{**p, "district": area} for p in partners_serving(read, district=area)]
-        paths = pathways(read)
-    return me.page(
-        "launch.html",
-        status,
-        clients=people,
-        offered=offered,
-        pathways=paths,
-        chosen=chosen or {},
-        error=error,
-    )
+    agreed: bool = False
+    method: ConsentMethod | None = None
 
 
 @router.get("/launch")
-def launch_form(me: Me, client: str | None = None, pathway: str | None = None) -> Response:
-    chosen = {k: v for k, v in (("client", client), ("pathway", pathway)) if v}
-    return _launch_page(me, chosen=chosen)
+def launch_form(
+    me: Me,
+    client: Annotated[str | None, Query(pattern=CODE)] = None,
+    pathway: Annotated[str | None, Query(pattern=KEY)] = None,
+    partner: Annotated[str | None, Query(pattern=KEY)] = None,
+) -> Response:
+    chosen = {k: v for k, v in (("pathway", pathway), ("partner", partner)) if v}
+    return _launch_page(me, client, chosen=chosen)
 
 
 @router.post("/launch")
 async def launch(request: Request, me: Me) -> Response:
     form = await me.form(request)
-    try:
-        data = LaunchForm.model_validate(form)
-    except ValidationError as exc:
-        return _launch_page(me, 422, form, me.why(exc))
     code = new_code("R")
-    request_ = LaunchRequest(
-        client_code=data.client, pathway=data.pathway, partner=data.partner, urgent=data.urgent
-    )
     try:
+        data = LaunchForm.model_validate({k: v for k, v in form.items() if k not in CLIENT_FIELDS})
+        person = None if data.client else _new_client(me, form)
+        consent = consent_given(data.agreed, data.method)
+        # A new client's code is not known yet: register_and_launch puts it in.
+        asked = LaunchRequest(
+            client_code=data.client or "new",
+            pathway=data.pathway,
+            partner=data.partner,
+            urgent=data.urgent,
+        )
+        acting: dict[str, Any] = {"coordinator": me.user, "ctx": me.rt.ctx, "now": me.now}
         with transaction(me.rt.engine) as s:
-            launch_one(
-                s, code=code, request=request_, coordinator=me.user, ctx=me.rt.ctx, now=me.now
-            )
+            if person is None:
+                launch_one(s, code=code, request=asked, consent=consent, **acting)
+            else:
+                register_and_launch(
+                    s, code=code, client=person, request=asked, consent=consent, **acting
+                )
     except REFUSALS:
         raise
-    except DomainError as exc:
-        return _launch_page(me, 422, form, me.say(exc))
+    except (ValidationError, DomainError) as exc:
+        status = 409 if isinstance(exc, SamePerson) else 422
+        return _launch_page(me, form.get("client"), status, chosen=form, refusal=exc)
     return RedirectResponse(f"/referrals/{code}", 303)
+
+
+def _new_client(me: Staff, form: dict[str, str]) -> ClientIn:
+    """The new client's details; a coordinator's client is of their own district."""
+    fields = {k: form[k] for k in CLIENT_FIELDS if k in form}
+    fields.setdefault("district", me.user.area_key or "")
+    return ClientIn.model_validate(fields)
+
+
+def _launch_page(
+    me: Staff,
+    client_code: str | None,
+    status: int = 200,
+    *,
+    chosen: dict[str, str],
+    refusal: Exception | None = None,
+) -> Response:
+    with transaction(me.rt.engine) as s:
+        choices = launch_choices(s, by=me.user, client_code=client_code, now=me.now)
+    return me.page(
+        "launch.html",
+        status,
+        c=choices,
+        client=choices.client,
+        chosen=chosen,
+        error=_said(me, refusal) if refusal else None,
+        next_steps=_next_steps(me, refusal, chosen) if refusal else [],
+        same_person=isinstance(refusal, SamePerson),
+        area_names={a.key: a.name if me.lang == "vi" else a.name_en for a in choices.areas},
+    )
+
+
+def _said(me: Staff, exc: Exception) -> str:
+    """A refusal in the page's words, this form's own where it has them."""
+    if isinstance(exc, DomainError) and exc.key in SAID_HERE:
+        try:
+            return SAID_HERE[exc.key].said_in(me.lang) % exc.params
+        except (KeyError, TypeError, ValueError):
+            return str(exc)
+    if isinstance(exc, ValidationError) and exc.errors() and exc.errors()[0]["loc"]:
+        err = exc.errors()[0]
+        field = SAID_HERE.get(f"field_{err['loc'][0]}")
+        if field is not None:
+            return f"{field.said_in(me.lang)}: {str(err['msg']).removeprefix('Value error, ')}"
+    return me.why(exc)
+
+
+def _next_steps(me: Staff, exc: Exception, chosen: dict[str, str]) -> list[tuple[str, str]]:
+    """Where a refusal points to, as (address, words): the client who already has this phone
+    or ID number, or a name like it in the district (their page, and this form for them with
+    the same choices), the referral already open."""
+    if not isinstance(exc, DomainError):
+        return []
+    words = {key: msg.said_in(me.lang) for key, msg in NEXT.items()}
+    steps: list[tuple[str, str]] = []
+    if exc.key in ("same_person", "likely_same"):
+        keep = {k: chosen[k] for k in ("pathway", "partner") if k in chosen}
+        for code in (c for c in str(exc.params.get("clients", "")).split(", ") if c):
+            said = {"client": code}
+            steps.append((f"/clients/{code}", words["page"] % said))
+            query = urlencode({"client": code} | keep)
+            steps.append((f"/launch?{query}", words["refer"] % said))
+    elif exc.key == "already_open" and exc.params.get("referral"):
+        referral = str(exc.params["referral"])
+        said = {"referral": referral}
+        steps.append((f"/referrals/{referral}", words["open"] % said))
+    return steps

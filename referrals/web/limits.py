@@ -18,6 +18,8 @@ from fastapi import HTTPException, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from referrals.web.sessions import COOKIE
+
 MAX_ADDRESSES = 10_000  # the oldest address is forgotten first: memory stays bounded
 
 
@@ -44,6 +46,11 @@ class Limit:
 
 
 MAX_BODY = 64 * 1024  # every form and JSON body the engine takes is far smaller
+# ...but a spreadsheet to import (web/uploads.py): 5,000 rows are ~600 KB as CSV, ~190 KB as
+# .xlsx; 4 MiB holds some 30,000 CSV rows, about half a minute of work. Exact paths, and only
+# for a request with a session cookie: a visitor who is not signed in keeps MAX_BODY.
+MAX_UPLOAD = 4 * 1024 * 1024
+LARGER: dict[str, int] = {"/import": MAX_UPLOAD}
 
 
 class BodyLimit:
@@ -60,10 +67,11 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = LARGER.get(scope["path"], self.limit) if _signed_in(scope) else self.limit
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
-            if not declared.isdigit() or int(declared) > self.limit:
-                return await self._refuse(scope, send)
+            if not declared.isdigit() or int(declared) > limit:
+                return await self._refuse(scope, send, limit)
             return await self.app(scope, receive, send)
         messages: list[Message] = []
         size, more = 0, True
@@ -73,8 +81,8 @@ class BodyLimit:
             if message["type"] != "http.request":
                 break
             size += len(message.get("body", b""))
-            if size > self.limit:
-                return await self._refuse(scope, send)
+            if size > limit:
+                return await self._refuse(scope, send, limit)
             more = message.get("more_body", False)
 
         async def replay() -> Message:
@@ -82,13 +90,19 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        detail = f"the request body is larger than {self.limit // 1024} KiB"
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        detail = f"the request body is larger than {limit // 1024} KiB"
         if scope["path"].startswith("/api/"):
             response: Response = JSONResponse({"detail": detail}, 413)
         else:
             response = PlainTextResponse(detail, 413)
         await response(scope, _nothing, send)
+
+
+def _signed_in(scope: Scope) -> bool:
+    """The request carries a staff session cookie (checked for real by the route)."""
+    cookies = dict(scope["headers"]).get(b"cookie", b"")
+    return f"{COOKIE}=".encode() in cookies
 
 
 async def _nothing() -> Message:  # the refusal reads no more of the request

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from referrals import locale
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
+from referrals.locale.dates import NotADay, parse_day
 from referrals.models.errors import DomainError
 from referrals.usecases.referrals.answering import (
     DECLINE_REASONS,
@@ -61,14 +62,25 @@ def _refused(refused: LinkRefused, token: str | None = None) -> HTMLResponse:
     return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view, token=token)
 
 
-def _again(rt: Runtime, token: str, now: dt.datetime, status: int, error: str) -> HTMLResponse:
-    """The link's page once more, with what went wrong (and no client details: nothing new)."""
+def _again(
+    rt: Runtime, token: str, now: dt.datetime, status: int, error: str, typed_on: str = ""
+) -> HTMLResponse:
+    """The link's page once more, with what went wrong (and no client details: nothing new);
+    a refused date stays in its field, to correct."""
     try:
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
     except LinkRefused as refused:
         return _refused(refused)
-    return _page(view.language, status, view=view, token=token, error=error)
+    return _page(view.language, status, view=view, token=token, error=error, typed_on=typed_on)
+
+
+def _typed_day(form: dict[str, str]) -> dict[str, str]:
+    """The form with its date (`on`) as typed here, dd/mm/yyyy (or ISO), turned into ISO for
+    the answer's model; raises NotADay for one that is not a date."""
+    if "on" in form:
+        return form | {"on": parse_day(form["on"]).isoformat()}
+    return form
 
 
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -90,7 +102,9 @@ async def link_answer(token: str, request: Request) -> HTMLResponse:
     request.app.state.limits["link"].check(request, now)
     form = {k: v for k, v in (await read_form(request)).items() if v}
     try:
-        answer = Answer.model_validate(form)
+        answer = Answer.model_validate(_typed_day(form))
+    except NotADay:
+        return _again(rt, token, now, 400, "day", typed_on=form["on"][:30])
     except ValidationError:
         return _again(rt, token, now, 400, "form")
     try:

@@ -26,6 +26,8 @@ from sqlmodel import Session, col
 
 from referrals import locale
 from referrals.infra.runtime import Runtime
+from referrals.locale import dates
+from referrals.locale.dates import NotADay
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role, User
 from referrals.models.policy import Forbidden, require_role
@@ -78,6 +80,9 @@ def _iso_day(value: dt.datetime | str | None) -> str:
 PAGES.filters["day"] = _day
 PAGES.filters["when"] = _when
 PAGES.filters["iso_day"] = _iso_day
+# A typed date's field: dd/mm/yyyy in every browser (templates/_fields.html `day_field()`).
+PAGES.globals["day_pattern"] = dates.PATTERN
+PAGES.globals["day_placeholder"] = dates.PLACEHOLDER
 
 
 @pass_context
@@ -150,8 +155,15 @@ class Staff:
         """A refusal or a form's first invalid field, in the page's words."""
         if isinstance(exc, DomainError):
             return self.say(exc)
+        if isinstance(exc, NotADay):  # a typed date (locale/dates.py), in the page's words
+            return self.w["err_bad_day"] % {"text": exc.text}
         if isinstance(exc, ValidationError):
             err = exc.errors()[0]
+            typed = (err.get("ctx") or {}).get("error")
+            if isinstance(typed, NotADay):
+                field = self.w.get(f"field_{err['loc'][0]}", "") if err["loc"] else ""
+                said = self.w["err_bad_day"] % {"text": typed.text}
+                return f"{field}: {said}" if field else said
             field = self.w.get(f"field_{err['loc'][0]}", str(err["loc"][0])) if err["loc"] else ""
             return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
         return str(exc)
@@ -162,6 +174,15 @@ class Staff:
         if not hmac.compare_digest(fields.pop("csrf", "").encode(), self.session.csrf.encode()):
             raise HTTPException(403, "the form's security token is missing or wrong; reload")
         return {k: v for k, v in fields.items() if v}
+
+    def actors(self, read: Reader, actors: set[str]) -> dict[str, str]:
+        """Who acted, as people read it: a person's or a partner contact's name, and "the
+        system" for the engine's own moves (`system`, `system:sweep`), never the internal key."""
+        from referrals.queries.views import actor_names
+
+        names = actor_names(read, actors)
+        names |= {a: self.w["actor_system"] for a in actors if a.split(":")[0] == "system"}
+        return names
 
     def reader(self) -> Reader:
         """A read-only SQL reader on a pooled connection (queries/reading.py); use `with`."""
@@ -177,6 +198,25 @@ class Staff:
     @property
     def is_manager(self) -> bool:
         return self.user.role in (Role.manager.value, Role.admin.value)
+
+    def area_name(self, key: str | None) -> str:
+        """A district's name in the page's language ("Thành phố Nha Trang"), never its key."""
+        if not key:
+            return ""
+        names = _area_names(self.rt)
+        return names.get((key, self.lang)) or names.get((key, "vi")) or key
+
+
+def _area_names(rt: Runtime) -> dict[tuple[str, str], str]:
+    """(area key, language) -> name, read once per runtime (as `_step_names`)."""
+    names: dict[tuple[str, str], str] | None = getattr(rt, "_area_names", None)
+    if names is None:
+        with Reader(rt.engine.raw_connection(), rt.engine.dialect.name) as read:
+            rows = read.rows("SELECT key, name, name_en FROM area")
+        names = {(r["key"], "vi"): r["name"] for r in rows}
+        names |= {(r["key"], "en"): r["name_en"] for r in rows if r["name_en"]}
+        rt._area_names = names  # type: ignore[attr-defined]  # a page cache, not a field of it
+    return names
 
 
 def _step_names(rt: Runtime) -> dict[tuple[str, str], str]:

@@ -41,6 +41,8 @@ STAFF: dict[str, Msg] = {
     "field_version": C_("form field", "Version"),
     "field_pathway": C_("form field", "Service"),
     "field_client": C_("form field", "Client"),
+    "field_other": C_("form field", "Code of the other record"),
+    "field_q": C_("form field", "Search"),
     # Why a coordinator views a client's personal details.
     "purpose_contact_client": C_("purpose", "To contact the client"),
     "purpose_partner_asked": C_("purpose", "The partner asked"),
@@ -52,9 +54,23 @@ STAFF: dict[str, Msg] = {
     "outcome_not-successful": C_("outcome", "not successful"),
     "actor_partner": C_("actor", "partner"),
     "actor_coordinator": C_("actor", "coordinator"),
+    # Who did it, on a timeline, when no person did: the engine (a sweep, an undelivered message).
+    "actor_system": C_("actor", "the system"),
+    # How a message went (the outbox's channel names), in a messages list.
+    "channel_sms": C_("channel", "SMS"),
+    "channel_email": C_("channel", "E-mail"),
+    "channel_webhook": C_("channel", "Webhook (another system)"),
+    # Whom an escalation level told (pathways.yaml `escalate: ... to:`), after "reminder N —".
+    "escalated_partner_backup": C_("escalation", "partner's backup contact told"),
+    "escalated_coordinator": C_("escalation", "coordinator told"),
+    "escalated_district_manager": C_("escalation", "district managers told"),
     # Headings of the error page.
+    "http_400": N_("The request could not be read: go back, reload the page and try again."),
     "http_403": N_("You may not do this."),
     "http_404": N_("Not found."),
+    "http_409": N_("Someone changed this at the same moment: reload the page and try again."),
+    "http_413": N_("This is too large to send. A file to import can be at most 4 MB."),
+    "http_422": N_("This could not be done."),
     "http_429": N_("Too many attempts; please wait a minute and try again."),
     "status_draft": C_("referral status", "draft"),
     "status_requested": C_("referral status", "awaiting partner"),
@@ -89,6 +105,8 @@ STAFF: dict[str, Msg] = {
     "event_consent.granted": C_("event", "consent recorded"),
     "event_consent.withdrawn": C_("event", "consent withdrawn"),
     "event_pii.viewed": C_("event", "personal details viewed"),
+    "event_pii.listed": C_("event", "name shown in a search"),
+    "event_client.merged": C_("event", "records merged"),
     "event_referral.requested": C_("event", "referral sent"),
     "event_referral.accepted": C_("event", "partner accepted"),
     "event_referral.in-progress": C_("event", "in progress"),
@@ -111,6 +129,10 @@ STAFF: dict[str, Msg] = {
     "event_link.revoked": C_("event", "link withdrawn"),
     "event_message.dead": C_("event", "message undeliverable"),
     "event_message.retry": C_("event", "message retried"),
+    "event_service.capacity": C_("event", "partner updated its capacity"),
+    "event_client.erased": C_("event", "personal data erased"),
+    "event_client.exported": C_("event", "personal data exported"),
+    "event_client.not_same_person": C_("event", "registered as a different person"),
     # The domain's refusals (models/errors.py `DomainError.key`, its params by name).
     "err_unknown_pathway": N_("No such service."),
     "err_unknown_partner": N_("No such partner, or it is inactive."),
@@ -132,6 +154,13 @@ STAFF: dict[str, Msg] = {
         "%(clients)s already has this phone or ID number: open their page, or say below why this "
         "is a different person."
     ),
+    "err_likely_same": N_(
+        "%(clients)s in this district has a name like this one: open their page to check, or say "
+        "below why this is a different person."
+    ),
+    "err_search_empty": N_(
+        "Type a whole word of the name, a phone or ID number, or a client's or referral's code."
+    ),
     "err_same_person_elsewhere": N_(
         "A client in another district already has this phone or ID number: ask a manager, or say "
         "below why this is a different person."
@@ -150,6 +179,25 @@ STAFF: dict[str, Msg] = {
     "err_user_exists": N_("Username %(user)s is taken."),
     "err_self": N_("You cannot deactivate your own account."),
     "err_erased": N_("This client's personal data was erased at their request."),
+    # Merging two records of one person (usecases/clients/merging.py).
+    "err_merged": N_("Client %(client)s was merged into %(into)s; use %(into)s."),
+    "err_merge_same": N_("A client cannot be merged with itself."),
+    "err_merge_erased": N_(
+        "The personal data of client %(client)s was erased; an erased client cannot be merged."
+    ),
+    "err_merge_both_open": N_(
+        "Both clients have an open “%(pathway)s” referral (%(referrals)s); close or cancel one "
+        "of them first."
+    ),
+    "err_merge_conflict": N_(
+        "Someone else changed one of these clients at the same moment; nothing was saved. "
+        "Please look again."
+    ),
+    "err_merge_unconfirmed": N_("Tick the box to confirm that both records are the same person."),
+    # A typed date (referrals/locale/dates.py), and a period of days (the period report).
+    "err_bad_day": N_("“%(text)s” is not a date: write it as dd/mm/yyyy, e.g. 31/12/2026."),
+    "err_day_range": N_("Choose days from %(first)s to %(last)s."),
+    "err_period_order": N_("The period ends before it starts: the first day comes first."),
     **{f"reason_{reason}": name for reason, name in REASON_WORDS.items()},
 }
 
@@ -164,6 +212,7 @@ LINK: dict[str, Msg] = {
     "refused_used": N_("An answer through this link is already recorded."),
     "refused_closed": N_("This referral is closed; nothing more to do."),
     "refused_answered": N_("This step is already answered, or not yet due."),
+    "error_day": N_("The date is not valid: write it as dd/mm/yyyy, e.g. 31/12/2026."),
     # The reasons a partner may give when it declines.
     "partner_lacks_capacity": N_("We have no capacity"),
     "not_our_service": N_("Not a service we offer"),
