@@ -79,6 +79,7 @@ import collections
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -541,7 +542,9 @@ def setup_child(clients: int) -> None:
             )
             slots = out["slots"][district] = []
             for i in range(clients):
-                data = ClientIn(name=f"Soak {district} {i:04d}", district=district)
+                # names a letter apart would be taken for the same person (a likely namesake)
+                word = hashlib.sha1(f"{district}{i}".encode()).hexdigest()[:8]
+                data = ClientIn(name=f"Soak {district} {word}", district=district)
                 client = add_client(
                     s, data=data, ctx=rt.ctx, created_by=users[coordinator], now=now
                 )
