@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # Prefect is isolated per run: its own home, offline, before anything imports it.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="referrals-prefect-")
@@ -30,6 +31,7 @@ from referrals.infra.runtime import Runtime
 from referrals.migrations import upgrade
 from referrals.models.people import Role, User
 from referrals.usecases.directory.loading import load_province_data
+from support.pages import Clock, served, staff_users
 from support.receivers import HttpSink, SmtpSink
 
 PG_ADMIN = os.environ.get(
@@ -146,6 +148,39 @@ def http() -> Iterator[HttpSink]:
     sink = HttpSink().start()
     yield sink
     sink.stop()
+
+
+# The browser tests (system/): one headless Chromium per module (Debian's; Playwright downloads
+# none here), the app on a real server with a movable clock, and where screenshots go
+# (REFERRALS_SCREENSHOTS, e.g. docs/screenshots, else the test's own folder).
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(rt: Runtime, now: dt.datetime) -> Iterator[tuple[str, Clock]]:
+    """The app on a real uvicorn server on loopback, staff users in place: its base URL and
+    the clock its pages read."""
+    staff_users(rt)
+    clock = Clock(now)
+    with served(clock) as base:
+        yield base, clock
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("REFERRALS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

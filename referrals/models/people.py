@@ -42,6 +42,9 @@ class Client(SQLModel, table=True):
     id_number_enc: str | None = None
     phone_lookup: str | None = Field(default=None, index=True, max_length=64)
     id_number_lookup: str | None = Field(default=None, index=True, max_length=64)
+    # The whole name's words, folded and sorted, as one keyed hash: two records of one name in a
+    # district are found with one indexed lookup (usecases/clients/finding.py `name_key`).
+    name_lookup: str | None = Field(default=None, index=True, max_length=64)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: int | None = Field(default=None, foreign_key="user.id")
     erased_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,4 +1,4 @@
-"""client search: keyed hashes of the words of each client's name
+"""client search: keyed hashes of the words of each client's name, and of the whole name
 
 Revision ID: 0016
 Revises: 0015
@@ -29,8 +29,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("term", "client_id"),
     )
     op.create_index("ix_client_term_client_id", "client_term", ["client_id"])
+    op.add_column("client", sa.Column("name_lookup", sa.String(length=64), nullable=True))
+    op.create_index("ix_client_name_lookup", "client", ["name_lookup"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_client_name_lookup", table_name="client")
+    with op.batch_alter_table("client") as batch:
+        batch.drop_column("name_lookup")
     op.drop_index("ix_client_term_client_id", table_name="client_term")
     op.drop_table("client_term")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from referrals.config.province import e164
-from referrals.infra.client_keys import cipher_of, refuse_if_erased, sealing_cipher
+from referrals.infra.client_keys import cipher_of, refuse_if_erased
 from referrals.infra.context import Context
 from referrals.models import policy
 from referrals.models.codes import new_code
@@ -22,7 +22,7 @@ from referrals.models.lifecycle import OPEN, Action, Reason
 from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
 from referrals.models.search import ClientTerm
 from referrals.models.workflow import Event, PathwayVersion, Referral
-from referrals.usecases.clients.finding import likely_same, name_terms
+from referrals.usecases.clients.finding import likely_same, name_key, name_terms
 from referrals.usecases.clients.merging import kept_codes, refuse_if_merged
 
 ID_NUMBER = re.compile(r"^(\d{9}|\d{12})$")  # CMND (9 digits) or CCCD / căn cước (12 digits)
@@ -70,6 +70,7 @@ class SealedClient:
     row: dict[str, object]
     wrapped_key: str
     terms: list[str]
+    why_enc: str | None  # `different_person`, sealed under the new client's key
 
 
 def seal_client(
@@ -87,10 +88,12 @@ def seal_client(
         "id_number_enc": cipher.encrypt(data.id_number, "client.id_number"),
         "phone_lookup": v.lookup(data.phone, "phone"),
         "id_number_lookup": v.lookup(data.id_number, "id_number"),
+        "name_lookup": name_key(v, data.name),
         "created_at": now,
         "created_by": created_by.id if created_by else None,
     }
-    return SealedClient(row, wrapped, name_terms(v, data.name))
+    why = cipher.encrypt(data.different_person, "event.note")
+    return SealedClient(row, wrapped, name_terms(v, data.name), why)
 
 
 def require_area(session: Session, key: str) -> Area:
@@ -189,17 +192,18 @@ def add_client(
             data={"client": client.code, "district": data.district},
         )
     )
-    if matches and data.different_person:
-        why = sealing_cipher(session, ctx.vault, client).encrypt(
-            data.different_person, "event.note"
-        )
+    if matches and sealed.why_enc:
         session.add(
             Event(
                 client_id=client.id,
                 kind="client.not_same_person",
                 at=now,
                 actor=actor_name(created_by),
-                data={"client": client.code, "not": [c.code for c in matches], "why_enc": why},
+                data={
+                    "client": client.code,
+                    "not": [c.code for c in matches],
+                    "why_enc": sealed.why_enc,
+                },
             )
         )
     return client

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy import (
     CompoundSelect,
@@ -70,6 +70,16 @@ def words(name: str | None) -> list[str]:
 def name_terms(vault: Vault, name: str | None) -> list[str]:
     """The index terms of a name under the current secret: one keyed hash per word."""
     return [h for h in (vault.lookup(w, "name") for w in words(name)) if h]
+
+
+def name_key(vault: Vault, name: str | None) -> str | None:
+    """The whole name as one keyed hash, its folded words sorted: "Nguyễn Thị Lan" and "lan
+    nguyen thi" are one key (the current secret's; `name_keys` for every secret's)."""
+    return vault.lookup(" ".join(sorted(words(name))), "name") if words(name) else None
+
+
+def name_keys(vault: Vault, name: str | None) -> list[str]:
+    return vault.lookups(" ".join(sorted(words(name))), "name") if words(name) else []
 
 
 def index_name(session: Session, vault: Vault, client_id: int, name: str | None) -> None:
@@ -176,11 +186,15 @@ def find_clients(
 ) -> list[Found]:
     """The clients `by` may see that match `text`, newest activity first (at most LIMIT); each
     shown with a name is recorded as seen by `by` (through `via`: web, api or cli)."""
-    q = SearchIn(q=text).q
-    ids = _matching(session, ctx.vault, q)
+    try:
+        q = SearchIn(q=text).q
+    except ValidationError:
+        q = ""
+    ids = _matching(session, ctx.vault, q) if q else None
     if ids is None:
         raise DomainError(
-            "type a word of the name, a phone or ID number, or a code", key="search_empty"
+            "type a whole word of the name, a phone or ID number, or a code (2 to 120 characters)",
+            key="search_empty",
         )
     # A merged record's code, phone or ID number finds the client it was merged into.
     kept = select(func.coalesce(col(Client.merged_into_id), col(Client.id))).where(

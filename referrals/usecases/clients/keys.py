@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 
 from referrals.infra.crypto import ClientCipher, Vault
 from referrals.models.people import Client, ClientKey
-from referrals.usecases.clients.finding import index_missing, index_name
+from referrals.usecases.clients.finding import index_missing, index_name, name_key
 
 COLUMNS = ("name", "phone", "id_number")
 LOOKUPS = {"phone": "phone_lookup", "id_number": "id_number_lookup"}
@@ -128,6 +128,7 @@ def _move(session: Session, vault: Vault, client: Client, key: ClientKey | None)
         if column == "name":
             assert client.id is not None  # a loaded row
             index_name(session, vault, client.id, value)
+            client.name_lookup = name_key(vault, value)
 
 
 def _reseal_webhooks(engine: Engine, vault: Vault) -> None:

@@ -221,7 +221,7 @@ def _shred(session: Session, client: Client, now: dt.datetime) -> None:
     session.execute(delete(ClientKey).where(col(ClientKey.client_id) == client.id))
     session.execute(delete(ClientTerm).where(col(ClientTerm.client_id) == client.id))
     client.name_enc = client.phone_enc = client.id_number_enc = None
-    client.phone_lookup = client.id_number_lookup = None
+    client.phone_lookup = client.id_number_lookup = client.name_lookup = None
     client.erased_at = now
 
 

@@ -27,6 +27,7 @@ from referrals.models.policy import acts_in_area
 from referrals.models.search import ClientTerm
 from referrals.models.workflow import Event, PathwayVersion
 from referrals.usecases.clients.clients import ClientIn, SealedClient, seal_client
+from referrals.usecases.clients.finding import name_keys
 from referrals.usecases.referrals.launching import (
     TICK,
     LaunchRefused,
@@ -46,6 +47,7 @@ HEADER = (
     "consent",
     "launched_at",
     "urgent",
+    "different_person",
 )
 ANALYZE_AFTER = 1000  # rows
 REQUIRED = frozenset({"name", "district", "pathway", "partner", "consent"})
@@ -217,7 +219,7 @@ def import_referrals(
 
     report = ImportReport()
     progress("clients", 0, len(rows))
-    clients = _find_or_create_clients(session, rows, coordinator, ctx, now, report)
+    clients = _find_or_create_clients(session, rows, lines, coordinator, ctx, now, report)
     report.consents_recorded = _record_consents(session, rows, clients, orgs, coordinator, now)
     requests = [
         LaunchRequest(
@@ -250,12 +252,15 @@ class _ClientRef:
 def _find_or_create_clients(
     session: Session,
     rows: list[ImportRow],
+    lines: list[int],
     by: User,
     ctx: Context,
     now: dt.datetime,
     report: ImportReport,
 ) -> list[_ClientRef]:
-    """Match by ID number, then phone (keyed hashes); rows of one new person share one client."""
+    """Match by ID number, then phone (keyed hashes); rows of one new person share one client.
+    A new person whose name is a client's of the same district, or another new row's, is a
+    likely second record: refused, unless the row says why it is someone else."""
     v = ctx.vault
     ids = [v.lookup(r.id_number, "id_number") for r in rows]
     phones = [v.lookup(r.phone, "phone") for r in rows]
@@ -298,6 +303,8 @@ def _find_or_create_clients(
             pending.update({k: shared for k in (ids[i], phones[i]) if k})
         new_index[i] = shared
         result.append(None)
+    firsts = {pos: i for i, pos in sorted(new_index.items(), reverse=True)}  # a person's 1st row
+    _refuse_namesakes(session, ctx, rows, lines, sorted(firsts.values()))
     if new_rows:
         new_ids = insert_many(session, Client, [n.row for n in new_rows], key="code")
         created = [(i, str(n.row["code"])) for i, n in zip(new_ids, new_rows, strict=True)]
@@ -331,11 +338,57 @@ def _find_or_create_clients(
                     "data": {"client": code, "via": "import"},
                 }
                 for (cid, code), n in zip(created, new_rows, strict=True)
+            ]
+            + [  # a row that said why it is someone else than a namesake: kept, sealed
+                {
+                    "client_id": cid,
+                    "referral_id": None,
+                    "step_id": None,
+                    "kind": "client.not_same_person",
+                    "at": n.row["created_at"],
+                    "actor": actor_name(by),
+                    "data": {"client": code, "via": "import", "why_enc": n.why_enc},
+                }
+                for (cid, code), n in zip(created, new_rows, strict=True)
+                if n.why_enc
             ],
         )
         for i, pos in new_index.items():
             result[i] = _ClientRef(*created[pos])
     return [r for r in result if r is not None]
+
+
+def _refuse_namesakes(
+    session: Session, ctx: Context, rows: list[ImportRow], lines: list[int], new: list[int]
+) -> None:
+    """The import's likely-namesake rule (the same words of a name in one district, as the
+    clients page and the CLI warn, usecases/clients/finding.py): checked with one indexed
+    lookup per chunk of names, so a file of thousands of rows stays fast. Rows of one new
+    person (same phone or ID number) were already joined; a row saying `different_person`
+    passes."""
+    asked = [i for i in new if not rows[i].different_person]
+    keys = {i: name_keys(ctx.vault, rows[i].name) for i in asked}
+    wanted = sorted({k for ks in keys.values() for k in ks})
+    existing: dict[tuple[str, str], list[str]] = {}
+    for c in range(0, len(wanted), CHUNK):
+        query = select(col(Client.name_lookup), col(Client.area_key), col(Client.code)).where(
+            col(Client.name_lookup).in_(wanted[c : c + CHUNK]),
+            col(Client.merged_into_id).is_(None),
+        )
+        for key, area, code in session.execute(query):
+            existing.setdefault((key, area), []).append(code)
+    problems: list[tuple[int, str]] = []
+    first: dict[tuple[str, str], int] = {}  # (current key, district) -> line of its first row
+    why = "give their phone or ID number, or fill different_person with why this is someone else"
+    for i in asked:
+        known = [code for k in keys[i] for code in existing.get((k, rows[i].district), [])]
+        if known:
+            problems.append((lines[i], f"{', '.join(known)} in this district has this name: {why}"))
+        seen = first.setdefault((keys[i][0], rows[i].district), lines[i])
+        if seen != lines[i]:
+            problems.append((lines[i], f"line {seen} has this name in this district: {why}"))
+    if problems:
+        raise ImportRefused(sorted(problems))
 
 
 def _record_consents(

@@ -18,6 +18,12 @@ from referrals.infra.runtime import Runtime
 from referrals.models.workflow import Event
 from referrals.usecases.clients.clients import ClientIn, LikelySame, SamePerson, add_client
 from referrals.usecases.clients.subject import erase_client
+from referrals.usecases.referrals.importing import (
+    HEADER,
+    ImportRefused,
+    ImportReport,
+    import_referrals,
+)
 from support.domain import new_client, row_counts
 from support.pages import Clock, logged_in, post_form, staff_users
 
@@ -150,3 +156,50 @@ def test_the_likely_match_is_shown_on_the_page_and_in_the_cli(
         [*add, "--district", "nha-trang"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1 and first in done.stderr and done.stderr.count("\n") == 1
+
+
+def _import(rt: Runtime, now: dt.datetime, *rows: str) -> ImportReport:
+    header = ",".join(HEADER) + "\n"
+    with transaction(rt.engine) as s:
+        return import_referrals(
+            s,
+            data=(header + "".join(r + "\n" for r in rows)).encode(),
+            coordinator=rt.user(s, "mai"),
+            ctx=rt.ctx,
+            now=now,
+        )
+
+
+def test_an_import_refuses_a_likely_namesake_unless_the_row_says_why(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    """A file is a way in too: a new person whose name is a client's of that district, or
+    another row's, is refused with the line, unless the row says why it is someone else."""
+    lan = new_client(rt, now, name="Nguyễn Thị Lan")
+    row = "{name},{phone},,nha-trang,health_check,phuong-son-health,written,,,{why}"
+    before = row_counts(rt)
+    with pytest.raises(ImportRefused, match=f"line 2: {lan} in this district has this name"):
+        _import(rt, now, row.format(name="nguyen thi lan", phone="", why=""))
+    with pytest.raises(ImportRefused, match="line 3: line 2 has this name in this district"):
+        _import(
+            rt,
+            now,
+            row.format(name="Trần Văn Tám", phone="", why=""),
+            row.format(name="Tran Van Tam", phone="", why=""),
+        )
+    assert row_counts(rt) == before  # nothing written
+    # The same person twice in a file, known by one phone: one client, no question.
+    twice = _import(
+        rt,
+        now,
+        row.format(name="Lý Thị Mười", phone="0905 818 181", why=""),
+        row.format(name="Lý Thị Mười", phone="0905818181", why="").replace(
+            "health_check,phuong-son-health", "legal_aid,legal-aid-centre"
+        ),
+    )
+    assert twice.clients_created == 1 and len(twice.referrals) == 2
+    said = _import(rt, now, row.format(name="Nguyễn Thị Lan", phone="", why="sinh năm 2001"))
+    assert said.clients_created == 1
+    with transaction(rt.engine) as s:
+        kept = s.scalars(select(Event).where(Event.kind == "client.not_same_person")).one()
+        assert kept.data["via"] == "import" and "2001" not in str(kept.data)  # sealed
