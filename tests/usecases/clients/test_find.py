@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -205,3 +209,31 @@ def test_the_api_finds_and_registers_within_the_token_holders_district(
     assert found.json()[0]["district_name"] == "Thành phố Nha Trang"
     assert api.get("/api/v1/clients", params={"q": "x"}, headers=auth).status_code == 422
     assert api.get("/api/v1/clients", params={"q": "mai chin"}).status_code == 401
+
+
+def test_another_districts_client_is_not_found_through_the_api_or_the_cli(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    """The scope holds at every door: the API's token holder and the CLI's user see their own
+    district only (the CLI in a fresh process, as a coordinator types it)."""
+    there = new_client(rt, now, name="Kiều Thị Thơm", district="ninh-hoa", phone="0905 313 131")
+    here = new_client(rt, now, name="Kiều Thị Thơm Hai")
+    with transaction(rt.engine) as s:
+        token = issue_token(s, username="mai", name="t", by=rt.user(s, "admin"), now=now)
+    api = TestClient(create_app())
+    auth = {"Authorization": f"Bearer {token}"}
+    for q in ("kieu thom", "0905313131", there):
+        found = api.get("/api/v1/clients", params={"q": q}, headers=auth).json()
+        assert there not in [f["code"] for f in found], q
+    assert [f["code"] for f in api.get(
+        "/api/v1/clients", params={"q": "kieu thom"}, headers=auth
+    ).json()] == [here]  # fmt: skip
+    env = os.environ | {"REFERRALS_USER": "mai"}
+    done = subprocess.run(
+        [sys.executable, "-m", "referrals.cli", "client", "find", "0905313131", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout) == [], done.stderr
