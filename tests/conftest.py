@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,14 +183,21 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
+BAD_INPUT: Counter[str] = Counter()  # the corpus's tally, from each test's report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name.startswith("bad-input "):
+                BAD_INPUT[name.removeprefix("bad-input ")] += int(value)  # type: ignore[call-overload]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The bad-input corpus's size and server errors per database (the bar: 0 server errors)."""
-    corpus = sys.modules.get("test_bad_input")
-    tally = getattr(corpus, "TALLY", None)
-    if tally:
-        for db in ("sqlite", "postgresql"):
-            if tally[f"{db} cases"]:
-                terminalreporter.write_line(
-                    f"bad-input corpus on {db}: {tally[f'{db} cases']} cases, "
-                    f"{tally[f'{db} server errors']} server errors"
-                )
+    for db in ("sqlite", "postgresql"):
+        if BAD_INPUT[f"{db} cases"]:
+            terminalreporter.write_line(
+                f"bad-input corpus on {db}: {BAD_INPUT[f'{db} cases']} cases, "
+                f"{BAD_INPUT[f'{db} server errors']} server errors"
+            )

@@ -66,6 +66,17 @@ TALLY: Counter[str] = Counter()
 SERVER_ERROR = re.compile(r"^(5\d\d|raised |unclear error .*internal error)")
 
 
+@pytest.fixture(autouse=True)
+def _tally_in_the_report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """This test's share of the tally, on its report: conftest.py adds the shares up in the
+    process that prints the summary (with pytest-xdist, not the worker that ran the test)."""
+    before = TALLY.copy()
+    yield
+    request.node.user_properties += [
+        (f"bad-input {key}", TALLY[key] - before[key]) for key in TALLY
+    ]
+
+
 def walk(rt: Runtime, cases: list[tuple[str, Callable[[], str | None]]], minimum: int) -> None:
     """Run each case; it returns None when refused properly, else what went wrong."""
     assert len(cases) >= minimum, len(cases)
