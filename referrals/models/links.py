@@ -5,7 +5,8 @@ for the first 33 million messages, so that an SMS with the link still fits one s
 
 The id names the outbox row, which binds the referral, the step, the contact and the template;
 the MAC (HMAC-SHA256 under a key derived from REFERRALS_SECRET_KEY) makes the link unguessable
-and untamperable. Expiry, single use and revocation are decided from the database when the link
+and untamperable. Expiry, revocation and which step it may answer now (one link serves every
+step of the referral that is its contact's, issue 20) are decided from the database when the link
 is opened, so none of them needs to be in the token and the SMS stays short.
 """
 

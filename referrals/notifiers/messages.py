@@ -299,8 +299,11 @@ def answered(
     context: dict[str, Any],
     message_id: int,
     now: dt.datetime,
+    step: str | None = None,
 ) -> int:
-    """The coordinator learns how a partner answered (through the link of `message_id`)."""
+    """The coordinator learns how a partner answered (through the link of `message_id`): once
+    per message and, for a step other than the one the message asked about (one link serves
+    every step of the partner's), once per message and `step`."""
     told, _ = coordinator_of(session.get(User, referral.coordinator_id))
     if not told:
         return 0
@@ -310,7 +313,7 @@ def answered(
         channel="email",
         language=language_of(told[0]),
         context=context,
-        key=f"{referral.code}:answered:{message_id}",
+        key=f"{referral.code}:answered:{message_id}" + (f":{step}" if step else ""),
         now=now,
         referral_id=referral.id,
     )

@@ -1,9 +1,12 @@
 """The partners' action-link pages (`/l/<token>`): no account, one tap, codes only.
 
-A contact opens the link from its SMS or e-mail; the page shows the referral's step in the
-contact's language and answers with one POST (never a GET: mail scanners that open links change
-nothing). Each request is rate-limited per visitor; refusals (revoked, expired, used, closed)
-are pages with their own status, never a server error.
+A contact opens the link from its SMS or e-mail; the page lists the referral's steps in the
+contact's language and answers the one that is the partner's now with one POST (never a GET:
+mail scanners that open links change nothing). The POST redirects back to the link's page
+(`?done=<answer>` only picks the thanks), which shows the next step at once when it is the
+partner's too, or says the office acts next: one link serves the partner's whole loop. Each
+request is rate-limited per visitor; refusals (revoked, expired, closed, a stale or replayed
+answer) are pages with their own status, never a server error.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from referrals import locale
@@ -21,6 +24,7 @@ from referrals.infra.runtime import Runtime
 from referrals.locale.dates import NotADay, parse_day
 from referrals.models.errors import DomainError
 from referrals.usecases.referrals.answering import (
+    ANSWERS,
     DECLINE_REASONS,
     Answer,
     CapacityIn,
@@ -49,8 +53,13 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     view = context.get("view")
     due = view.due_at if view is not None else None
     local_due = locale.when(due.astimezone(rt.settings.tz), language) if due else ""
+
+    def day(value: dt.datetime | None) -> str:
+        """A step's date as the office writes it, dd/mm/yyyy in its zone."""
+        return locale.day(value, language, rt.settings.tz) if value else ""
+
     html = PAGES.get_template("link.html").render(
-        w=words, lang=language, due=local_due, reasons=DECLINE_REASONS, **context
+        w=words, lang=language, due=local_due, day=day, reasons=DECLINE_REASONS, **context
     )
     return HTMLResponse(html, status_code=status)
 
@@ -84,19 +93,25 @@ def _typed_day(form: dict[str, str]) -> dict[str, str]:
 
 
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
-def link_page(token: str, request: Request) -> HTMLResponse:
+def link_page(token: str, request: Request, done: str | None = None) -> HTMLResponse:
+    """The link's page; `done` (after an answer's redirect) only adds the thanks, and a
+    referral the answer closed shows the thanks rather than the refusal."""
     request.app.state.limits["link"].check(request, now_of(request))
     rt = Runtime.current()
+    thanked = done if done in ANSWERS else None
     try:
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now_of(request))
     except LinkRefused as refused:
+        if thanked and refused.why == "closed" and refused.view is not None:
+            return _page(refused.view.language, view=refused.view, done=thanked, closed=True)
         return _refused(refused, token)
-    return _page(view.language, view=view, token=token)
+    return _page(view.language, view=view, token=token, done=thanked)
 
 
 @router.post("/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def link_answer(token: str, request: Request) -> HTMLResponse:
+async def link_answer(token: str, request: Request) -> Response:
+    """One answer, then back to the link's page (303: a reload does not post it again)."""
     rt = Runtime.current()
     now = now_of(request)
     request.app.state.limits["link"].check(request, now)
@@ -109,12 +124,12 @@ async def link_answer(token: str, request: Request) -> HTMLResponse:
         return _again(rt, token, now, 400, "form")
     try:
         with transaction(rt.engine) as s:
-            view = answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
+            answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
     except LinkRefused as refused:
-        return _refused(refused)
+        return _refused(refused, token)
     except DomainError:
         return _again(rt, token, now, 409, "state")
-    return _page(view.language, view=view, done=answer.action, token=token)
+    return RedirectResponse(f"/l/{token}?done={answer.action}", status_code=303)
 
 
 @router.post("/{token}/capacity", response_class=HTMLResponse, include_in_schema=False)

@@ -1,11 +1,17 @@
-"""Partners answer from the link in their message: no account, one tap.
+"""Partners answer from the link in their message: no account, one tap per step.
 
-A link names the outbox message that carried it (models/links.py). Opening it is checked here:
-forged or tampered (bad MAC), revoked (the message was cancelled, or its link withdrawn), expired (`LINK_DAYS` after
-the message), used (an answer was already recorded through it), or the step it asked about is
-no longer waiting. An answer moves the referral through `advance()` like any other actor, in one
-transaction with its events, the link's use, the now-pointless reminders cancelled and the
-coordinator told (with the alternatives when the partner declines).
+A link names the outbox message that carried it (models/links.py), and through it one referral
+and one contact. It serves that contact for every step of that referral that is the partner's,
+one after the other, so that the partner's whole loop runs from the first message instead of
+waiting for a reminder per step. Opening it is checked here: forged or tampered (bad MAC),
+revoked (the message was cancelled, its link withdrawn, or its contact no longer the partner's),
+expired (`LINK_DAYS` after the message), or the referral closed. An answer names the step it
+answers and the referral's version it was made from, so a stale or replayed form is refused
+("answered") instead of answering the next step by accident; a form without them answers the
+step its message asked about, as links did before. An answer moves the referral through
+`advance()` like any other actor, in one transaction with its events, the link's last use, the
+now-pointless reminders cancelled and the coordinator told (with the alternatives when the
+partner declines). A coordinator's step is never answerable from a link.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ ANSWERS: dict[str, tuple[Action, str | None, bool]] = {
     "decline": (Action.decline, None, False),  # the reason comes from the partner's form
     "unreachable": (Action.fail, Reason.client_unreachable.value, False),
 }
+# "used" is no longer raised (a link serves every partner step); kept for its page's words
 Refusal = Literal["invalid", "revoked", "expired", "used", "closed", "answered"]
 
 
@@ -69,9 +76,23 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["accept", "decline", "done", "unreachable"]
+    step: str | None = Field(default=None, max_length=60)  # the step the page showed
+    version: int | None = Field(default=None, ge=1)  # the referral's version the page showed
     reason: Reason | None = None
     note: str | None = Field(default=None, max_length=500)
     on: dt.date | None = None  # the outcome's date, e.g. the ID card was issued on
+
+
+@dataclass
+class StepLine:
+    """One step of the referral as the partner's page lists it: done, current or to come."""
+
+    key: str
+    name: str
+    status: str
+    actor: str
+    due_at: dt.datetime | None
+    done_at: dt.datetime | None
 
 
 @dataclass
@@ -89,6 +110,9 @@ class LinkView:
     asks: str | None = None  # the date the step asks for when done, in the contact's language
     capacity: str = "open"  # what the partner last said of this service (set_capacity)
     client: dict[str, str] = field(default_factory=dict)  # what the pathway shares, with consent
+    steps: list[StepLine] = field(default_factory=list)  # the referral's steps, in order
+    version: int = 0  # the referral's version, sent back with an answer against stale forms
+    next_by: str | None = None  # "coordinator" while the open referral waits on the office
 
 
 @dataclass
@@ -99,7 +123,27 @@ class _Opened:
     view: LinkView
 
 
-def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bool) -> _Opened:
+def _definition(session: Session, referral: Referral) -> dict[str, Any]:
+    return session.scalars(
+        select(col(PathwayVersion.definition)).where(
+            col(PathwayVersion.key) == referral.pathway_key,
+            col(PathwayVersion.version) == referral.pathway_version,
+        )
+    ).one()
+
+
+def _open(
+    session: Session,
+    ctx: Context,
+    token: str,
+    now: dt.datetime,
+    lock: bool,
+    answer: Answer | None = None,
+) -> _Opened:
+    """The link's message, referral and the step that is the partner's now, or LinkRefused.
+
+    With an answer, the step it names (else the step its message asked about) must be that
+    step, and the version it names the referral's: a stale or replayed form is "answered"."""
     message_id = message_of(ctx.vault, token)
     message = session.get(Notification, message_id, with_for_update=lock) if message_id else None
     if message is None or message.contact_id is None or message.referral_id is None:
@@ -109,50 +153,70 @@ def _open(session: Session, ctx: Context, token: str, now: dt.datetime, lock: bo
     assert referral is not None
     contact = session.get(Contact, message.contact_id)
     language = messages.language_of(contact, default=message.language)
-    definition = session.scalars(
-        select(col(PathwayVersion.definition)).where(
-            col(PathwayVersion.key) == referral.pathway_key,
-            col(PathwayVersion.version) == referral.pathway_version,
-        )
-    ).one()
-    step_key = message.context.get("step")
-    template = next((s for s in definition["steps"] if s["key"] == step_key), None)
-    step = (
+    vi = language == "vi"
+    templates = {s["key"]: s for s in _definition(session, referral)["steps"]}
+    steps = list(
         session.scalars(
-            select(Step).where(col(Step.referral_id) == referral.id, col(Step.key) == step_key)
-        ).first()
-        if step_key
-        else None
+            select(Step).where(col(Step.referral_id) == referral.id).order_by(col(Step.seq))
+        )
     )
+    current = next((s for s in steps if s.status == StepStatus.active.value), None)
+    mine = current if current is not None and current.actor == "partner" else None
+    template = templates.get(mine.key) if mine else None
     service = session.get(Service, referral.service_id)
     assert service is not None
-    vi = language == "vi"
     view = LinkView(
         message_id=message.id,
         language=language,
         code=referral.code,
         service=service.name if vi else service.name_en,
-        step=step_key or "",
+        step=mine.key if mine else "",
         step_name=(template["name"] if vi else template["name_en"]) if template else "",
-        due_at=step.due_at if step else None,
+        due_at=mine.due_at if mine else None,
         asks=(template.get("asks") if vi else template.get("asks_en")) if template else None,
         capacity=service.capacity,
+        steps=[_line(s, templates.get(s.key), vi) for s in steps],
+        version=referral.version,
     )
-    if message.status == MessageStatus.cancelled.value or message.link_revoked_at is not None:
+    # A message cancelled before its link was ever used is withdrawn; one cancelled after (the
+    # reminder whose step the partner just answered through it) evidently reached the partner,
+    # and its link goes on serving the next steps.
+    withdrawn = message.status == MessageStatus.cancelled.value and message.link_used_at is None
+    if (
+        withdrawn
+        or message.link_revoked_at is not None
+        or contact is None
+        or not contact.active
+        or contact.organization_id != referral.organization_id
+    ):
         raise LinkRefused("revoked", view)
     if message.created_at + dt.timedelta(days=LINK_DAYS) < now:
         raise LinkRefused("expired", view)
-    if message.link_used_at is not None:
-        raise LinkRefused("used", view)
     if ReferralStatus(referral.status) in CLOSED:
         raise LinkRefused("closed", view)
-    if step is None or step.status != StepStatus.active.value or step.actor != "partner":
-        raise LinkRefused("answered", view)
-    first = step.seq == 0
-    view.actions = ["accept", "decline", "unreachable"] if first else ["done", "unreachable"]
-    if referral.status == ReferralStatus.on_hold.value:
-        view.actions = []
-    return _Opened(message, referral, step, view)
+    if current is not None and mine is None:
+        view.next_by = "coordinator"
+    if answer is not None:
+        asked = answer.step or message.context.get("step")
+        stale = answer.version is not None and answer.version != referral.version
+        if mine is None or asked != mine.key or stale:
+            raise LinkRefused("answered", view)
+    if mine is not None and referral.status != ReferralStatus.on_hold.value:
+        first = mine.seq == 0
+        view.actions = ["accept", "decline", "unreachable"] if first else ["done", "unreachable"]
+    return _Opened(message, referral, mine, view)
+
+
+def _line(step: Step, template: dict[str, Any] | None, vi: bool) -> StepLine:
+    name = (template["name"] if vi else template["name_en"]) if template else step.key
+    return StepLine(
+        key=step.key,
+        name=name,
+        status=step.status,
+        actor=step.actor,
+        due_at=step.due_at,
+        done_at=step.completed_at,
+    )
 
 
 def view_link(
@@ -220,7 +284,7 @@ def answer_link(
     session: Session, *, ctx: Context, token: str, answer: Answer, now: dt.datetime
 ) -> LinkView:
     """Record a partner's answer; raises LinkRefused or DomainError and writes nothing then."""
-    opened = _open(session, ctx, token, now, lock=True)
+    opened = _open(session, ctx, token, now, lock=True, answer=answer)
     message, referral, step = opened.message, opened.referral, opened.step
     assert step is not None
     assert referral.id is not None  # a loaded row has its id
@@ -266,7 +330,7 @@ def answer_link(
             data=data,
         )
     )
-    message.link_used_at = now
+    message.link_used_at = now  # the last answer through it; no longer the link's end
     _cancel_reminders(session, referral.id, step.key)
     _tell_coordinator(session, referral, step, answer, opened.view, now)
     session.flush()
@@ -289,7 +353,8 @@ def set_capacity(
     message = session.get(Notification, message_id) if message_id else None
     if message is None or message.contact_id is None or message.referral_id is None:
         raise LinkRefused("invalid")
-    if message.status == MessageStatus.cancelled.value or message.link_revoked_at is not None:
+    withdrawn = message.status == MessageStatus.cancelled.value and message.link_used_at is None
+    if withdrawn or message.link_revoked_at is not None:  # as _open: used, it still serves
         raise LinkRefused("revoked")
     if message.created_at + dt.timedelta(days=LINK_DAYS) < now:
         raise LinkRefused("expired")
@@ -372,9 +437,20 @@ def _tell_coordinator(
         "status": referral.status,
         "alternatives": alternatives,
     }
+    asked = step.seq == 0 or _asked_step(session, view.message_id) == step.key
     messages.answered(
-        session, referral=referral, context=context, message_id=view.message_id, now=now
+        session,
+        referral=referral,
+        context=context,
+        message_id=view.message_id,
+        now=now,
+        step=None if asked else step.key,
     )
+
+
+def _asked_step(session: Session, message_id: int) -> str | None:
+    message = session.get(Notification, message_id)
+    return message.context.get("step") if message else None
 
 
 def _step_name(session: Session, referral: Referral, step_key: str) -> str:
