@@ -6,15 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from playwright.sync_api import expect, sync_playwright
@@ -23,22 +16,13 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.usecases.clients.merging import MergeIn, merge_clients
 from referrals.usecases.clients.subject import erase_client
-from referrals.web import merging
 from referrals.web.app import create_app
 from support.domain import consent, launch, new_client, row_counts
-from support.pages import PASSWORD, Clock, csrf_of, staff_users
-
-
-def app_with_merging(clock: Clock) -> FastAPI:
-    """The app with the merge routes (web/app.py includes them once the lead adds the line;
-    a second inclusion of the same routes changes nothing)."""
-    app = create_app(clock=clock)
-    app.include_router(merging.router)
-    return app
+from support.pages import PASSWORD, Clock, csrf_of, served, staff_users
 
 
 def logged_in(clock: Clock, username: str) -> TestClient:
-    browser = TestClient(app_with_merging(clock), cookies={"lang": "en"})
+    browser = TestClient(create_app(clock=clock), cookies={"lang": "en"})
     token = csrf_of(browser.get("/login").text)
     answer = browser.post(
         "/login",
@@ -131,29 +115,6 @@ def test_a_refused_merge_says_why_keeps_the_form_and_writes_nothing(
     shown = answer.text.replace("&lt;", "<").replace("&gt;", ">")
     assert f'value="{typed["other"]}"' in shown  # the form as typed
     assert row_counts(rt) == before
-
-
-@contextmanager
-def served(clock: Clock) -> Iterator[str]:
-    """The app with the merge routes on a real uvicorn server on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app_with_merging(clock), host="127.0.0.1", port=port, log_level="warning"
-    )
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if web.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        web.should_exit = True
-        thread.join(10)
 
 
 def test_the_form_in_chromium_at_390_px(rt: Runtime, clock: Clock, now: dt.datetime) -> None:
