@@ -47,6 +47,7 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 WRITTEN = [
     t.Client,
     t.ClientKey,
+    t.ClientTerm,
     t.Consent,
     t.Referral,
     t.Step,
