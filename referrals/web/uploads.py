@@ -37,13 +37,10 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from traceback import extract_tb
 from typing import Annotated, Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -54,7 +51,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from referrals.infra.context import Context
-from referrals.infra.crypto import derive_key
+from referrals.infra.crypto import Vault
 from referrals.infra.db import CHUNK, transaction
 from referrals.locale import N_, ByLanguage, Msg
 from referrals.models.errors import DomainError, NotFound
@@ -121,10 +118,11 @@ class Job:
 
 
 class Jobs:
-    """The jobs of this installation's web workers: one sealed file each, written whole."""
+    """The jobs of this installation's web workers: one file each, written whole, sealed by
+    the vault (a refused row's message may quote what was typed) with the job's id bound in."""
 
-    def __init__(self, folder: Path, secret: str) -> None:
-        self.folder, self.aead = folder, AESGCM(_job_key(secret))
+    def __init__(self, folder: Path, vault: Vault) -> None:
+        self.folder, self.vault = folder, vault
 
     def new(self, owner: int) -> Job:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -135,19 +133,17 @@ class Jobs:
 
     def save(self, job: Job) -> None:
         job.beat = time.time()
-        nonce = os.urandom(12)
-        state = json.dumps(asdict(job), default=str).encode()
-        sealed = self.aead.encrypt(nonce, state, job.id.encode())
+        state = json.dumps(asdict(job), default=str)
         part = self.folder / f".{job.id}.{secrets.token_hex(4)}"
-        part.write_bytes(nonce + sealed)
+        part.write_text(self.vault.encrypt(state, f"import.job:{job.id}") or "")
         os.replace(part, self._path(job.id))  # a reader sees the old state or the new, whole
 
     def load(self, job_id: str, owner: int) -> Job | None:
         """The job if it exists and is `owner`'s (else None, as if it did not exist)."""
         try:
-            blob = self._path(job_id).read_bytes()
-            job = Job(**json.loads(self.aead.decrypt(blob[:12], blob[12:], job_id.encode())))
-        except (OSError, InvalidTag, ValueError, TypeError):  # gone, or from an older secret
+            sealed = self._path(job_id).read_text()
+            job = Job(**json.loads(self.vault.decrypt(sealed, f"import.job:{job_id}") or ""))
+        except (OSError, ValueError, TypeError):  # gone, or sealed by a secret no longer held
             return None
         job.referrals = [(r, c) for r, c in job.referrals]
         job.problems = [(line, text) for line, text in job.problems]
@@ -171,13 +167,8 @@ class Jobs:
         return self.folder / f"{job_id}.job"
 
 
-@lru_cache(maxsize=4)
-def _job_key(secret: str) -> bytes:
-    return derive_key(secret, b"web-import-job-v1")
-
-
 def _jobs(me: Staff) -> Jobs:
-    return Jobs(me.rt.settings.data_dir / "imports", me.rt.settings.secret_key)
+    return Jobs(me.rt.settings.data_dir / "imports", me.rt.ctx.vault)
 
 
 _ONE_AT_A_TIME = threading.Lock()

@@ -16,20 +16,15 @@ from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.usecases.clients.merging import MergeIn, merge_clients
 from referrals.usecases.clients.subject import erase_client
-from referrals.web.app import create_app
+from support import pages
 from support.domain import consent, launch, new_client, row_counts
 from support.pages import PASSWORD, Clock, csrf_of, served, staff_users
 
 
 def logged_in(clock: Clock, username: str) -> TestClient:
-    browser = TestClient(create_app(clock=clock), cookies={"lang": "en"})
-    token = csrf_of(browser.get("/login").text)
-    answer = browser.post(
-        "/login",
-        data={"csrf": token, "username": username, "password": PASSWORD, "next": "/"},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
+    """Logged in as `username`, reading the English pages."""
+    browser = pages.logged_in(clock, username)
+    browser.cookies.set("lang", "en")
     return browser
 
 

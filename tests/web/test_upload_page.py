@@ -264,7 +264,7 @@ def test_a_job_that_stops_reads_as_stopped(
     mai = browser(clock, "mai")
     page = mai.get("/import")
     assert page.status_code == 200
-    jobs = uploads.Jobs(rt.settings.data_dir / "imports", rt.settings.secret_key)
+    jobs = uploads.Jobs(rt.settings.data_dir / "imports", rt.ctx.vault)
     with Session(rt.engine) as s:
         mai_id = rt.user(s, "mai").id
     assert mai_id is not None

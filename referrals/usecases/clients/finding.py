@@ -75,7 +75,7 @@ def name_terms(vault: Vault, name: str | None) -> list[str]:
 def name_key(vault: Vault, name: str | None) -> str | None:
     """The whole name as one keyed hash, its folded words sorted: "Nguyễn Thị Lan" and "lan
     nguyen thi" are one key (the current secret's; `name_keys` for every secret's)."""
-    return vault.lookup(" ".join(sorted(words(name))), "name") if words(name) else None
+    return next(iter(name_keys(vault, name)), None)
 
 
 def name_keys(vault: Vault, name: str | None) -> list[str]:
