@@ -62,6 +62,7 @@ __all__ = [
     "Key",
     "Ladder",
     "Location",
+    "Office",
     "Partner",
     "PartnersFile",
     "Pathway",
@@ -141,6 +142,22 @@ class Delivery(Strict):
         return channels
 
 
+class Office(Strict):
+    """The office that runs the referrals, as partners and clients see it: on every partner page,
+    on the printed slip. A phone is a person to call, so a partner who doubts a link can check."""
+
+    name: Text
+    name_en: Text
+    phone: str = Field(max_length=20, description="as people dial it, e.g. 0258 000 0100")
+    address: str | None = Field(default=None, max_length=200)
+
+    @field_validator("phone")
+    @classmethod
+    def _dialable(cls, phone: str) -> str:
+        e164(phone)  # refuses what is not a Vietnamese number; kept as written, for reading
+        return phone.strip()
+
+
 class Digest(Strict):
     """The managers' morning e-mail."""
 
@@ -158,6 +175,7 @@ class ProvinceFile(Strict):
     days_off: list[DayOff] = Field(default=[])
     days_worked: list[DayOff] = Field(default=[], description="weekend days declared working days")
     areas: list[Area] = Field(min_length=1)
+    office: Office | None = None  # None: the province's name and no phone
     delivery: Delivery = Delivery()
     digest: Digest = Digest()
 

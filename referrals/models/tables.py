@@ -9,12 +9,14 @@ from referrals.models.directory import (
     ServiceArea,
     ServiceLocation,
 )
+from referrals.models.intake import Intake, PeerLink
 from referrals.models.people import Client, ClientKey, Consent, User
 from referrals.models.search import ClientTerm
 from referrals.models.subscriptions import Webhook
 from referrals.models.tokens import ApiToken
 from referrals.models.workflow import (
     Event,
+    Extension,
     Notification,
     PathwayVersion,
     Referral,
@@ -31,10 +33,13 @@ __all__ = [
     "Consent",
     "Contact",
     "Event",
+    "Extension",
+    "Intake",
     "Location",
     "Notification",
     "Organization",
     "PathwayVersion",
+    "PeerLink",
     "Referral",
     "Service",
     "ServiceArea",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Update, text, update
@@ -178,6 +179,43 @@ class Notification(SQLModel, table=True):
                 lease_token=None,
             )
         )
+
+
+class ExtensionStatus(StrEnum):
+    requested = "requested"  # beyond the step's limit: waits for the coordinator
+    granted = "granted"
+    refused = "refused"
+
+
+class Extension(SQLModel, table=True):
+    """A partner's request for more time on a step (gia hạn), and what became of it.
+
+    Within the step's limit (`extend_limit` in pathways.yaml) it is granted as it is asked;
+    beyond it, it waits for the coordinator. At most one waits per step (the partial index), so
+    a double tap or two contacts at once cannot leave two requests to decide. The reason is free
+    text and may name the client: sealed under the client's key, shredded with it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    step_id: int = Field(foreign_key="step.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    asked_at: dt.datetime = Field(sa_type=UTCDateTime)
+    was_due_at: dt.datetime = Field(sa_type=UTCDateTime)  # the deadline when it was asked
+    new_due_at: dt.datetime = Field(sa_type=UTCDateTime)
+    reason_enc: str | None = None
+    status: str = Field(default=ExtensionStatus.requested.value, max_length=20)
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: str | None = Field(default=None, max_length=80)
+
+    __table_args__ = (
+        Index(
+            "ux_extension_waiting_per_step",
+            "step_id",
+            unique=True,
+            sqlite_where=text("status = 'requested'"),
+            postgresql_where=text("status = 'requested'"),
+        ),
+    )
 
 
 class SweepRun(SQLModel, table=True):
