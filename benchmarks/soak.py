@@ -739,7 +739,7 @@ class Soak:
         actions = ACTIONS.findall(page.decode(errors="replace"))
         if "accept" in actions:
             form = (
-                {"action": "decline", "reason": "partner_lacks_capacity"}
+                {"action": "decline", "reason": "partner_lacks_capacity", "confirm": "true"}
                 if self.rng.random() < 0.15
                 else {"action": "accept"}
             )

@@ -14,12 +14,15 @@ import click
 import typer
 
 from referrals.cli.commands.clients import client_app, consent_app
+from referrals.cli.commands.extensions import extension_app
+from referrals.cli.commands.intake import intake_app, peer_link_app
 from referrals.cli.commands.interchange import directory_app, fhir_app, partners, pathways
 from referrals.cli.commands.keys import audit_app, keys_app
 from referrals.cli.commands.operations import backup, check, doctor, init, restore, serve
 from referrals.cli.commands.outbox import deliver, digest, outbox_app, sweep, sweeps
 from referrals.cli.commands.referrals import advance, import_csv, launch, list_cmd, show
 from referrals.cli.commands.report import report
+from referrals.cli.commands.slips import slip
 from referrals.cli.commands.users import token_app, user_app
 from referrals.cli.commands.webhooks import webhook_app
 
@@ -41,6 +44,7 @@ for name, command in (
     ("report", report),
     ("show", show),
     ("advance", advance),
+    ("slip", slip),
     ("deliver", deliver),
     ("sweep", sweep),
     ("digest", digest),
@@ -55,6 +59,7 @@ for name, command in (
 for name, group in (
     ("client", client_app),
     ("consent", consent_app),
+    ("extension", extension_app),
     ("token", token_app),
     ("user", user_app),
     ("keys", keys_app),
@@ -63,6 +68,8 @@ for name, group in (
     ("webhook", webhook_app),
     ("fhir", fhir_app),
     ("directory", directory_app),
+    ("peer-link", peer_link_app),
+    ("intake", intake_app),
 ):
     app.add_typer(group, name=name)
 

@@ -78,6 +78,19 @@ class StepTemplate(Strict):
         default=None, description="a date the partner gives when the step is done, e.g. issued on"
     )
     asks_en: Text | None = None
+    extend_limit: DueRule | None = Field(
+        default=None,
+        description="how far past its deadline the partner may move it without the coordinator "
+        "(gia hạn); none: every request for more time waits for the coordinator",
+    )
+
+
+class NoShow(Strict):
+    """When the sweep records that the client never came: `after` past the deadline of `step`
+    (the step the client must come in for), with no arrival recorded from the slip."""
+
+    step: Key
+    after: DueRule = DueRule(working_days=2)
 
 
 class Pathway(Strict):
@@ -92,6 +105,9 @@ class Pathway(Strict):
         default=[],
         description="what the partner sees of the client on its page, while consent covers it",
     )
+    no_show: NoShow | None = Field(
+        default=None, description="the sweep records a no-show; None: only the partner can"
+    )
 
     @field_validator("steps")
     @classmethod
@@ -103,8 +119,22 @@ class Pathway(Strict):
             raise ValueError(f"step keys repeat: {', '.join(dupes)}")
         return steps
 
+    @model_validator(mode="after")
+    def _no_show_step(self) -> Pathway:
+        if self.no_show is not None:
+            step = next((s for s in self.steps if s.key == self.no_show.step), None)
+            if step is None or step.actor != "partner" or step is self.steps[0]:
+                raise ValueError(
+                    "no_show.step must be one of the partner's steps after acknowledge"
+                )
+        return self
+
     @property
     def digest(self) -> str:
         """Content hash: a changed template becomes a new version, running referrals keep theirs."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        for step in data["steps"]:  # a step with no extend_limit hashes as before it existed
+            if step.get("extend_limit") is None:
+                step.pop("extend_limit", None)
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

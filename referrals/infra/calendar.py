@@ -89,6 +89,11 @@ class WorkingCalendar:
             day += dt.timedelta(days=sign * (rule.days or 0))
         return dt.datetime.combine(day, local.time(), tzinfo=self.tz).astimezone(dt.UTC)
 
+    def closing(self, day: dt.date) -> dt.datetime:
+        """The UTC instant the office day `day` ends: a deadline a person gives as a date (a
+        re-booked appointment, an extension) falls due then, as counted deadlines do."""
+        return dt.datetime.combine(day, self.closes, tzinfo=self.tz).astimezone(dt.UTC)
+
     def due(self, start: dt.datetime, rule: DueRule) -> dt.datetime:
         """The UTC instant by which a step started at `start` is due under `rule`."""
         if start.tzinfo is None:
@@ -100,7 +105,7 @@ class WorkingCalendar:
             day = self.add_working_days(local_day, rule.working_days)
         else:
             day = local_day + dt.timedelta(days=rule.days or 0)
-        return dt.datetime.combine(day, self.closes, tzinfo=self.tz).astimezone(dt.UTC)
+        return self.closing(day)
 
     def working_days_between(self, start: dt.datetime, end: dt.datetime) -> int:
         """Whole working days from `start`'s local date to `end`'s (0 if end is not later)."""

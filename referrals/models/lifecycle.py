@@ -48,6 +48,7 @@ class Reason(StrEnum):
     not_our_service = "not_our_service"
     no_longer_needed = "no_longer_needed"
     consent_withdrawn = "consent_withdrawn"
+    no_show = "no_show"  # the client did not come: the referral waits on the coordinator's choice
     other = "other"
 
 
@@ -80,6 +81,11 @@ REFERRAL_MOVES: dict[str, tuple[frozenset[S], S | str]] = {
     "fail": (WORKING | {S.on_hold}, S.failed),
     "hold": (WORKING, S.on_hold),
     "resume": (frozenset({S.on_hold}), PREVIOUS),
+    # The client did not come (the partner says so, or the sweep after the wait): the referral
+    # waits on the coordinator, who books again (back where it was, with a new deadline), has
+    # the client reminded, or closes it (`fail`, client_unreachable).
+    "no_show": (frozenset({S.accepted, S.in_progress}), S.on_hold),
+    "rebook": (frozenset({S.on_hold}), PREVIOUS),
     "cancel": (OPEN, S.cancelled),
 }
 

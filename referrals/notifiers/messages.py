@@ -15,10 +15,15 @@ The recipient rules, side by side:
 | `referral.new` | the partner's contacts of the lowest active rank, by SMS and e-mail |
 | `step.reminder`/`overdue`/`escalation` | the pathway's ladder says whom (`People.for_alert`) |
 | `referral.answered` | the referral's coordinator, by e-mail |
+| `step.yours` | the partner's first contacts, when a step is theirs again (re-booked, resumed, after the office's step) |
+| `referral.no_show` | the referral's coordinator, by e-mail |
+| `client.remind` | a peer group's first contacts, asked to remind the client (codes only) |
 | `referral.closed` | whoever `referral.new` reached, on the same channel and language |
 | `digest.daily` | every active manager with an e-mail |
 | `message.dead` | the referral's coordinator and every manager, by e-mail |
 | `webhook` | each subscription that wants the event |
+| `extension.requested` | the referral's coordinator, by e-mail (more time beyond the step's limit) |
+| `extension.decided` | the contact who asked for more time, by SMS and e-mail |
 
 Idempotency keys never change form: rows already in a database keep their meaning, and queueing
 the same message twice stays a no-op.
@@ -63,9 +68,14 @@ class Template(StrEnum):
     reminder = "step.reminder"
     overdue = "step.overdue"
     escalation = "step.escalation"
+    yours = "step.yours"
+    no_show = "referral.no_show"
+    remind = "client.remind"
     digest = "digest.daily"
     dead = "message.dead"
     webhook = "webhook"
+    extension_asked = "extension.requested"
+    extension_decided = "extension.decided"
 
 
 # An alert of the deadline ladder -> its message; the ones an answer to the step makes pointless.
@@ -320,6 +330,134 @@ def answered(
     return queue(session, [row])
 
 
+def step_yours(
+    session: Session,
+    *,
+    referral: Referral,
+    step_id: int,
+    step: dict[str, Any],
+    due: dt.datetime,
+    why: str,
+    now: dt.datetime,
+) -> int:
+    """A step is the partner's again (`why`: rebooked, resumed, or its turn after the office's
+    step): its first contacts get a short prompt with their link, once per step and deadline."""
+    service = session.get(Service, referral.service_id)
+    assert service is not None
+    contacts, _ = first_rank(
+        list(
+            session.scalars(
+                select(Contact)
+                .where(col(Contact.organization_id) == referral.organization_id)
+                .order_by(col(Contact.rank), col(Contact.id))
+            )
+        )
+    )
+    rows = []
+    for contact in contacts:
+        language = language_of(contact)
+        context = {
+            "code": referral.code,
+            "service": in_language(language, service.name, service.name_en),
+            "step": step["key"],
+            "step_name": in_language(language, step["name"], step["name_en"]),
+            "due_at": due.isoformat(),
+            "urgent": referral.priority == "urgent",
+            "why": why,
+        }
+        for channel in channels_of(contact):
+            key = f"{referral.code}:{Template.yours}:{step_id}:{due.isoformat()}:{contact.id}:{channel}"
+            rows.append(
+                outbox_row(
+                    template=Template.yours,
+                    person=contact,
+                    channel=channel,
+                    language=language,
+                    context=context,
+                    key=key,
+                    now=now,
+                    referral_id=referral.id,
+                )
+            )
+    # Once per step and deadline: a pause and a resume twice within one deadline tell once.
+    told = set(
+        session.scalars(
+            select(col(Notification.idempotency_key)).where(
+                col(Notification.idempotency_key).in_([r["idempotency_key"] for r in rows])
+            )
+        )
+    )
+    return queue(session, [r for r in rows if r["idempotency_key"] not in told])
+
+
+def no_show(
+    session: Session,
+    *,
+    referral: Referral,
+    context: dict[str, Any],
+    event_id: int,
+    now: dt.datetime,
+) -> int:
+    """The coordinator learns the client did not come (from the partner or the sweep), once per
+    recorded no-show, and chooses from the referral's page what comes next."""
+    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
+    rows = [
+        outbox_row(
+            template=Template.no_show,
+            person=user,
+            channel="email",
+            language=language_of(user),
+            context=context,
+            key=f"{referral.code}:{Template.no_show}:{event_id}",
+            now=now,
+            referral_id=referral.id,
+        )
+        for user in told
+    ]
+    return queue(session, rows)
+
+
+def remind_client(
+    session: Session,
+    *,
+    referral: Referral,
+    group: Organization,
+    code: str,
+    office_phone: str,
+    event_id: int,
+    now: dt.datetime,
+) -> int:
+    """A peer group's first contacts are asked to remind a client they know by `code` (the
+    intake's, or the referral's) to get in touch with the office: codes only, never who."""
+    contacts, _ = first_rank(
+        list(
+            session.scalars(
+                select(Contact)
+                .where(col(Contact.organization_id) == group.id)
+                .order_by(col(Contact.rank), col(Contact.id))
+            )
+        )
+    )
+    rows = []
+    for contact in contacts:
+        language = language_of(contact)
+        context = {"code": code, "office_phone": office_phone, "referral": referral.code}
+        for channel in channels_of(contact):
+            rows.append(
+                outbox_row(
+                    template=Template.remind,
+                    person=contact,
+                    channel=channel,
+                    language=language,
+                    context=context,
+                    key=f"{referral.code}:{Template.remind}:{event_id}:{contact.id}:{channel}",
+                    now=now,
+                    referral_id=referral.id,
+                )
+            )
+    return queue(session, rows)
+
+
 def digest_key(day: dt.date, manager: User) -> str:
     return f"digest:{day.isoformat()}:{manager.id}"
 
@@ -412,3 +550,76 @@ def webhook(
         referral_id=referral_id,
     )
     return row
+
+
+def extension_asked(
+    session: Session,
+    *,
+    referral: Referral,
+    extension_id: int,
+    context: dict[str, Any],
+    now: dt.datetime,
+) -> int:
+    """The coordinator is asked to decide a partner's request for more time beyond the step's
+    limit (pathways.yaml `extend_limit`), once per request; the reason stays on the referral's
+    page (it may name the client), the message says only that one waits."""
+    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
+    rows = [
+        outbox_row(
+            template=Template.extension_asked,
+            person=user,
+            channel="email",
+            language=language_of(user),
+            context=context,
+            key=f"{referral.code}:{Template.extension_asked}:{extension_id}",
+            now=now,
+            referral_id=referral.id,
+        )
+        for user in told
+    ]
+    return queue(session, rows)
+
+
+def extension_decided(
+    session: Session,
+    *,
+    referral: Referral,
+    extension_id: int,
+    contact: Contact,
+    step: dict[str, Any],
+    granted: bool,
+    due: dt.datetime,
+    asked: dt.datetime,
+    now: dt.datetime,
+) -> int:
+    """The contact who asked for more time learns the coordinator's answer, by SMS and e-mail,
+    with a fresh link to its page (`due`: the step's deadline now, moved or not), once per
+    request and channel."""
+    if not contact.active:
+        return 0
+    service = session.get(Service, referral.service_id)
+    assert service is not None
+    language = language_of(contact)
+    context = {
+        "code": referral.code,
+        "service": in_language(language, service.name, service.name_en),
+        "step": step["key"],
+        "step_name": in_language(language, step["name"], step["name_en"]),
+        "granted": granted,
+        "due_at": due.isoformat(),
+        "new_due_at": asked.isoformat(),
+    }
+    rows = [
+        outbox_row(
+            template=Template.extension_decided,
+            person=contact,
+            channel=channel,
+            language=language,
+            context=context,
+            key=f"{referral.code}:{Template.extension_decided}:{extension_id}:{contact.id}:{channel}",
+            now=now,
+            referral_id=referral.id,
+        )
+        for channel in channels_of(contact)
+    ]
+    return queue(session, rows)

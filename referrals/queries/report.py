@@ -14,6 +14,14 @@ Memory therefore does not grow with the number of referrals.
 
 As-of limits, read from the current rows: a referral on hold at the period's end, or a deadline
 reset by a later resume, is judged by the step's current deadline.
+
+More time granted on a step (usecases/referrals/extending.py) moves its deadline, so "on time"
+counts the new one; each partner's `steps_extended` says on how many of its steps that happened
+(granted by the end of the period; a refused request extends nothing).
+
+Arrivals and no-shows (usecases/referrals/no_show.py): per partner, the cohort's referrals whose
+client was recorded as arrived (the slip scanned) by the end of the period, and those recorded
+as not having come (once per referral, however many times it was re-booked).
 """
 
 from __future__ import annotations
@@ -130,6 +138,22 @@ WHERE r.id = s.referral_id AND {_COHORT} AND s.actor = 'partner' AND s.due_at IS
        OR ({_WAITING_AT_END} AND s.due_at < :asof))
 GROUP BY r.organization_id
 """
+# Steps of the cohort with more time granted by the end of the period, per partner.
+EXTENDED_SQL = f"""
+SELECT r.organization_id AS partner, COUNT(DISTINCT e.step_id) AS extended
+FROM extension e JOIN referral r ON r.id = e.referral_id
+WHERE e.status = 'granted' AND e.decided_at < :asof AND {_COHORT}
+GROUP BY r.organization_id
+"""
+# Referrals of the cohort with an arrival, and with a no-show, recorded by the end, per partner.
+ARRIVALS_SQL = f"""
+SELECT r.organization_id AS partner,
+       COUNT(DISTINCT CASE WHEN e.kind = 'referral.arrived' THEN r.id END) AS arrived,
+       COUNT(DISTINCT CASE WHEN e.kind = 'referral.no_show' THEN r.id END) AS no_show
+FROM event e JOIN referral r ON r.id = e.referral_id
+WHERE e.kind IN ('referral.arrived', 'referral.no_show') AND e.at < :asof AND {_COHORT}
+GROUP BY r.organization_id
+"""
 SENT_SQL = f"""
 SELECT n.channel, COUNT(*) AS n FROM notification n {{join}}
 WHERE n.status = '{MessageStatus.sent.value}' AND n.sent_at >= :since AND n.sent_at < :until
@@ -207,6 +231,7 @@ def build_report(
         "total": total,
         "partners": partners,
         "messages": _messages(reader, district, bind),
+        "peer_groups": peer_groups(reader, district, bind),
         "names": {
             "pathways": {p["key"]: {"vi": p["name"], "en": p["name_en"]} for p in pathways(reader)},
             "districts": {a["key"]: {"vi": a["name"], "en": a["name_en"]} for a in areas(reader)},
@@ -265,6 +290,9 @@ def _partners(
         for kind in ("acknowledge", "complete")
     }
     on_time = {r["partner"]: r for r in reader.rows(_scoped(ON_TIME_SQL, district), **bind)}
+    extended_rows = reader.rows(_scoped(EXTENDED_SQL, district), **bind)
+    extended = {r["partner"]: int(r["extended"]) for r in extended_rows}
+    came = {r["partner"]: r for r in reader.rows(_scoped(ARRIVALS_SQL, district), **bind)}
     partners = []
     for p in reader.rows(_scoped(PARTNERS_SQL, district), **bind):
         org = p.pop("id")
@@ -277,6 +305,9 @@ def _partners(
                 "steps_counted": counted,
                 "steps_on_time": int(timely.get("on_time") or 0),
                 "on_time_pct": round(100 * int(timely["on_time"]) / counted) if counted else None,
+                "steps_extended": extended.get(org, 0),
+                "arrived": int((came.get(org) or {}).get("arrived") or 0),
+                "no_show": int((came.get(org) or {}).get("no_show") or 0),
                 "declines": dict(declines.get(org, {})),
             }
         )
@@ -390,3 +421,27 @@ def _messages(reader: Reader, district: str | None, bind: dict[str, Any]) -> dic
     )
     by_channel = {r["channel"]: int(r["n"]) for r in sent}
     return {"sent": by_channel, "sent_total": sum(by_channel.values()), "dead": int(dead["n"])}
+
+
+# People peer groups brought in (issue 20, usecases/clients/intake.py): per peer group, the
+# intakes received in the period (in the district, if one is asked) and the clients taken from
+# them by the end of the period (people, not intakes: two intakes of one person are one client).
+PEER_GROUPS_SQL = """
+SELECT o.slug AS peer_group, o.name, o.name_en, COUNT(i.id) AS received,
+       COUNT(DISTINCT CASE WHEN i.taken_at < :asof THEN i.client_id END) AS clients
+FROM organization o
+LEFT JOIN intake i ON i.organization_id = o.id
+     AND i.created_at >= :since AND i.created_at < :until {where}
+WHERE o.kind = 'peer_group'
+GROUP BY o.id, o.slug, o.name, o.name_en
+ORDER BY o.name
+"""
+
+
+def peer_groups(reader: Reader, district: str | None, bind: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per peer group: intakes received in the period, and clients taken from them."""
+    sql = PEER_GROUPS_SQL.format(where="AND i.area_key = :district" if district else "")
+    return [
+        {**r, "received": int(r["received"] or 0), "clients": int(r["clients"] or 0)}
+        for r in reader.rows(sql, **bind)
+    ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from referrals import locale
 from referrals.reports.formats import ReportFormat
-from referrals.reports.words import REASONS, WORDS
+from referrals.reports.words import PEER, REASONS, WORDS
 
 FORMATS = tuple(f.value for f in ReportFormat)
 COLUMNS = ("clients", "launched", "successful", "not_successful", "still_open", "overdue")
@@ -101,6 +101,9 @@ class _Labels:
                 f"{p['on_time_pct']}% ({p['steps_on_time']}/{p['steps_counted']})"
                 if p["on_time_pct"] is not None
                 else "",
+                p.get("steps_extended", 0),  # given more time (gia hạn); none in older reports
+                p.get("arrived", 0),  # the slip scanned on arrival; none in older reports
+                p.get("no_show", 0),
                 self.reasons(p["declines"]),
             ]
             for p in r["partners"]
@@ -125,6 +128,9 @@ class _Labels:
                     w["complete_median"],
                     w["complete_p90"],
                     w["on_time"],
+                    w["extended"],
+                    w["arrived"],
+                    w["no_show"],
                     w["declines"],
                 ],
                 partners,
@@ -134,7 +140,16 @@ class _Labels:
                 [w["sent"], *(self.channel(c) for c in sorted(m["sent"])), w["dead"]],
                 [[m["sent_total"], *(m["sent"][c] for c in sorted(m["sent"])), m["dead"]]],
             ),
+            *self.peer_groups(),
         ]
+
+    def peer_groups(self) -> list[tuple[str, list[str], list[list[Any]]]]:
+        """The people peer groups brought in: a table of its own (none in an older report)."""
+        if "peer_groups" not in self.r:
+            return []
+        w = PEER.get(self.lang) or PEER["vi"]
+        rows = [[self.partner(g), g["received"], g["clients"]] for g in self.r["peer_groups"]]
+        return [(w["title"], [w["group"], w["received"], w["clients"]], rows)]
 
 
 def _blank(value: Any) -> Any:

@@ -37,6 +37,9 @@ REPORT: dict[str, Msg] = {
     "complete_median": C_("report", "Completed after (median, working days)"),
     "complete_p90": C_("report", "Completed: 90% within (working days)"),
     "on_time": C_("report", "Steps on time"),
+    "extended": C_("report", "Steps given more time"),
+    "arrived": C_("report", "Clients arrived (slip)"),
+    "no_show": C_("report", "Clients who did not come"),
     "declines": C_("report", "Declines (reason)"),
     "messages": C_("report", "Messages"),
     "sent": C_("report", "Sent"),
@@ -63,8 +66,19 @@ REASON_WORDS: dict[str, Msg] = {
     "not_our_service": C_("reason", "not the partner's service"),
     "no_longer_needed": C_("reason", "no longer needed"),
     "consent_withdrawn": C_("reason", "consent withdrawn"),
+    "no_show": C_("reason", "the client did not come"),
     "other": C_("reason", "other"),
 }
 
 WORDS = ByLanguage(REPORT)
 REASONS = ByLanguage(REASON_WORDS)
+
+# The section of the people peer groups brought in (issue 20), apart from the report's other
+# words: `PEER[lang]["title"]`.
+PEER_WORDS: dict[str, Msg] = {
+    "title": C_("report", "People introduced by peer groups"),
+    "group": C_("report", "Peer group"),
+    "received": C_("report", "Introduced in the period"),
+    "clients": C_("report", "Became clients"),
+}
+PEER = ByLanguage(PEER_WORDS)

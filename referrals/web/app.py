@@ -26,11 +26,15 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         clients,
         dashboard,
         errors,
+        extensions,
         fhir,
+        intake,
         launching,
         links,
         login,
         merging,
+        no_shows,
+        slips,
         uploads,
     )
     from referrals.web.api import router
@@ -45,10 +49,13 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     app.state.limits = {
         "login": Limit("login", per_minute=10),
         "link": Limit("link", per_minute=30),
+        "slip": Limit("slip", per_minute=30),  # the printed slip's arrival page (web/slips.py)
+        "peer": Limit("peer", per_minute=30),  # peer groups' intake form (web/intake.py)
     }
     app.add_middleware(BodyLimit)
     app.include_router(router)
     app.include_router(fhir.router)
+    app.include_router(extensions.router)  # more time (gia hạn): partners ask, staff decide
     pages_routers = (
         login.router,
         cases.router,
@@ -56,8 +63,10 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         launching.router,
         merging.router,
         uploads.router,
+        intake.router,
+        no_shows.router,
     )
-    for pages in (*pages_routers, dashboard.router, admin.router, links.router):
+    for pages in (*pages_routers, dashboard.router, admin.router, links.router, slips.router):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 

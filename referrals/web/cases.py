@@ -29,8 +29,10 @@ from referrals.queries.views import (
     partners_serving,
     places_of,
 )
-from referrals.usecases.referrals.advancing import advance, referral_for
+from referrals.usecases.referrals.advancing import advance, get_referral, referral_for
+from referrals.usecases.referrals.no_show import peer_groups, waiting_after_no_show
 from referrals.usecases.referrals.rerouting import reroute
+from referrals.web.extensions import extension_requests
 from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
 
 router = APIRouter(include_in_schema=False)
@@ -79,9 +81,15 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
             for p in places_of(read, partner=found["partner"], pathway=found["pathway"])
         ]
     _timeline(found["events"], ladders)
+    with transaction(me.rt.engine) as s:  # waiting after a no-show: the coordinator's choices
+        referral = get_referral(s, code)
+        no_show = (
+            {"groups": peer_groups(s, referral)} if waiting_after_no_show(s, referral) else None
+        )
     return me.page(
         "referral.html",
         status,
+        no_show=no_show,
         r=found,
         actors=actors,
         error=error,
@@ -90,6 +98,7 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
         reroutable=found["status"] in {s.value for s in REROUTABLE},
         others=others,
         places=places,
+        extensions=extension_requests(me, code),  # more time asked (gia hạn)
     )
 
 

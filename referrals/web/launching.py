@@ -27,6 +27,7 @@ from referrals.models.codes import new_code
 from referrals.models.errors import DomainError
 from referrals.models.people import ConsentMethod
 from referrals.usecases.clients.clients import ClientIn, SamePerson
+from referrals.usecases.clients.intake import INTAKE_CODE, intake_for_launch, take_intake
 from referrals.usecases.referrals.launch_form import (
     consent_given,
     launch_choices,
@@ -55,6 +56,10 @@ SAID_HERE: dict[str, Msg] = {
     "field_method": N_("How the client agreed"),
     "field_agreed": N_("The client agreed"),
     "field_urgent": N_("Urgent"),
+    "intake_taken": N_(
+        "The introduction %(intake)s was already taken by a coordinator: find the client with "
+        "the search box."
+    ),
 }
 # Where a refusal points to (`_next_steps`).
 NEXT: dict[str, Msg] = {
@@ -75,6 +80,8 @@ class LaunchForm(BaseModel):
     urgent: bool = False
     agreed: bool = False
     method: ConsentMethod | None = None
+    # A peer group's intake (usecases/clients/intake.py) this launch takes, from /intakes.
+    intake: str | None = Field(default=None, pattern=INTAKE_CODE)
 
 
 @router.get("/launch")
@@ -83,8 +90,11 @@ def launch_form(
     client: Annotated[str | None, Query(pattern=CODE)] = None,
     pathway: Annotated[str | None, Query(pattern=KEY)] = None,
     partner: Annotated[str | None, Query(pattern=KEY)] = None,
+    intake: Annotated[str | None, Query(pattern=INTAKE_CODE)] = None,
 ) -> Response:
     chosen = {k: v for k, v in (("pathway", pathway), ("partner", partner)) if v}
+    if intake:
+        return _from_intake(me, client, intake, chosen)
     return _launch_page(me, client, chosen=chosen)
 
 
@@ -105,18 +115,40 @@ async def launch(request: Request, me: Me) -> Response:
         )
         acting: dict[str, Any] = {"coordinator": me.user, "ctx": me.rt.ctx, "now": me.now}
         with transaction(me.rt.engine) as s:
+            taker = data.client
             if person is None:
                 launch_one(s, code=code, request=asked, consent=consent, **acting)
             else:
-                register_and_launch(
+                taker = register_and_launch(
                     s, code=code, client=person, request=asked, consent=consent, **acting
                 )
+            if data.intake and taker:  # the intake becomes this client's, in this transaction
+                take_intake(s, code=data.intake, client_code=taker, by=me.user, now=me.now)
     except REFUSALS:
         raise
     except (ValidationError, DomainError) as exc:
         status = 409 if isinstance(exc, SamePerson) else 422
         return _launch_page(me, form.get("client"), status, chosen=form, refusal=exc)
     return RedirectResponse(f"/referrals/{code}", 303)
+
+
+def _from_intake(me: Staff, client_code: str | None, code: str, chosen: dict[str, str]) -> Response:
+    """The form filled in from a peer group's intake (web/intake.py's "Chuyển gửi"): for a new
+    client its nickname, phone and area (read once, on record), and its first service; its code
+    rides along in a hidden field, for the launch to take it."""
+    try:
+        with transaction(me.rt.engine) as s:
+            got = intake_for_launch(
+                s, by=me.user, ctx=me.rt.ctx, code=code, now=me.now, reveal=client_code is None
+            )
+    except REFUSALS:
+        raise
+    except DomainError as exc:
+        return _launch_page(me, client_code, 409, chosen=chosen, refusal=exc)
+    filled = {"intake": got.code, "pathway": got.services[0]}
+    if client_code is None:
+        filled |= {"name": got.nickname or "", "phone": got.phone or "", "district": got.area}
+    return _launch_page(me, client_code, chosen=filled | chosen)
 
 
 def _new_client(me: Staff, form: dict[str, str]) -> ClientIn:
@@ -173,7 +205,7 @@ def _next_steps(me: Staff, exc: Exception, chosen: dict[str, str]) -> list[tuple
     words = {key: msg.said_in(me.lang) for key, msg in NEXT.items()}
     steps: list[tuple[str, str]] = []
     if exc.key in ("same_person", "likely_same"):
-        keep = {k: chosen[k] for k in ("pathway", "partner") if k in chosen}
+        keep = {k: chosen[k] for k in ("pathway", "partner", "intake") if k in chosen}
         for code in (c for c in str(exc.params.get("clients", "")).split(", ") if c):
             said = {"client": code}
             steps.append((f"/clients/{code}", words["page"] % said))

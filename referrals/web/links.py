@@ -25,7 +25,9 @@ from referrals.locale.dates import NotADay, parse_day
 from referrals.models.errors import DomainError
 from referrals.usecases.referrals.answering import (
     ANSWERS,
+    CONFIRMED,
     DECLINE_REASONS,
+    NO_SHOW,
     Answer,
     CapacityIn,
     LinkRefused,
@@ -59,7 +61,13 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
         return locale.day(value, language, rt.settings.tz) if value else ""
 
     html = PAGES.get_template("link.html").render(
-        w=words, lang=language, due=local_due, day=day, reasons=DECLINE_REASONS, **context
+        w=words,
+        lang=language,
+        due=local_due,
+        day=day,
+        reasons=DECLINE_REASONS,
+        office=rt.province.province.office,
+        **context,
     )
     return HTMLResponse(html, status_code=status)
 
@@ -98,7 +106,7 @@ def link_page(token: str, request: Request, done: str | None = None) -> HTMLResp
     referral the answer closed shows the thanks rather than the refusal."""
     request.app.state.limits["link"].check(request, now_of(request))
     rt = Runtime.current()
-    thanked = done if done in ANSWERS else None
+    thanked = done if done in (*ANSWERS, NO_SHOW) else None
     try:
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now_of(request))
@@ -122,6 +130,10 @@ async def link_answer(token: str, request: Request) -> Response:
         return _again(rt, token, now, 400, "day", typed_on=form["on"][:30])
     except ValidationError:
         return _again(rt, token, now, 400, "form")
+    if answer.action in CONFIRMED and not answer.confirm:
+        if answer.reason not in (None, *DECLINE_REASONS):
+            return _again(rt, token, now, 400, "form")
+        return _confirming(rt, token, now, answer)
     try:
         with transaction(rt.engine) as s:
             answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
@@ -130,6 +142,17 @@ async def link_answer(token: str, request: Request) -> Response:
     except DomainError:
         return _again(rt, token, now, 409, "state")
     return RedirectResponse(f"/l/{token}?done={answer.action}", status_code=303)
+
+
+def _confirming(rt: Runtime, token: str, now: dt.datetime, answer: Answer) -> HTMLResponse:
+    """A decline or a no-show asks once more before anything is written (a mistaken tap on a
+    phone should cost one more tap, not a referral)."""
+    try:
+        with transaction(rt.engine) as s:
+            view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
+    except LinkRefused as refused:
+        return _refused(refused)
+    return _page(view.language, view=view, token=token, confirming=answer)
 
 
 @router.post("/{token}/capacity", response_class=HTMLResponse, include_in_schema=False)

@@ -182,6 +182,7 @@ class Staff:
 
         names = actor_names(read, actors)
         names |= {a: self.w["actor_system"] for a in actors if a.split(":")[0] == "system"}
+        names |= {a: self.w["actor_slip"] for a in actors if a == "slip"}
         return names
 
     def reader(self) -> Reader:

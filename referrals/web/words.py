@@ -100,6 +100,8 @@ STAFF: dict[str, Msg] = {
     "template_referral.answered": C_("message", "Partner answered"),
     "template_message.dead": C_("message", "Dead-message alert"),
     "template_digest.daily": C_("message", "Daily digest"),
+    "template_extension.requested": C_("message", "More time asked for"),
+    "template_extension.decided": C_("message", "More time decided"),
     # A referral's and a client's timeline.
     "event_client.added": C_("event", "client registered"),
     "event_consent.granted": C_("event", "consent recorded"),
@@ -125,16 +127,30 @@ STAFF: dict[str, Msg] = {
     "event_step.overdue": C_("event", "overdue"),
     "event_step.escalated": C_("event", "escalated"),
     "event_step.due_reset": C_("event", "deadline reset"),
+    "event_referral.no_show": C_("event", "the client did not come"),
+    "event_referral.arrived": C_("event", "client arrived (slip scanned)"),
+    "event_slip.printed": C_("event", "referral slip printed"),
+    "actor_slip": C_("actor", "the partner (slip scanned)"),
+    "event_referral.rebooked": C_("event", "booked again"),
+    "event_referral.peer_reminded": C_("event", "peer educator asked to remind the client"),
     "event_link.answered": C_("event", "partner answered by link"),
     "event_link.revoked": C_("event", "link withdrawn"),
     "event_message.dead": C_("event", "message undeliverable"),
     "event_message.retry": C_("event", "message retried"),
     "event_service.capacity": C_("event", "partner updated its capacity"),
+    # More time on a step (usecases/referrals/extending.py), with the new date after them.
+    "event_extension.requested": C_("event", "partner asked for more time"),
+    "event_extension.granted": C_("event", "more time granted"),
+    "event_extension.refused": C_("event", "more time not granted"),
     "event_client.erased": C_("event", "personal data erased"),
     "event_client.exported": C_("event", "personal data exported"),
     "event_client.not_same_person": C_("event", "registered as a different person"),
+    "event_client.source": C_("event", "brought in by a peer group"),
     # The domain's refusals (models/errors.py `DomainError.key`, its params by name).
     "err_unknown_pathway": N_("No such service."),
+    "err_date_not_after_today": N_("The new date must be after today."),
+    "err_date_too_far": N_("The new date is more than 90 days away."),
+    "err_not_no_show": N_("This referral is not waiting after a no-show; reload the page."),
     "err_unknown_partner": N_("No such partner, or it is inactive."),
     "err_unknown_client": N_("No such client."),
     "err_not_offered": N_("%(partner)s does not offer “%(pathway)s”."),
@@ -198,6 +214,13 @@ STAFF: dict[str, Msg] = {
     "err_bad_day": N_("“%(text)s” is not a date: write it as dd/mm/yyyy, e.g. 31/12/2026."),
     "err_day_range": N_("Choose days from %(first)s to %(last)s."),
     "err_period_order": N_("The period ends before it starts: the first day comes first."),
+    # A decision on a request for more time (usecases/referrals/extending.py).
+    "err_extension_decided": N_("This request for more time was already decided."),
+    "err_extension_stale": N_(
+        "This request can no longer be granted: its step is over, or the date asked for has "
+        "passed. You may refuse it; the partner can ask again."
+    ),
+    "err_extension_waiting": N_("A request for more time already waits for this step."),
     **{f"reason_{reason}": name for reason, name in REASON_WORDS.items()},
 }
 

@@ -45,7 +45,13 @@ NEW_SECRET = "process-secret-rotated-0123456789abcdef012345"
 # Commands the journey does not run, each with the test that runs it in a process of its own.
 ELSEWHERE = {
     "client merge": "tests/cli/test_client_merge_cli.py runs it in fresh processes on both databases",
+    "slip": "tests/cli/test_slip_cli.py runs it in fresh processes on both databases",
     "serve": "tests/cli/test_serve.py starts it for real: a Prefect server, the schedules, a clean stop",
+    "peer-link create": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
+    "peer-link revoke": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
+    "intake list": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
+    "extension list": "tests/cli/test_extension_cli.py runs it in fresh processes on both databases",
+    "extension decide": "tests/cli/test_extension_cli.py runs it in fresh processes on both databases",
 }
 WORKERS = 3  # processes at once where the steps are independent
 TIMEOUT = 180  # seconds for one command: a hang fails the test instead of blocking the suite

@@ -40,6 +40,8 @@ EXPECTED = {
     ("complete", R.in_progress): R.completed,
     **{("fail", s): R.failed for s in (R.requested, R.accepted, R.in_progress, R.on_hold)},
     **{("hold", s): R.on_hold for s in (R.requested, R.accepted, R.in_progress)},
+    # the client did not come: only once the partner has accepted (issue 20)
+    **{("no_show", s): R.on_hold for s in (R.accepted, R.in_progress)},
     **{
         ("cancel", s): R.cancelled
         for s in (R.draft, R.requested, R.accepted, R.in_progress, R.on_hold)
@@ -49,14 +51,14 @@ EXPECTED = {
 
 @pytest.mark.parametrize(("trigger", "status"), list(itertools.product(REFERRAL_MOVES, R)))
 def test_every_referral_move(trigger: str, status: R) -> None:
-    if trigger == "resume":
+    if trigger in ("resume", "rebook"):  # both return to where the referral was held from
         if status == R.on_hold:
-            assert referral_move("resume", status, R.in_progress) == R.in_progress
+            assert referral_move(trigger, status, R.in_progress) == R.in_progress
             with pytest.raises(IllegalTransition):
-                referral_move("resume", status, None)
+                referral_move(trigger, status, None)
         else:
             with pytest.raises(IllegalTransition):
-                referral_move("resume", status, R.accepted)
+                referral_move(trigger, status, R.accepted)
     elif (trigger, status) in EXPECTED:
         assert referral_move(trigger, status) == EXPECTED[(trigger, status)]
     else:

@@ -61,6 +61,15 @@ def worst_case(language: str) -> dict[str, object]:
         "on": "2026-12-24",
         "status": "rejected",
         "alternatives": ["Công ty Dịch vụ pháp lý Saphira Nha Trang"],
+        # step.yours: the longer of its wordings in each language
+        "why": "rebooked" if language == "vi" else "resumed",
+        "via": "sweep",
+        "office_phone": str(province.province.office.phone if province.province.office else ""),
+        "referral": "R-7K2QX-9MB4T",
+        # extension.requested/decided: a refusal is the longer SMS in both languages
+        "granted": False,
+        "was_due_at": "2026-12-20T10:00:00+00:00",
+        "new_due_at": "2026-12-24T10:00:00+00:00",
     }
 
 
@@ -80,10 +89,18 @@ def test_every_message_renders_and_its_sms_keeps_its_declared_budget(
         return
     sms = render(message, channel="sms", language=language, context=ctx, tz=TZ, unaccented=True)
     assert sms.subject is None and "\n" not in sms.body
-    assert ctx["link"] in sms.body and "R-7K2QX-9MB4T" in sms.body
-    assert unaccent(str(ctx["service"])) in sms.body
+    assert "R-7K2QX-9MB4T" in sms.body
+    if "no-link:" not in _header(message, language):  # a peer reminder gives a phone, not a link
+        assert ctx["link"] in sms.body and unaccent(str(ctx["service"])) in sms.body
+    else:
+        assert ctx["office_phone"] in sms.body and "/l/" not in sms.body
     enc = encoding(sms.body)
     assert enc.name == "GSM-7" and enc.segments <= budget, (sms.body, enc)
+
+
+def _header(message: str, language: str) -> str:
+    path = ROOT / "referrals" / "notifiers" / "templates" / language / f"{message}.j2"
+    return path.read_text(encoding="utf-8").split("#}")[0]
 
 
 def test_messages_exist_for_every_prompt_the_engine_sends() -> None:
@@ -95,6 +112,11 @@ def test_messages_exist_for_every_prompt_the_engine_sends() -> None:
         "referral.closed",
         "digest.daily",
         "message.dead",
+        "step.yours",
+        "referral.no_show",
+        "client.remind",
+        "extension.requested",
+        "extension.decided",
     }
 
 

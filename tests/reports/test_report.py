@@ -83,7 +83,14 @@ def october(rt: Runtime, smtp: SmtpSink) -> dict[str, object]:
     done(rt, health, "2026-10-05 10:00", "2026-10-08 10:00", "2026-10-09 11:00")
     # C2, ID papers: the police decline by link, no capacity.
     papers = referral(rt, c2, "id_papers", "police-nha-trang", "2026-10-05 09:00")
-    by_link(rt, papers, "2026-10-06 10:00", action="decline", reason="partner_lacks_capacity")
+    by_link(
+        rt,
+        papers,
+        "2026-10-06 10:00",
+        action="decline",
+        reason="partner_lacks_capacity",
+        confirm="true",
+    )
     # C1 again, legal aid with Saphira: never acknowledged, overdue from 14/10 17:00.
     saphira = referral(rt, c1, "legal_aid", "saphira-legal", "2026-10-12 09:00")
     # C3, legal aid in Ninh Hòa: acknowledged after 2 working days; completed in November.

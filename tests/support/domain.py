@@ -104,7 +104,9 @@ def decline_with_note(rt: Runtime, referral: str, note: str, now: dt.datetime) -
             select(Notification.id).join(Referral).where(Referral.code == referral)
         ).first()
         assert message is not None
-        answer = Answer(action="decline", reason=Reason.partner_lacks_capacity, note=note)
+        answer = Answer(
+            action="decline", reason=Reason.partner_lacks_capacity, note=note, confirm=True
+        )
         answer_link(s, ctx=rt.ctx, token=link_token(rt.ctx.vault, message), answer=answer, now=now)
 
 

@@ -61,7 +61,8 @@ def _late_and_answered(rt: Runtime, now: dt.datetime) -> dict[str, str]:
             .where(Notification.template == "referral.new", Notification.channel == "email")
             .values(status="dead", attempts=6, last_error="smtp: 550 5.1.1 " + "x" * 120)
         )
-    later = now + dt.timedelta(days=21)
+    # overdue, and not yet 2 working days past it (the client's no-show would pause it)
+    later = now + dt.timedelta(days=10)
     sweep(rt.engine, ctx=rt.ctx, now=later)
     with Session(rt.engine) as s:
         notice = s.scalars(
@@ -152,7 +153,7 @@ def test_date_fields_show_and_take_dd_mm_yyyy_in_an_en_us_browser(
 ) -> None:
     base, clock = server
     scene = _late_and_answered(rt, now)
-    clock.now = dt.datetime.fromisoformat(scene["later"])  # Mon 14/12/2026
+    clock.now = dt.datetime.fromisoformat(scene["later"])  # Thu 03/12/2026
     american = browser.new_context(
         viewport=PHONE, is_mobile=True, locale="en-US", timezone_id="America/New_York"
     )
@@ -162,7 +163,7 @@ def test_date_fields_show_and_take_dd_mm_yyyy_in_an_en_us_browser(
     assert page.locator("input[type=date]").count() == 0
     first, last = page.locator("#report input[name=from]"), page.locator("#report input[name=to]")
     expect(first).to_have_value("01/01/2026")
-    expect(last).to_have_value("14/12/2026")
+    expect(last).to_have_value("03/12/2026")
     expect(first).to_have_attribute("placeholder", "dd/mm/yyyy")
     first.fill("03/11/2026")  # 3 November, as the office writes it
     last.fill("30/11/2026")

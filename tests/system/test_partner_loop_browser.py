@@ -88,3 +88,61 @@ def test_a_partner_answers_every_step_from_one_link_on_a_phone(
             .order_by(Step.seq)
         ).all()
     assert statuses == ["done", "done", "done", "active"]
+
+
+def _open_link(rt: Runtime, browser: Browser, base: str, code: str) -> tuple[object, Page]:
+    with Session(rt.engine) as s:
+        message = s.scalars(
+            select(Notification.id)
+            .join(Referral, Referral.id == Notification.referral_id)
+            .where(Referral.code == code, Notification.channel == "sms")
+        ).first()
+    assert message is not None
+    context = browser.new_context(viewport=PHONE, is_mobile=True)
+    phone = context.new_page()
+    phone.goto(f"{base}/l/{link_token(rt.ctx.vault, message)}")
+    return context, phone
+
+
+def _status(rt: Runtime, code: str) -> str:
+    with Session(rt.engine) as s:
+        return s.scalars(select(Referral.status).where(Referral.code == code)).one()
+
+
+def test_a_decline_and_a_no_show_each_ask_to_confirm_and_say_what_happens_next(
+    rt: Runtime,
+    browser: Browser,
+    server: tuple[str, Clock],
+    now: dt.datetime,
+    shots: Path,
+) -> None:
+    """Item 4: the office and a number to call on the page; accept and decline look different;
+    a decline (and a no-show) costs one more tap and can be taken back before it is written."""
+    base, _ = server
+    code = ready_referral(rt, now)
+    context, phone = _open_link(rt, browser, base, code)
+    expect(phone.locator("#office")).to_contain_text("Chi cục Phòng, chống tệ nạn xã hội")
+    expect(phone.locator("#office a")).to_have_attribute("href", "tel:02580000100")
+    accept = phone.get_by_role("button", name="Xác nhận tiếp nhận")
+    decline = phone.get_by_role("button", name="Từ chối…")
+    colours = [b.evaluate("e => getComputedStyle(e).backgroundColor") for b in (accept, decline)]
+    assert colours[0] != colours[1]
+
+    decline.click()
+    phone.wait_for_load_state()
+    expect(phone.locator("#confirm")).to_be_visible()
+    assert _fits(phone)
+    phone.screenshot(path=shots / "partner-decline-confirm.png", full_page=True)
+    phone.get_by_role("link", name="Không, quay lại").click()
+    phone.wait_for_load_state()
+    assert _status(rt, code) == "requested"  # taken back: nothing written
+
+    _tap(phone, "Xác nhận tiếp nhận")
+    _tap(phone, "Người được chuyển gửi không đến…")
+    expect(phone.locator("#confirm")).to_be_visible()
+    assert _status(rt, code) == "accepted"
+    _tap(phone, "Có, người đó không đến")
+    expect(phone.locator("#thanks")).to_contain_text("Cán bộ điều phối sẽ liên hệ")
+    assert _fits(phone)
+    assert _status(rt, code) == "on-hold"
+    context.close()  # type: ignore[attr-defined]

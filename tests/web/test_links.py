@@ -168,6 +168,7 @@ def test_a_decline_tells_the_coordinator_who_else_offers_the_service(
         "action": "decline",
         "reason": "partner_lacks_capacity",
         "note": f"khách {NAME} đã chuyển đi",
+        "confirm": "true",
     }
     assert web.post(f"/l/{links['sms']}", data=form).status_code == 200
     assert referral(rt, code)[0] == "rejected"

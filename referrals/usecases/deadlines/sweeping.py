@@ -1,4 +1,5 @@
-"""The deadline sweep: reminders, overdue notices and escalation, as events and outbox rows.
+"""The deadline sweep: reminders, overdue notices and escalation, as events and outbox rows;
+then the clients who did not come (usecases/referrals/no_show.py).
 
 Set-based: one indexed query reads only the active steps whose next alert has come
 (`ix_step_next_alert`), a chunk at a time, and each chunk's events, messages and step cursors
@@ -30,6 +31,7 @@ from referrals.models.workflow import Event, PathwayVersion, Referral, Step, Swe
 from referrals.notifiers import messages
 from referrals.notifiers.messages import DueStep, People
 from referrals.queries.lateness import counts_hours, how_late
+from referrals.usecases.referrals.no_show import sweep_no_shows
 
 CHUNK = 2000  # steps per transaction: memory stays flat however many are due
 EVENTS = {"reminder": "step.reminder", "overdue": "step.overdue", "escalation": "step.escalated"}
@@ -118,7 +120,9 @@ class _Directory:
 class SweepSummary:
     now: dt.datetime
     counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys((*KINDS, "messages", "skipped", "steps"), 0)
+        default_factory=lambda: dict.fromkeys(
+            (*KINDS, "messages", "skipped", "steps", "no_show"), 0
+        )
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -159,6 +163,7 @@ def sweep(
             _fire(s, rows, directory, ctx, now, summary)
         if progress:
             progress(summary.counts["steps"])
+    summary.counts["no_show"] = sweep_no_shows(engine, ctx=ctx, now=now)
     with transaction(engine) as s:
         s.execute(
             update(SweepRun)

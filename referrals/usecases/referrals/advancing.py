@@ -25,7 +25,7 @@ from referrals.models.lifecycle import (
     step_move,
 )
 from referrals.models.policy import Acting, actor_of, require_referral
-from referrals.models.workflow import Event, Notification, Referral, Step
+from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
 
 
@@ -59,8 +59,9 @@ def parse_reason(value: str | None) -> Reason | None:
         ) from None
 
 
-class _Mover:
-    """Applies moves to one loaded referral and records an event for each."""
+class Mover:
+    """Applies moves to one loaded referral and records an event for each (also used by the
+    no-show and re-booking use cases, which move a referral outside `advance`)."""
 
     def __init__(
         self, session: Session, referral: Referral, actor: str, now: dt.datetime, ctx: Context
@@ -114,6 +115,29 @@ class _Mover:
             step.completed_at, step.completed_by = self.now, self.actor
         self.event(f"step.{new.value}", step, step=step.key, **data)
 
+    def tell_partner(self, step: Step, *, why: str) -> None:
+        """A partner's step is theirs again (resumed, re-booked, after the office's step): its
+        first contacts get a prompt with their link instead of waiting for the reminder."""
+        if step.actor != "partner" or step.due_at is None:
+            return
+        assert step.id is not None and self.referral.id is not None  # loaded rows have ids
+        definition = self.session.scalars(
+            select(col(PathwayVersion.definition)).where(
+                col(PathwayVersion.key) == self.referral.pathway_key,
+                col(PathwayVersion.version) == self.referral.pathway_version,
+            )
+        ).one()
+        template = next(s for s in definition["steps"] if s["key"] == step.key)
+        messages.step_yours(
+            self.session,
+            referral=self.referral,
+            step_id=step.id,
+            step=template,
+            due=step.due_at,
+            why=why,
+            now=self.now,
+        )
+
     @property
     def active(self) -> Step | None:
         return next((s for s in self.steps if s.status == StepStatus.active), None)
@@ -162,7 +186,7 @@ def advance(
             f"{action} needs --reason (one of: {', '.join(r.value for r in Reason)})",
             key="reason_needed",
         )
-    m = _Mover(session, referral, actor_of(by), now, ctx)
+    m = Mover(session, referral, actor_of(by), now, ctx)
     referral.updated_at = now  # every action bumps the version, even one that only moves steps
     if action in (Action.accept, Action.done):
         _complete_step(m, action, step_key)
@@ -183,6 +207,7 @@ def advance(
             active.due_at = ctx.calendar.due(now, DueRule.model_validate(active.due_rule))
             active.alert_seq, active.next_alert_at = 0, now
             m.event("step.due_reset", active, step=active.key, due_at=active.due_at.isoformat())
+            m.tell_partner(active, why="resumed")
     try:
         session.flush()
     except StaleDataError:
@@ -192,7 +217,7 @@ def advance(
     return referral
 
 
-def _complete_step(m: _Mover, action: Action, step_key: str | None) -> None:
+def _complete_step(m: Mover, action: Action, step_key: str | None) -> None:
     status = ReferralStatus(m.referral.status)
     active = m.active
     if status == ReferralStatus.on_hold:
@@ -221,3 +246,5 @@ def _complete_step(m: _Mover, action: Action, step_key: str | None) -> None:
     if not first and ReferralStatus(m.referral.status) == ReferralStatus.accepted:
         m.move("start")
     m.step(nxt, "activate")
+    if active.actor == "coordinator":  # the office's step done: the partner's turn again
+        m.tell_partner(nxt, why="turn")

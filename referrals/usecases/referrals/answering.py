@@ -30,7 +30,6 @@ from referrals.models.directory import Contact, Organization, Service, ServiceAr
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import (
     CLOSED,
-    DUE,
     Action,
     MessageStatus,
     Reason,
@@ -38,13 +37,14 @@ from referrals.models.lifecycle import (
     StepStatus,
 )
 from referrals.models.links import message_of
-from referrals.models.people import Client, Consent, User
+from referrals.models.people import Client, Consent
 from referrals.models.policy import Acting, PartnerContact, actor_of, require_role
 from referrals.models.roles import Role
 from referrals.models.workflow import Event, Notification, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
-from referrals.queries.lateness import step_of
 from referrals.usecases.referrals.advancing import advance
+from referrals.usecases.referrals.no_show import record_no_show
+from referrals.usecases.referrals.steps import cancel_reminders, coordinator_step_name
 
 LINK_DAYS = 60
 DECLINE_REASONS = (
@@ -53,13 +53,16 @@ DECLINE_REASONS = (
     Reason.client_not_eligible,
     Reason.other,
 )
-# A partner's answer -> (the lifecycle action, its reason, whether it names the step)
+# A partner's answer -> (the lifecycle action, its reason, whether it names the step); a
+# no-show is not a lifecycle action of `advance` but its own use case (no_show.py).
 ANSWERS: dict[str, tuple[Action, str | None, bool]] = {
     "accept": (Action.accept, None, True),
     "done": (Action.done, None, True),
     "decline": (Action.decline, None, False),  # the reason comes from the partner's form
-    "unreachable": (Action.fail, Reason.client_unreachable.value, False),
 }
+NO_SHOW = "no_show"
+# Answers that cannot be taken back ask the partner to confirm first (the page's second form).
+CONFIRMED = frozenset({"decline", NO_SHOW})
 # "used" is no longer raised (a link serves every partner step); kept for its page's words
 Refusal = Literal["invalid", "revoked", "expired", "used", "closed", "answered"]
 
@@ -75,12 +78,13 @@ class Answer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["accept", "decline", "done", "unreachable"]
+    action: Literal["accept", "decline", "done", "no_show"]
     step: str | None = Field(default=None, max_length=60)  # the step the page showed
     version: int | None = Field(default=None, ge=1)  # the referral's version the page showed
     reason: Reason | None = None
     note: str | None = Field(default=None, max_length=500)
     on: dt.date | None = None  # the outcome's date, e.g. the ID card was issued on
+    confirm: bool = False  # a decline or a no-show is recorded only once confirmed
 
 
 @dataclass
@@ -203,7 +207,7 @@ def _open(
             raise LinkRefused("answered", view)
     if mine is not None and referral.status != ReferralStatus.on_hold.value:
         first = mine.seq == 0
-        view.actions = ["accept", "decline", "unreachable"] if first else ["done", "unreachable"]
+        view.actions = ["accept", "decline"] if first else ["done", NO_SHOW]
     return _Opened(message, referral, mine, view)
 
 
@@ -290,6 +294,8 @@ def answer_link(
     assert referral.id is not None  # a loaded row has its id
     if answer.action not in opened.view.actions:
         raise DomainError(f"{answer.action} is not possible at this step")
+    if answer.action in CONFIRMED and not answer.confirm:
+        raise DomainError(f"{answer.action} needs confirming", key="unconfirmed")
     if answer.action == "done" and opened.view.asks and answer.on is None:
         raise DomainError(f"this step needs a date: {opened.view.asks}")
     contact = session.get(Contact, message.contact_id)
@@ -298,19 +304,24 @@ def answer_link(
     by = PartnerContact(contact_id=contact.id, organization_id=contact.organization_id)
     if answer.action == "decline" and answer.reason not in (None, *DECLINE_REASONS):
         raise DomainError(f"{answer.reason} is not a reason to decline")
-    action, reason, step_key = ANSWERS[answer.action]
-    if answer.action == "decline":
-        reason = (answer.reason or Reason.other).value
-    advance(
-        session,
-        code=referral.code,
-        action=action,
-        by=by,
-        ctx=ctx,
-        now=now,
-        reason=reason,
-        step_key=step.key if step_key else None,
-    )
+    if answer.action == NO_SHOW:  # the coordinator is told by the no-show's own message
+        record_no_show(
+            session, code=referral.code, by=by, ctx=ctx, now=now, via="link", step_key=step.key
+        )
+    else:
+        action, reason, step_key = ANSWERS[answer.action]
+        if answer.action == "decline":
+            reason = (answer.reason or Reason.other).value
+        advance(
+            session,
+            code=referral.code,
+            action=action,
+            by=by,
+            ctx=ctx,
+            now=now,
+            reason=reason,
+            step_key=step.key if step_key else None,
+        )
     data: dict[str, Any] = {"message": message.id, "action": answer.action, "step": step.key}
     if answer.on:
         data["on"] = answer.on.isoformat()
@@ -331,8 +342,9 @@ def answer_link(
         )
     )
     message.link_used_at = now  # the last answer through it; no longer the link's end
-    _cancel_reminders(session, referral.id, step.key)
-    _tell_coordinator(session, referral, step, answer, opened.view, now)
+    cancel_reminders(session, referral.id, step.key)
+    if answer.action != NO_SHOW:
+        _tell_coordinator(session, referral, step, answer, opened.view, now)
     session.flush()
     return opened.view
 
@@ -381,25 +393,6 @@ def set_capacity(
     return messages.language_of(contact, default=message.language)
 
 
-def _cancel_reminders(session: Session, referral_id: int, step_key: str) -> None:
-    """Reminders about the answered step that have not gone yet are cancelled (the rule of it,
-    against a pass recording one at that moment: `Notification.cancelling`)."""
-    due = [s.value for s in DUE]
-    waiting = session.execute(
-        select(col(Notification.id), col(Notification.context)).where(
-            col(Notification.referral_id) == referral_id,
-            col(Notification.status).in_(due),
-            col(Notification.template).in_(messages.CHASING),
-        )
-    ).all()
-    ids = [i for i, context in waiting if context.get("step") == step_key]
-    if ids:
-        cancel = Notification.cancelling(
-            col(Notification.id).in_(ids), reason="the step was answered"
-        )
-        session.execute(cancel)
-
-
 def _tell_coordinator(
     session: Session,
     referral: Referral,
@@ -430,7 +423,7 @@ def _tell_coordinator(
         "code": referral.code,
         "partner": partner.name if partner else "",
         "step": step.key,
-        "step_name": _step_name(session, referral, step.key),
+        "step_name": coordinator_step_name(session, referral, step.key),
         "answer": answer.action,
         "reason": answer.reason.value if answer.reason else None,
         "on": answer.on.isoformat() if answer.on else None,
@@ -451,23 +444,6 @@ def _tell_coordinator(
 def _asked_step(session: Session, message_id: int) -> str | None:
     message = session.get(Notification, message_id)
     return message.context.get("step") if message else None
-
-
-def _step_name(session: Session, referral: Referral, step_key: str) -> str:
-    """The step's name as the referral's coordinator reads it (their language), from the pathway
-    version the referral was launched with: the subject names the step, not its key."""
-    coordinator = session.get(User, referral.coordinator_id)
-    definition = session.scalars(
-        select(col(PathwayVersion.definition)).where(
-            col(PathwayVersion.key) == referral.pathway_key,
-            col(PathwayVersion.version) == referral.pathway_version,
-        )
-    ).one()
-    step = step_of(definition, step_key)
-    language = messages.language_of(coordinator)
-    return messages.in_language(
-        language, step.get("name") or step_key, step.get("name_en") or step_key
-    )
 
 
 def revoke_link(session: Session, *, message_id: int, by: Acting, now: dt.datetime) -> Notification:

@@ -1,0 +1,307 @@
+"""The client did not come: recorded by the partner or by the sweep, decided by the coordinator.
+
+A no-show pauses the referral (the lifecycle's `no_show` move, to on-hold) with the step's
+ladder stopped, and tells the coordinator, who chooses from the referral's page:
+- have the client reminded through a peer educator (`remind_through_peer`: the group's first
+  contacts get a code and the office's phone, never who the client is); the referral waits on;
+- book again (`rebook`): back where it was, the step due at the end of the chosen day, its
+  ladder restarted, the partner told;
+- close it as `client_unreachable` (the ordinary `fail` action of `advance`).
+
+The sweep records a no-show only where the pathway says which step the client must come in for
+(`no_show` in pathways.yaml), once that step is `after` past its deadline with no arrival
+recorded from the slip; an arrival recorded while the referral waits after a no-show resumes
+it (`resume_on_arrival`). Each no-show is one event and one message to the coordinator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, exists, select
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, col
+
+from referrals.config.province import DueRule
+from referrals.infra.context import Context
+from referrals.infra.db import transaction
+from referrals.models.directory import Organization
+from referrals.models.errors import Conflict, DomainError, IllegalTransition, NotFound
+from referrals.models.intake import Intake
+from referrals.models.lifecycle import Reason, ReferralStatus, StepStatus
+from referrals.models.policy import SYSTEM, Acting, PartnerContact, actor_of, require_referral
+from referrals.models.workflow import Event, PathwayVersion, Referral, Step
+from referrals.notifiers import messages
+from referrals.usecases.referrals.advancing import Mover, get_referral
+from referrals.usecases.referrals.steps import cancel_reminders, coordinator_step_name
+
+ARRIVED = "referral.arrived"
+NO_SHOW = "referral.no_show"
+REBOOKED = "referral.rebooked"
+LONGEST_REBOOK = dt.timedelta(days=90)
+
+
+class Rebooking(BaseModel):
+    """The coordinator's new date for the client to come (a local day, after today)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: dt.date
+    version: int | None = None  # the referral's version the page showed
+
+
+def record_no_show(
+    session: Session,
+    *,
+    code: str,
+    by: Acting,
+    ctx: Context,
+    now: dt.datetime,
+    via: Literal["link", "sweep"],
+    step_key: str | None = None,
+) -> Referral:
+    """The client did not come for the partner's current step (after acknowledge): pause the
+    referral, stop the step's ladder, cancel its reminders, tell the coordinator."""
+    referral = get_referral(session, code, for_update=True)
+    require_referral(
+        by, code=code, area_key=referral.area_key, organization_id=referral.organization_id
+    )
+    m = Mover(session, referral, actor_of(by), now, ctx)
+    active = m.active
+    if active is None or active.actor != "partner" or active.seq == 0:
+        raise IllegalTransition(
+            f"referral {code} has no step the client was to come for", key="no_show_step"
+        )
+    if step_key is not None and step_key != active.key:
+        raise IllegalTransition(f"step {step_key!r} is not the active step", key="not_active")
+    referral.updated_at = now
+    m.move("no_show", reason=Reason.no_show.value, step=active.key, via=via)
+    active.next_alert_at = None
+    assert referral.id is not None and active.due_at is not None  # an active step is due
+    cancel_reminders(session, referral.id, active.key)
+    event = Event(
+        referral_id=referral.id,
+        step_id=active.id,
+        kind=NO_SHOW,
+        at=now,
+        actor=actor_of(by),
+        data={"step": active.key, "via": via, "due_at": active.due_at.isoformat()},
+    )
+    session.add(event)
+    _flush(session, code)
+    assert event.id is not None
+    partner = session.get(Organization, referral.organization_id)
+    messages.no_show(
+        session,
+        referral=referral,
+        context={
+            "code": code,
+            "partner": partner.name if partner else "",
+            "step": active.key,
+            "step_name": coordinator_step_name(session, referral, active.key),
+            "due_at": active.due_at.isoformat(),
+            "via": via,
+        },
+        event_id=event.id,
+        now=now,
+    )
+    return referral
+
+
+def waiting_after_no_show(session: Session, referral: Referral) -> bool:
+    """Is the referral paused because the client did not come (not paused for another reason)?"""
+    if referral.status != ReferralStatus.on_hold.value:
+        return False
+    last_hold = session.scalars(
+        select(Event)
+        .where(col(Event.referral_id) == referral.id, col(Event.kind) == "referral.on-hold")
+        .order_by(col(Event.id).desc())
+        .limit(1)
+    ).first()
+    return last_hold is not None and last_hold.data.get("reason") == Reason.no_show.value
+
+
+def rebook(
+    session: Session,
+    *,
+    code: str,
+    booking: Rebooking,
+    by: Acting,
+    ctx: Context,
+    now: dt.datetime,
+) -> Referral:
+    """Book again after a no-show: the referral goes back to where it was, its step due at the
+    end of the chosen office day with the ladder restarted, and the partner is told."""
+    referral = _staff_referral(session, code, by, booking.version)
+    today = now.astimezone(ctx.tz).date()
+    if booking.on <= today:
+        raise DomainError("the new date must be after today", key="date_not_after_today")
+    if booking.on - today > LONGEST_REBOOK:
+        raise DomainError("the new date is more than 90 days away", key="date_too_far")
+    m = Mover(session, referral, actor_of(by), now, ctx)
+    m.move("rebook", day=booking.on.isoformat())
+    m.event(REBOOKED, m.active, day=booking.on.isoformat())
+    _restart(m, ctx.calendar.closing(booking.on), "rebooked")
+    _flush(session, code)
+    return referral
+
+
+def resume_on_arrival(session: Session, referral: Referral, ctx: Context, now: dt.datetime) -> bool:
+    """The client came after all (the slip scanned while the referral waits after a no-show):
+    it resumes, the step due by its own rule from now. False when it was not waiting."""
+    if not waiting_after_no_show(session, referral):
+        return False
+    m = Mover(session, referral, "slip", now, ctx)
+    m.move("rebook", via="arrival")
+    active = m.active
+    if active is not None:
+        _restart(m, ctx.calendar.due(now, DueRule.model_validate(active.due_rule)), "resumed")
+    return True
+
+
+def remind_through_peer(
+    session: Session,
+    *,
+    code: str,
+    group_id: int,
+    by: Acting,
+    ctx: Context,
+    now: dt.datetime,
+    office_phone: str,
+) -> str:
+    """Ask a peer group to remind the client: they get the intake's code when that group
+    brought the client in (the code they know), else the referral's. Returns the code given."""
+    referral = _staff_referral(session, code, by, None)
+    group = session.get(Organization, group_id)
+    if group is None or not group.active or group.kind != "peer_group":
+        raise NotFound("no such peer group")
+    intake = session.scalars(
+        select(col(Intake.code)).where(
+            col(Intake.client_id) == referral.client_id,
+            col(Intake.organization_id) == group.id,
+        )
+    ).first()
+    given = intake or referral.code
+    event = Event(
+        referral_id=referral.id,
+        kind="referral.peer_reminded",
+        at=now,
+        actor=actor_of(by),
+        data={"group": group.id, "code": given},
+    )
+    session.add(event)
+    session.flush()
+    assert event.id is not None
+    messages.remind_client(
+        session,
+        referral=referral,
+        group=group,
+        code=given,
+        office_phone=office_phone,
+        event_id=event.id,
+        now=now,
+    )
+    return given
+
+
+def peer_groups(session: Session, referral: Referral) -> list[tuple[int, str, bool]]:
+    """The active peer groups as (id, name, brought this client in), those who did first."""
+    source = set(
+        session.scalars(
+            select(col(Intake.organization_id)).where(col(Intake.client_id) == referral.client_id)
+        )
+    )
+    groups = session.scalars(
+        select(Organization)
+        .where(col(Organization.kind) == "peer_group", col(Organization.active))
+        .order_by(col(Organization.name))
+    )
+    found = [(g.id, g.name, g.id in source) for g in groups if g.id is not None]
+    return sorted(found, key=lambda g: not g[2])
+
+
+def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
+    """Record a no-show for every client who did not come: the pathway's `no_show.step` active
+    and `no_show.after` past its deadline, nothing arrived. Each in its own transaction; one
+    another actor moved first (answered, arrived, paused) is left as it is."""
+    with transaction(engine) as s:
+        candidates = s.execute(
+            select(
+                col(Referral.code),
+                col(Step.key),
+                col(Step.due_at),
+                col(PathwayVersion.definition),
+            )
+            .join(Referral, col(Referral.id) == col(Step.referral_id))
+            .join(
+                PathwayVersion,
+                (col(PathwayVersion.key) == col(Referral.pathway_key))
+                & (col(PathwayVersion.version) == col(Referral.pathway_version)),
+            )
+            .where(
+                col(Step.status) == StepStatus.active.value,
+                col(Step.actor) == "partner",
+                col(Step.due_at) <= now,
+                col(Referral.status).in_(
+                    [ReferralStatus.accepted.value, ReferralStatus.in_progress.value]
+                ),
+                ~exists().where(
+                    col(Event.referral_id) == col(Referral.id), col(Event.kind) == ARRIVED
+                ),
+            )
+        ).all()
+    recorded = 0
+    for code, key, due_at, definition in candidates:
+        rule: dict[str, Any] | None = definition.get("no_show")
+        if not rule or rule["step"] != key:
+            continue
+        after = DueRule.model_validate(rule.get("after") or {"working_days": 2})
+        if ctx.calendar.shift(due_at, after) > now:
+            continue
+        try:
+            with transaction(engine) as s:
+                record_no_show(s, code=code, by=SYSTEM, ctx=ctx, now=now, via="sweep", step_key=key)
+            recorded += 1
+        except (Conflict, IllegalTransition):  # moved meanwhile: nothing to record
+            continue
+    return recorded
+
+
+def _staff_referral(session: Session, code: str, by: Acting, version: int | None) -> Referral:
+    """The referral waiting after a no-show, for a staff member who may act on it."""
+    if isinstance(by, PartnerContact):
+        raise DomainError("only the office decides after a no-show", key="staff_only")
+    referral = get_referral(session, code, for_update=True)
+    require_referral(
+        by, code=code, area_key=referral.area_key, organization_id=referral.organization_id
+    )
+    if version is not None and version != referral.version:
+        raise Conflict(f"referral {code} changed; reload and try again", key="conflict")
+    if not waiting_after_no_show(session, referral):
+        raise IllegalTransition(
+            f"referral {code} is not waiting after a no-show", key="not_no_show"
+        )
+    return referral
+
+
+def _restart(m: Mover, due: dt.datetime, why: str) -> None:
+    """The active step due at `due` with its ladder from the start; the partner told."""
+    active = m.active
+    if active is None:
+        return
+    m.referral.updated_at = m.now
+    active.due_at = due
+    active.alert_seq, active.next_alert_at = 0, m.now
+    m.event("step.due_reset", active, step=active.key, due_at=due.isoformat(), why=why)
+    m.tell_partner(active, why=why)
+
+
+def _flush(session: Session, code: str) -> None:
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(
+            f"referral {code} was changed by someone else; reload and try again", key="conflict"
+        ) from None
