@@ -86,7 +86,7 @@ def referral_of_slip(vault: Vault, token: str) -> int | None:
 # Peer groups' standing links (issue 20): `<public_url>/p/<token>`, the peer link's id in base32
 # and a MAC under its own message ("peer:<id>"), so a message's token never opens a peer form.
 def peer_token(vault: Vault, peer_link_id: int) -> str:
-    return _b32(peer_link_id) + vault.link_mac(f"peer:{peer_link_id}")[:MAC]
+    return _signed(vault, "peer", peer_link_id)
 
 
 def peer_url(public_url: str, vault: Vault, peer_link_id: int) -> str:
@@ -95,11 +95,4 @@ def peer_url(public_url: str, vault: Vault, peer_link_id: int) -> str:
 
 def peer_link_of(vault: Vault, token: str) -> int | None:
     """The peer link id a token was made for, or None if it is malformed or forged."""
-    m = TOKEN.match(token)
-    if not m:
-        return None
-    link_id = 0
-    for ch in m[1]:
-        link_id = link_id * 32 + ALPHABET.index(ch)
-    macs = vault.link_macs(f"peer:{link_id}")
-    return link_id if any(hmac.compare_digest(mac[:MAC], m[2]) for mac in macs) else None
+    return _signed_id(vault, token, "peer")

@@ -105,6 +105,43 @@ def first_rank(
     return [c for c in contacts if c.active and c.rank == wanted], skipped
 
 
+def first_contacts(session: Session, organization_id: int) -> list[Contact]:
+    """An organisation's contacts asked first (`first_rank`), read for one message."""
+    found = session.scalars(
+        select(Contact)
+        .where(col(Contact.organization_id) == organization_id)
+        .order_by(col(Contact.rank), col(Contact.id))
+    )
+    return first_rank(list(found))[0]
+
+
+def to_coordinator(
+    session: Session,
+    *,
+    referral: Referral,
+    template: Template,
+    context: dict[str, Any],
+    key: str,
+    now: dt.datetime,
+) -> int:
+    """One e-mail to the referral's coordinator (while active with an address), under `key`."""
+    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
+    rows = [
+        outbox_row(
+            template=template,
+            person=user,
+            channel="email",
+            language=language_of(user),
+            context=context,
+            key=key,
+            now=now,
+            referral_id=referral.id,
+        )
+        for user in told
+    ]
+    return queue(session, rows)
+
+
 def coordinator_of(user: User | None) -> tuple[list[User], list[str]]:
     """A referral's coordinator is told by e-mail while active with an address; else no one,
     and why."""
@@ -314,20 +351,10 @@ def answered(
     """The coordinator learns how a partner answered (through the link of `message_id`): once
     per message and, for a step other than the one the message asked about (one link serves
     every step of the partner's), once per message and `step`."""
-    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
-    if not told:
-        return 0
-    row = outbox_row(
-        template=Template.answered,
-        person=told[0],
-        channel="email",
-        language=language_of(told[0]),
-        context=context,
-        key=f"{referral.code}:answered:{message_id}" + (f":{step}" if step else ""),
-        now=now,
-        referral_id=referral.id,
+    key = f"{referral.code}:answered:{message_id}" + (f":{step}" if step else "")
+    return to_coordinator(
+        session, referral=referral, template=Template.answered, context=context, key=key, now=now
     )
-    return queue(session, [row])
 
 
 def step_yours(
@@ -344,15 +371,7 @@ def step_yours(
     step): its first contacts get a short prompt with their link, once per step and deadline."""
     service = session.get(Service, referral.service_id)
     assert service is not None
-    contacts, _ = first_rank(
-        list(
-            session.scalars(
-                select(Contact)
-                .where(col(Contact.organization_id) == referral.organization_id)
-                .order_by(col(Contact.rank), col(Contact.id))
-            )
-        )
-    )
+    contacts = first_contacts(session, referral.organization_id)
     rows = []
     for contact in contacts:
         language = language_of(contact)
@@ -400,21 +419,10 @@ def no_show(
 ) -> int:
     """The coordinator learns the client did not come (from the partner or the sweep), once per
     recorded no-show, and chooses from the referral's page what comes next."""
-    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
-    rows = [
-        outbox_row(
-            template=Template.no_show,
-            person=user,
-            channel="email",
-            language=language_of(user),
-            context=context,
-            key=f"{referral.code}:{Template.no_show}:{event_id}",
-            now=now,
-            referral_id=referral.id,
-        )
-        for user in told
-    ]
-    return queue(session, rows)
+    key = f"{referral.code}:{Template.no_show}:{event_id}"
+    return to_coordinator(
+        session, referral=referral, template=Template.no_show, context=context, key=key, now=now
+    )
 
 
 def remind_client(
@@ -429,15 +437,8 @@ def remind_client(
 ) -> int:
     """A peer group's first contacts are asked to remind a client they know by `code` (the
     intake's, or the referral's) to get in touch with the office: codes only, never who."""
-    contacts, _ = first_rank(
-        list(
-            session.scalars(
-                select(Contact)
-                .where(col(Contact.organization_id) == group.id)
-                .order_by(col(Contact.rank), col(Contact.id))
-            )
-        )
-    )
+    assert group.id is not None  # a loaded row has its id
+    contacts = first_contacts(session, group.id)
     rows = []
     for contact in contacts:
         language = language_of(contact)
@@ -563,21 +564,14 @@ def extension_asked(
     """The coordinator is asked to decide a partner's request for more time beyond the step's
     limit (pathways.yaml `extend_limit`), once per request; the reason stays on the referral's
     page (it may name the client), the message says only that one waits."""
-    told, _ = coordinator_of(session.get(User, referral.coordinator_id))
-    rows = [
-        outbox_row(
-            template=Template.extension_asked,
-            person=user,
-            channel="email",
-            language=language_of(user),
-            context=context,
-            key=f"{referral.code}:{Template.extension_asked}:{extension_id}",
-            now=now,
-            referral_id=referral.id,
-        )
-        for user in told
-    ]
-    return queue(session, rows)
+    return to_coordinator(
+        session,
+        referral=referral,
+        template=Template.extension_asked,
+        context=context,
+        key=f"{referral.code}:{Template.extension_asked}:{extension_id}",
+        now=now,
+    )
 
 
 def extension_decided(

@@ -30,9 +30,9 @@ from referrals.queries.views import (
     places_of,
 )
 from referrals.usecases.referrals.advancing import advance, get_referral, referral_for
+from referrals.usecases.referrals.extending import Waiting, waiting_extensions
 from referrals.usecases.referrals.no_show import peer_groups, waiting_after_no_show
 from referrals.usecases.referrals.rerouting import reroute
-from referrals.web.extensions import extension_requests
 from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
 
 router = APIRouter(include_in_schema=False)
@@ -64,7 +64,7 @@ def cases(me: Me, all: bool = False) -> Response:
     return me.page("cases.html", rows=rows, mine=mine, more=len(rows) == PAGE_ROWS)
 
 
-def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = None) -> Response:
+def show_referral(me: Staff, code: str, status: int = 200, error: str | None = None) -> Response:
     with me.reader() as read:
         found = _referral_or_404(me, read, code)
         others = [
@@ -98,8 +98,15 @@ def _referral_page(me: Staff, code: str, status: int = 200, error: str | None = 
         reroutable=found["status"] in {s.value for s in REROUTABLE},
         others=others,
         places=places,
-        extensions=extension_requests(me, code),  # more time asked (gia hạn)
+        extensions=_extensions(me, code),  # more time asked (gia hạn)
     )
+
+
+def _extensions(me: Staff, code: str) -> list[Waiting]:
+    """The requests for more time waiting on referral `code` (their reasons for whoever may
+    decide, the viewing recorded)."""
+    with transaction(me.rt.engine) as s:
+        return waiting_extensions(s, ctx=me.rt.ctx, code=code, by=me.user, now=me.now)
 
 
 def _timeline(events: list[dict[str, Any]], ladders: dict[str, list[str]]) -> None:
@@ -118,7 +125,7 @@ def _timeline(events: list[dict[str, Any]], ladders: dict[str, list[str]]) -> No
 
 @router.get("/referrals/{code}")
 def referral_page(code: Code, me: Me) -> Response:
-    return _referral_page(me, code)
+    return show_referral(me, code)
 
 
 class ActionForm(BaseModel):
@@ -150,7 +157,7 @@ async def referral_action(code: Code, request: Request, me: Me) -> Response:
     except REFUSALS:
         raise
     except (ValidationError, DomainError) as exc:
-        return _referral_page(me, code, 409 if _is_conflict(exc) else 422, me.why(exc))
+        return show_referral(me, code, 409 if _is_conflict(exc) else 422, me.why(exc))
     return RedirectResponse(f"/referrals/{code}", 303)
 
 
@@ -165,7 +172,7 @@ async def referral_reroute(code: Code, request: Request, me: Me) -> Response:
         referral_for(s, me.user, code, act=True)
     partner = form.get("partner", "")
     if not re.fullmatch(KEY, partner):
-        return _referral_page(me, code, 422, me.say(DomainError("", key="unknown_partner")))
+        return show_referral(me, code, 422, me.say(DomainError("", key="unknown_partner")))
     try:
         with transaction(me.rt.engine) as s:
             new = reroute(
@@ -174,5 +181,5 @@ async def referral_reroute(code: Code, request: Request, me: Me) -> Response:
     except REFUSALS:
         raise
     except DomainError as exc:
-        return _referral_page(me, code, 422, me.say(exc))
+        return show_referral(me, code, 422, me.say(exc))
     return RedirectResponse(f"/referrals/{new}", 303)

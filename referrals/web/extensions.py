@@ -33,14 +33,13 @@ from referrals.usecases.referrals.answering import LinkRefused, LinkView, view_l
 from referrals.usecases.referrals.extending import (
     ExtensionAsk,
     Latest,
-    Waiting,
     ask_extension,
     decide_extension,
     latest_extension,
-    waiting_extensions,
 )
 from referrals.web import links
-from referrals.web.staff import PAGES, REFUSALS, Code, Me, Staff, now_of, read_form
+from referrals.web.cases import show_referral
+from referrals.web.staff import PAGES, REFUSALS, Code, Me, now_of, read_form
 from referrals.web.words import WORDS
 
 router = APIRouter(include_in_schema=False)
@@ -78,7 +77,7 @@ async def link_extend(token: str, request: Request) -> Response:
         with transaction(rt.engine) as s:
             asked = ask_extension(s, ctx=rt.ctx, token=token, ask=ask, now=now)
     except LinkRefused as refused:
-        return links._refused(refused, token)
+        return links.refused_page(refused, token)
     except DomainError as exc:
         status = 409 if isinstance(exc, Conflict) else 422
         return _again(rt, token, now, status, exc.key or "state", typed, exc.params)
@@ -100,9 +99,9 @@ def _again(
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
     except LinkRefused as refused:
-        return links._refused(refused, token)
+        return links.refused_page(refused, token)
     said = _said(view.language, key, params or {})
-    return links._page(
+    return links.page(
         view.language, status, view=view, token=token, extend_error=said, extend_typed=typed
     )
 
@@ -137,8 +136,6 @@ async def extension_decision(
     code: Code, extension_id: ExtensionId, request: Request, me: Me
 ) -> Response:
     """The coordinator grants or refuses a waiting request, then back to the referral's page."""
-    from referrals.web.cases import _referral_page  # cases.py shows the requests: imported late
-
     form = await me.form(request)
     decision = form.get("decision")
     if decision not in ("grant", "refuse"):
@@ -157,12 +154,5 @@ async def extension_decision(
     except REFUSALS:
         raise
     except DomainError as exc:
-        return _referral_page(me, code, 409 if isinstance(exc, Conflict) else 422, me.why(exc))
+        return show_referral(me, code, 409 if isinstance(exc, Conflict) else 422, me.why(exc))
     return RedirectResponse(f"/referrals/{code}#extensions", 303)
-
-
-def extension_requests(me: Staff, code: str) -> list[Waiting]:
-    """The requests waiting on referral `code`, for its page (their reasons for whoever may
-    decide, the viewing recorded)."""
-    with transaction(me.rt.engine) as s:
-        return waiting_extensions(s, ctx=me.rt.ctx, code=code, by=me.user, now=me.now)

@@ -49,7 +49,8 @@ STATUS = {
 }
 
 
-def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The partner's link page in `language` (also for web/extensions.py's answers)."""
     words = WORDS.get(language, WORDS["vi"])
     rt = Runtime.current()
     view = context.get("view")
@@ -72,11 +73,11 @@ def _page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def _refused(refused: LinkRefused, token: str | None = None) -> HTMLResponse:
+def refused_page(refused: LinkRefused, token: str | None = None) -> HTMLResponse:
     """Why the link cannot answer; with the token, a used or closed one still offers the
     capacity form (its template shows it only for those)."""
     language = refused.view.language if refused.view else "vi"
-    return _page(language, STATUS[refused.why], refused=refused.why, view=refused.view, token=token)
+    return page(language, STATUS[refused.why], refused=refused.why, view=refused.view, token=token)
 
 
 def _again(
@@ -88,8 +89,8 @@ def _again(
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
     except LinkRefused as refused:
-        return _refused(refused)
-    return _page(view.language, status, view=view, token=token, error=error, typed_on=typed_on)
+        return refused_page(refused)
+    return page(view.language, status, view=view, token=token, error=error, typed_on=typed_on)
 
 
 def _typed_day(form: dict[str, str]) -> dict[str, str]:
@@ -112,9 +113,9 @@ def link_page(token: str, request: Request, done: str | None = None) -> HTMLResp
             view = view_link(s, ctx=rt.ctx, token=token, now=now_of(request))
     except LinkRefused as refused:
         if thanked and refused.why == "closed" and refused.view is not None:
-            return _page(refused.view.language, view=refused.view, done=thanked, closed=True)
-        return _refused(refused, token)
-    return _page(view.language, view=view, token=token, done=thanked)
+            return page(refused.view.language, view=refused.view, done=thanked, closed=True)
+        return refused_page(refused, token)
+    return page(view.language, view=view, token=token, done=thanked)
 
 
 @router.post("/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -138,7 +139,7 @@ async def link_answer(token: str, request: Request) -> Response:
         with transaction(rt.engine) as s:
             answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
     except LinkRefused as refused:
-        return _refused(refused, token)
+        return refused_page(refused, token)
     except DomainError:
         return _again(rt, token, now, 409, "state")
     return RedirectResponse(f"/l/{token}?done={answer.action}", status_code=303)
@@ -151,8 +152,8 @@ def _confirming(rt: Runtime, token: str, now: dt.datetime, answer: Answer) -> HT
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
     except LinkRefused as refused:
-        return _refused(refused)
-    return _page(view.language, view=view, token=token, confirming=answer)
+        return refused_page(refused)
+    return page(view.language, view=view, token=token, confirming=answer)
 
 
 @router.post("/{token}/capacity", response_class=HTMLResponse, include_in_schema=False)
@@ -168,12 +169,12 @@ async def link_capacity(token: str, request: Request) -> HTMLResponse:
         with transaction(rt.engine) as s:
             language = set_capacity(s, ctx=rt.ctx, token=token, capacity=capacity, now=now)
     except LinkRefused as refused:
-        return _refused(refused)
+        return refused_page(refused)
     try:
         with transaction(rt.engine) as s:
             view = view_link(s, ctx=rt.ctx, token=token, now=now, share=False)
     except LinkRefused as refused:  # answered or closed: the update stands all the same
-        return _page(
+        return page(
             language, view=refused.view, refused=refused.why, token=token, capacity_done=True
         )
-    return _page(view.language, view=view, token=token, capacity_done=True)
+    return page(view.language, view=view, token=token, capacity_done=True)

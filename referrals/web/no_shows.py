@@ -15,7 +15,7 @@ from referrals.infra.db import transaction
 from referrals.locale.dates import NotADay, parse_day
 from referrals.models.errors import DomainError
 from referrals.usecases.referrals.no_show import Rebooking, rebook, remind_through_peer
-from referrals.web.cases import _referral_page
+from referrals.web.cases import show_referral
 from referrals.web.staff import REFUSALS, Code, Me
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +39,7 @@ async def no_show_rebook(code: Code, request: Request, me: Me) -> Response:
         raise
     except (NotADay, ValidationError, DomainError) as exc:
         status = 409 if isinstance(exc, DomainError) and exc.key == "conflict" else 422
-        return _referral_page(me, code, status, me.why(exc))
+        return show_referral(me, code, status, me.why(exc))
     return RedirectResponse(f"/referrals/{code}", 303)
 
 
@@ -62,5 +62,5 @@ async def no_show_remind(code: Code, request: Request, me: Me) -> Response:
     except REFUSALS:
         raise
     except (ValidationError, DomainError) as exc:
-        return _referral_page(me, code, 422, me.why(exc))
+        return show_referral(me, code, 422, me.why(exc))
     return RedirectResponse(f"/referrals/{code}", 303)

@@ -18,7 +18,7 @@ from referrals.models.codes import new_code
 from referrals.models.workflow import Referral
 from referrals.usecases.referrals.launching import LaunchRequest
 from support import ROOT
-from support.domain import consent, new_client, ready_referral
+from support.domain import consent, new_client, ready_referral, sqlite_files
 from support.receivers import HttpSink
 
 pytestmark = pytest.mark.prefect
@@ -213,10 +213,7 @@ def test_no_client_detail_is_readable_anywhere_after_a_demo_run(
     secrets.discard("")
     url = rt.settings.database_url
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        engine_bytes = path.read_bytes() + (
-            Path(f"{path}-wal").read_bytes() if Path(f"{path}-wal").exists() else b""
-        )
+        engine_bytes = sqlite_files(rt)
     else:
         dump = subprocess.run(
             ["pg_dump", "--no-owner", url.replace("postgresql+psycopg://", "postgresql://")],

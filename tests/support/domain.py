@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import secrets
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -126,3 +127,15 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         main(list(args))
     out, err = capsys.readouterr()
     return int(exit_.value.code or 0), out, err
+
+
+def sqlite_files(rt: Runtime) -> bytes:
+    """The SQLite database's file and its WAL, as bytes, to look for what must not be in them.
+
+    The engine's connections are closed first: a file of the database opened and closed in this
+    process drops every POSIX lock the process holds on it, so a connection left open would go
+    on with a WAL index that another process (a CLI test's subprocess) has since reset, and the
+    two would no longer see each other's writes."""
+    rt.engine.dispose()
+    path = Path(rt.settings.database_url.removeprefix("sqlite:///"))
+    return b"".join(f.read_bytes() for f in (path, *path.parent.glob(path.name + "-*")))

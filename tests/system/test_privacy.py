@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlmodel import SQLModel
@@ -13,7 +12,7 @@ from referrals.infra.crypto import Vault
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.people import Client
-from support.domain import ready_referral
+from support.domain import ready_referral, sqlite_files
 
 NAME, PHONE, ID_NUMBER = "Hoàng Thị Bí Mật", "0905 999 888", "079190123456"
 CLEAR = [NAME, NAME.encode("utf-8").hex(), "84905999888", "905999888", ID_NUMBER]
@@ -21,10 +20,7 @@ CLEAR = [NAME, NAME.encode("utf-8").hex(), "84905999888", "905999888", ID_NUMBER
 
 def _database_text(rt: Runtime) -> str:
     if rt.engine.dialect.name == "sqlite":
-        rt.engine.dispose()
-        path = Path(rt.settings.database_url.removeprefix("sqlite:///"))
-        files = [path, *path.parent.glob(path.name + "-*")]  # the WAL too
-        return "".join(f.read_bytes().decode("utf-8", "replace") for f in files if f.exists())
+        return sqlite_files(rt).decode("utf-8", "replace")
     with rt.engine.connect() as c:
         return "\n".join(
             str(row[0])

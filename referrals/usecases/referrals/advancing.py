@@ -208,13 +208,19 @@ def advance(
             active.alert_seq, active.next_alert_at = 0, now
             m.event("step.due_reset", active, step=active.key, due_at=active.due_at.isoformat())
             m.tell_partner(active, why="resumed")
+    flush_moves(session, code)
+    return referral
+
+
+def flush_moves(session: Session, code: str) -> None:
+    """Write the moves now: another actor who changed the referral first (its version) makes
+    this a Conflict, and the transaction writes nothing."""
     try:
         session.flush()
     except StaleDataError:
         raise Conflict(
             f"referral {code} was changed by someone else; reload and try again", key="conflict"
         ) from None
-    return referral
 
 
 def _complete_step(m: Mover, action: Action, step_key: str | None) -> None:

@@ -120,7 +120,7 @@ class LinkView:
 
 
 @dataclass
-class _Opened:
+class Opened:
     message: Notification
     referral: Referral
     step: Step | None
@@ -136,14 +136,14 @@ def _definition(session: Session, referral: Referral) -> dict[str, Any]:
     ).one()
 
 
-def _open(
+def open_link(
     session: Session,
     ctx: Context,
     token: str,
     now: dt.datetime,
     lock: bool,
     answer: Answer | None = None,
-) -> _Opened:
+) -> Opened:
     """The link's message, referral and the step that is the partner's now, or LinkRefused.
 
     With an answer, the step it names (else the step its message asked about) must be that
@@ -208,7 +208,7 @@ def _open(
     if mine is not None and referral.status != ReferralStatus.on_hold.value:
         first = mine.seq == 0
         view.actions = ["accept", "decline"] if first else ["done", NO_SHOW]
-    return _Opened(message, referral, mine, view)
+    return Opened(message, referral, mine, view)
 
 
 def _line(step: Step, template: dict[str, Any] | None, vi: bool) -> StepLine:
@@ -231,7 +231,7 @@ def view_link(
     The client's details the pathway shares with partners are shown only while the client's
     consent to this partner for this pathway stands, and every showing is on the timeline.
     """
-    opened = _open(session, ctx, token, now, lock=False)
+    opened = open_link(session, ctx, token, now, lock=False)
     referral = opened.referral
     shares = (
         (
@@ -288,7 +288,7 @@ def answer_link(
     session: Session, *, ctx: Context, token: str, answer: Answer, now: dt.datetime
 ) -> LinkView:
     """Record a partner's answer; raises LinkRefused or DomainError and writes nothing then."""
-    opened = _open(session, ctx, token, now, lock=True, answer=answer)
+    opened = open_link(session, ctx, token, now, lock=True, answer=answer)
     message, referral, step = opened.message, opened.referral, opened.step
     assert step is not None
     assert referral.id is not None  # a loaded row has its id

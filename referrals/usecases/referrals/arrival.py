@@ -23,13 +23,13 @@ from sqlmodel import Session, col
 from referrals.config.province import ProvinceFile
 from referrals.infra.context import Context
 from referrals.infra.runtime import Runtime
-from referrals.models.directory import Contact, Organization, Service
+from referrals.models.directory import Organization, Service
 from referrals.models.errors import DomainError
 from referrals.models.lifecycle import OPEN, ReferralStatus
 from referrals.models.links import referral_of_slip
 from referrals.models.workflow import Event, Referral
 from referrals.notifiers.addressing import in_language, language_of
-from referrals.notifiers.messages import first_rank
+from referrals.notifiers.messages import first_contacts
 from referrals.usecases.referrals.no_show import ARRIVED, resume_on_arrival
 
 ACTOR = "slip"  # who records an arrival: whoever holds the slip's page, not a known contact
@@ -57,14 +57,7 @@ def office_of(province: ProvinceFile | None = None) -> Office:
 def partner_language(session: Session, organization_id: int) -> str:
     """The language of the partner's first-rank contact, who reads the slip's page and English
     lines on the slip: Vietnamese unless that contact reads English."""
-    contacts = list(
-        session.scalars(
-            select(Contact)
-            .where(col(Contact.organization_id) == organization_id)
-            .order_by(col(Contact.rank), col(Contact.id))
-        )
-    )
-    first, _ = first_rank(contacts)
+    first = first_contacts(session, organization_id)
     return language_of(first[0]) if first else "vi"
 
 

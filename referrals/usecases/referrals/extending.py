@@ -34,7 +34,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col
 
 from referrals.config.province import DueRule
@@ -60,7 +59,7 @@ from referrals.notifiers import messages
 from referrals.queries.lateness import step_of
 from referrals.usecases.clients.merging import tombstones_of
 from referrals.usecases.referrals import answering
-from referrals.usecases.referrals.advancing import referral_for
+from referrals.usecases.referrals.advancing import flush_moves, referral_for
 from referrals.usecases.referrals.answering import LinkRefused
 from referrals.usecases.referrals.steps import cancel_reminders, coordinator_step_name
 
@@ -127,7 +126,7 @@ def ask_extension(
     """Record a partner's request for more time through its link; granted at once within the
     step's limit, else waiting for the coordinator (told by e-mail). Raises LinkRefused,
     DomainError or Conflict, and writes nothing then."""
-    opened = _open_link(session, ctx, token, now)
+    opened = answering.open_link(session, ctx, token, now, lock=True)
     referral, step, message = opened.referral, opened.step, opened.message
     if step is None or step.key != ask.step or referral.version != ask.version:
         raise LinkRefused("answered", opened.view)  # a stale page, or no step of theirs now
@@ -280,12 +279,6 @@ def latest_extension(session: Session, *, code: str, step_key: str) -> Latest | 
 
 
 # --- the steps of it -------------------------------------------------------------------------
-
-
-def _open_link(session: Session, ctx: Context, token: str, now: dt.datetime) -> answering._Opened:
-    """The link's message, referral and the partner's step now, locked, or LinkRefused (a
-    stand-in for a public helper in answering.py, which its `_open` is today)."""
-    return answering._open(session, ctx, token, now, lock=True)
 
 
 def _new_deadline(ctx: Context, step: Step, day: dt.date, now: dt.datetime) -> dt.datetime:
@@ -515,11 +508,7 @@ def _flush(session: Session, code: str) -> None:
     """Write now: a lost race (the referral's version, the one-waiting-request index) is a
     Conflict, and nothing is written."""
     try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict(
-            f"referral {code} was changed by someone else; reload and try again", key="conflict"
-        ) from None
+        flush_moves(session, code)
     except IntegrityError as exc:
         if not lost_race(exc):
             raise

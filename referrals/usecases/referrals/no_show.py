@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, exists, select
-from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col
 
 from referrals.config.province import DueRule
@@ -34,7 +33,7 @@ from referrals.models.lifecycle import Reason, ReferralStatus, StepStatus
 from referrals.models.policy import SYSTEM, Acting, PartnerContact, actor_of, require_referral
 from referrals.models.workflow import Event, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
-from referrals.usecases.referrals.advancing import Mover, get_referral
+from referrals.usecases.referrals.advancing import Mover, flush_moves, get_referral
 from referrals.usecases.referrals.steps import cancel_reminders, coordinator_step_name
 
 ARRIVED = "referral.arrived"
@@ -90,7 +89,7 @@ def record_no_show(
         data={"step": active.key, "via": via, "due_at": active.due_at.isoformat()},
     )
     session.add(event)
-    _flush(session, code)
+    flush_moves(session, code)
     assert event.id is not None
     partner = session.get(Organization, referral.organization_id)
     messages.no_show(
@@ -144,7 +143,7 @@ def rebook(
     m.move("rebook", day=booking.on.isoformat())
     m.event(REBOOKED, m.active, day=booking.on.isoformat())
     _restart(m, ctx.calendar.closing(booking.on), "rebooked")
-    _flush(session, code)
+    flush_moves(session, code)
     return referral
 
 
@@ -296,12 +295,3 @@ def _restart(m: Mover, due: dt.datetime, why: str) -> None:
     active.alert_seq, active.next_alert_at = 0, m.now
     m.event("step.due_reset", active, step=active.key, due_at=due.isoformat(), why=why)
     m.tell_partner(active, why=why)
-
-
-def _flush(session: Session, code: str) -> None:
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict(
-            f"referral {code} was changed by someone else; reload and try again", key="conflict"
-        ) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +20,7 @@ from referrals.models.workflow import Event, Referral
 from referrals.queries.reading import Reader
 from referrals.queries.report import Period, build_report
 from referrals.usecases.referrals.advancing import advance
-from support.domain import cli, decline_with_note, ready_referral, row_counts
+from support.domain import cli, decline_with_note, ready_referral, row_counts, sqlite_files
 
 NAME, PHONE, ID_NUMBER = "Đinh Thị Quyền", "0905 246 135", "079190246135"
 
@@ -100,7 +99,7 @@ def test_erasure_waits_for_open_referrals_then_keeps_the_statistics(
     status, _, err = cli(capsys, "client", "erase", code, "--yes")
     assert status == 1 and "already erased" in err
     if rt.engine.dialect.name == "sqlite":  # nothing readable of the person in the file
-        raw = Path(rt.settings.database_url.removeprefix("sqlite:///")).read_bytes()
+        raw = sqlite_files(rt)
         for secret in (NAME, ID_NUMBER, "905246135"):
             assert secret.encode() not in raw
 
