@@ -18,21 +18,37 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_TEXT = re.compile(r"^\+?[0-9][0-9 ().-]{2,30}$")  # ASCII digits and separators only
 
 
+class InvalidValue(ValueError):
+    """A value a person typed that a validator refuses, with a key (and its parameters) for the
+    refusal in the reader's words: the English message is for logs and the CLI; a page says
+    `err_<key>` from web/words.py (pydantic hands the exception to the page in its error)."""
+
+    def __init__(self, message: str, *, key: str, **params: str) -> None:
+        super().__init__(message)
+        self.key, self.params = key, params
+
+
 def e164(value: str, region: str = "VN") -> str:
     """Normalise a Vietnamese or international phone number to E.164, or raise ValueError.
 
     Letters (vanity numbers), other scripts' digits and doubled signs are refused before the
     parser sees them: it would read them, and a coordinator would not have meant them."""
     if not PHONE_TEXT.match(value.strip()):
-        raise ValueError(f"{value[:40]!r} is not a phone number")
+        raise InvalidValue(
+            f"{value[:40]!r} is not a phone number", key="bad_phone", text=value[:40]
+        )
     import phonenumbers  # ~0.1 s: only paid when a number is checked
 
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        raise ValueError(f"{value!r} is not a phone number") from None
+        raise InvalidValue(
+            f"{value!r} is not a phone number", key="bad_phone", text=value[:40]
+        ) from None
     if not phonenumbers.is_possible_number(number):
-        raise ValueError(f"{value!r} is not a possible phone number")
+        raise InvalidValue(
+            f"{value!r} is not a possible phone number", key="bad_phone", text=value[:40]
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -114,6 +114,8 @@ def _timeline(events: list[dict[str, Any]], ladders: dict[str, list[str]]) -> No
     escalation level told (`told`), the day a partner gave with its answer (`on_day`)."""
     for e in events:
         data = e["data"] or {}
+        if e["kind"].startswith("referral.") and data.get("from") == "on-hold":
+            e["kind"] = "referral.resumed"  # back to where it was, not "the partner accepted"
         rungs = ladders.get(data.get("step") or "", [])
         level = data["level"] if isinstance(data.get("level"), int) else 0
         e["told"] = (

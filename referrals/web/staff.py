@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from referrals import locale
+from referrals.config.fields import InvalidValue
 from referrals.infra.runtime import Runtime
 from referrals.locale import dates
 from referrals.locale.dates import NotADay
@@ -165,8 +166,20 @@ class Staff:
                 said = self.w["err_bad_day"] % {"text": typed.text}
                 return f"{field}: {said}" if field else said
             field = self.w.get(f"field_{err['loc'][0]}", str(err["loc"][0])) if err["loc"] else ""
-            return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
+            return f"{field}: {self._said(err)}"
         return str(exc)
+
+    def _said(self, err: Any) -> str:
+        """One field's refusal in the page's words where we have them (a validator's key, a
+        length), else pydantic's English."""
+        typed = (err.get("ctx") or {}).get("error")
+        if isinstance(typed, InvalidValue) and f"err_{typed.key}" in self.w:
+            return self.w[f"err_{typed.key}"] % typed.params
+        if err["type"] == "string_too_long":
+            return self.w["err_too_long"] % {"max": err["ctx"]["max_length"]}
+        if err["type"] in ("string_too_short", "missing"):
+            return self.w["err_required"]
+        return str(err["msg"]).removeprefix("Value error, ")
 
     async def form(self, request: Request) -> dict[str, str]:
         """The posted urlencoded form, once its CSRF token matches this session's."""

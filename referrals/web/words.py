@@ -102,6 +102,10 @@ STAFF: dict[str, Msg] = {
     "template_digest.daily": C_("message", "Daily digest"),
     "template_extension.requested": C_("message", "More time asked for"),
     "template_extension.decided": C_("message", "More time decided"),
+    "template_step.yours": C_("message", "Step is the partner's again"),
+    "template_referral.no_show": C_("message", "Client did not come"),
+    "template_client.remind": C_("message", "Reminder through a peer educator"),
+    "template_webhook": C_("message", "Webhook"),
     # A referral's and a client's timeline.
     "event_client.added": C_("event", "client registered"),
     "event_consent.granted": C_("event", "consent recorded"),
@@ -132,6 +136,7 @@ STAFF: dict[str, Msg] = {
     "event_slip.printed": C_("event", "referral slip printed"),
     "actor_slip": C_("actor", "the partner (slip scanned)"),
     "event_referral.rebooked": C_("event", "booked again"),
+    "event_referral.resumed": C_("event", "resumed"),
     "event_referral.peer_reminded": C_("event", "peer educator asked to remind the client"),
     "event_link.answered": C_("event", "partner answered by link"),
     "event_link.revoked": C_("event", "link withdrawn"),
@@ -211,6 +216,13 @@ STAFF: dict[str, Msg] = {
     ),
     "err_merge_unconfirmed": N_("Tick the box to confirm that both records are the same person."),
     # A typed date (referrals/locale/dates.py), and a period of days (the period report).
+    "err_bad_phone": N_(
+        "“%(text)s” is not a phone number: write it as 0905 123 456 or +84 905 123 456."
+    ),
+    "err_bad_id_number": N_("An ID number has 9 (CMND) or 12 (CCCD) digits."),
+    "err_bad_name": N_("A name cannot hold control characters."),
+    "err_too_long": N_("At most %(max)s characters."),
+    "err_required": N_("Please fill this in."),
     "err_bad_day": N_("“%(text)s” is not a date: write it as dd/mm/yyyy, e.g. 31/12/2026."),
     "err_day_range": N_("Choose days from %(first)s to %(last)s."),
     "err_period_order": N_("The period ends before it starts: the first day comes first."),

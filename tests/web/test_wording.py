@@ -313,3 +313,34 @@ def test_error_pages_speak_the_page_language_and_keep_tools_sentences_out(
     assert unknown.status_code == 404 and "unknown referral" not in unknown.text
     hoa.cookies.set("lang", "en")
     assert "admin" in visible(hoa.get("/admin").text)  # the English detail, for who reads it
+
+
+def test_every_kind_of_message_has_a_name_on_the_referral_page() -> None:
+    """The page's messages table names each message in words, never by its template key."""
+    from referrals.notifiers.messages import Template
+    from referrals.web.words import STAFF
+
+    assert {f"template_{t.value}" for t in Template} <= set(STAFF)
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "said"),
+    [
+        ("phone", "0905 1", "không phải số điện thoại"),
+        ("id_number", "0123456789", "9 (CMND) hoặc 12 (CCCD) chữ số"),
+        ("name", "x" * 121, "Tối đa 120 ký tự"),
+    ],
+)
+def test_a_typo_in_the_client_form_is_refused_in_vietnamese(
+    rt: Runtime, now: dt.datetime, field: str, typed: str, said: str
+) -> None:
+    """A coordinator's typo is told in the office's words, not pydantic's English."""
+    from support.pages import logged_in, post_form, staff_users
+
+    staff_users(rt)
+    mai = logged_in(Clock(now), "mai")
+    form = {"name": "Nguyễn Thị Sai", "phone": "0905 888 777", "id_number": ""} | {field: typed}
+    refused = post_form(mai, "/clients", "/clients", **form)
+    assert refused.status_code == 422
+    assert said in html.unescape(refused.text)
+    assert "is not a" not in refused.text and "should have" not in refused.text

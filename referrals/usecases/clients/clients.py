@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from referrals.config.fields import InvalidValue
 from referrals.config.province import e164
 from referrals.infra.client_keys import cipher_of, refuse_if_erased
 from referrals.infra.context import Context
@@ -43,7 +44,7 @@ class ClientIn(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if any(unicodedata.category(ch) == "Cc" for ch in value.replace("\t", " ")):
-            raise ValueError("a name has no control characters")
+            raise InvalidValue("a name has no control characters", key="bad_name")
         return unicodedata.normalize("NFC", " ".join(value.split()))
 
     @field_validator("phone")
@@ -58,7 +59,7 @@ class ClientIn(BaseModel):
             return None
         digits = value.replace(" ", "")
         if not ID_NUMBER.match(digits):
-            raise ValueError("an ID number has 9 (CMND) or 12 (CCCD) digits")
+            raise InvalidValue("an ID number has 9 (CMND) or 12 (CCCD) digits", key="bad_id_number")
         return digits
 
 

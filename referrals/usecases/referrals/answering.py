@@ -117,6 +117,7 @@ class LinkView:
     steps: list[StepLine] = field(default_factory=list)  # the referral's steps, in order
     version: int = 0  # the referral's version, sent back with an answer against stale forms
     next_by: str | None = None  # "coordinator" while the open referral waits on the office
+    paused: bool = False  # on hold (e.g. after a no-show): nothing to answer until it resumes
 
 
 @dataclass
@@ -205,10 +206,24 @@ def open_link(
         stale = answer.version is not None and answer.version != referral.version
         if mine is None or asked != mine.key or stale:
             raise LinkRefused("answered", view)
-    if mine is not None and referral.status != ReferralStatus.on_hold.value:
+    view.paused = referral.status == ReferralStatus.on_hold.value
+    if mine is not None and not view.paused:
         first = mine.seq == 0
-        view.actions = ["accept", "decline"] if first else ["done", NO_SHOW]
+        came = _arrived(session, referral)
+        view.actions = ["accept", "decline"] if first else ["done"] + ([] if came else [NO_SHOW])
     return Opened(message, referral, mine, view)
+
+
+def _arrived(session: Session, referral: Referral) -> bool:
+    """Was the client's arrival recorded (the slip scanned)? Then "did not come" is not offered."""
+    return (
+        session.scalars(
+            select(col(Event.id)).where(
+                col(Event.referral_id) == referral.id, col(Event.kind) == "referral.arrived"
+            )
+        ).first()
+        is not None
+    )
 
 
 def _line(step: Step, template: dict[str, Any] | None, vi: bool) -> StepLine:

@@ -391,3 +391,27 @@ def test_the_report_counts_arrivals_and_no_shows_per_partner(
     assert (december["arrived"], december["no_show"]) == (1, 1)
     first_day = police(dt.date(2026, 12, 1))  # as of 2/12 00:00 local: nothing recorded yet
     assert (first_day["arrived"], first_day["no_show"]) == (0, 0)
+
+
+def test_the_partner_page_says_paused_and_offers_no_no_show_once_arrived(
+    rt: Runtime, accepted: tuple[str, str]
+) -> None:
+    from referrals.models.links import slip_token
+    from referrals.usecases.referrals.answering import view_link
+    from referrals.usecases.referrals.arrival import record_arrival
+
+    code, token = accepted
+    with transaction(rt.engine) as s:
+        view = view_link(s, ctx=rt.ctx, token=token, now=at(1), share=False)
+    assert view.actions == ["done", "no_show"] and not view.paused
+    with Session(rt.engine) as s:
+        referral_id = s.scalars(select(Referral.id).where(Referral.code == code)).one()
+    with transaction(rt.engine) as s:
+        record_arrival(s, ctx=rt.ctx, token=slip_token(rt.ctx.vault, referral_id), now=at(1))
+        view = view_link(s, ctx=rt.ctx, token=token, now=at(1), share=False)
+    assert view.actions == ["done"]  # the client came: "did not come" is no longer offered
+    with transaction(rt.engine) as s:
+        advance(s, code=code, action=Action.hold, by=rt.user(s, "mai"), ctx=rt.ctx, now=at(2))
+    with transaction(rt.engine) as s:
+        view = view_link(s, ctx=rt.ctx, token=token, now=at(2), share=False)
+    assert view.paused and view.actions == []
