@@ -87,10 +87,12 @@ class StepTemplate(Strict):
 
 class NoShow(Strict):
     """When the sweep records that the client never came: `after` past the deadline of `step`
-    (the step the client must come in for), with no arrival recorded from the slip."""
+    (the step the client must come in for), with no arrival recorded from the slip; or past the
+    appointment, when an earlier step of the partner's (`appointment`) asks for its date."""
 
     step: Key
     after: DueRule = DueRule(working_days=2)
+    appointment: Key | None = None
 
 
 class Pathway(Strict):
@@ -127,6 +129,14 @@ class Pathway(Strict):
                 raise ValueError(
                     "no_show.step must be one of the partner's steps after acknowledge"
                 )
+            keys = [s.key for s in self.steps]
+            booked = next((s for s in self.steps if s.key == self.no_show.appointment), None)
+            if self.no_show.appointment is not None and (
+                booked is None
+                or booked.asks is None
+                or keys.index(booked.key) >= keys.index(step.key)
+            ):
+                raise ValueError("no_show.appointment must be an earlier step that asks a date")
         return self
 
     @property

@@ -27,6 +27,7 @@ from referrals.queries.reading import referral_for as referral_view
 from referrals.queries.views import (
     escalation_ladders,
     partners_serving,
+    pathways,
     places_of,
 )
 from referrals.usecases.referrals.advancing import advance, get_referral, referral_for
@@ -64,9 +65,16 @@ def cases(me: Me, all: bool = False) -> Response:
     return me.page("cases.html", rows=rows, mine=mine, more=len(rows) == PAGE_ROWS)
 
 
-def show_referral(me: Staff, code: str, status: int = 200, error: str | None = None) -> Response:
+def show_referral(
+    me: Staff,
+    code: str,
+    status: int = 200,
+    error: str | None = None,
+    then: list[str] | None = None,
+) -> Response:
     with me.reader() as read:
         found = _referral_or_404(me, read, code)
+        names = {p["key"]: p["name" if me.lang == "vi" else "name_en"] for p in pathways(read)}
         others = [
             p
             for p in partners_serving(read, district=found["district"])
@@ -90,6 +98,7 @@ def show_referral(me: Staff, code: str, status: int = 200, error: str | None = N
         "referral.html",
         status,
         no_show=no_show,
+        then=[(key, names[key]) for key in then or [] if key in names],
         r=found,
         actors=actors,
         error=error,
@@ -126,8 +135,10 @@ def _timeline(events: list[dict[str, Any]], ladders: dict[str, list[str]]) -> No
 
 
 @router.get("/referrals/{code}")
-def referral_page(code: Code, me: Me) -> Response:
-    return show_referral(me, code)
+def referral_page(code: Code, me: Me, then: str = "") -> Response:
+    """`then`: the other services a peer group's introduction asked for (after its launch), each
+    offered as a launch for the same client; unknown keys are dropped."""
+    return show_referral(me, code, then=[k for k in then.split(",") if k][:10])
 
 
 class ActionForm(BaseModel):

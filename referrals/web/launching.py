@@ -122,14 +122,20 @@ async def launch(request: Request, me: Me) -> Response:
                 taker = register_and_launch(
                     s, code=code, client=person, request=asked, consent=consent, **acting
                 )
+            others: list[str] = []
             if data.intake and taker:  # the intake becomes this client's, in this transaction
-                take_intake(s, code=data.intake, client_code=taker, by=me.user, now=me.now)
+                asked_for = take_intake(
+                    s, code=data.intake, client_code=taker, by=me.user, now=me.now
+                )
+                others = [p for p in asked_for if p != data.pathway]
     except REFUSALS:
         raise
     except (ValidationError, DomainError) as exc:
         status = 409 if isinstance(exc, SamePerson) else 422
         return _launch_page(me, form.get("client"), status, chosen=form, refusal=exc)
-    return RedirectResponse(f"/referrals/{code}", 303)
+    # The introduction asked for more than this service: the referral's page offers the rest.
+    then = f"?then={','.join(others)}" if others else ""
+    return RedirectResponse(f"/referrals/{code}{then}", 303)
 
 
 def _from_intake(me: Staff, client_code: str | None, code: str, chosen: dict[str, str]) -> Response:

@@ -216,6 +216,15 @@ def test_the_queue_and_one_submit_on_the_launch_page(
         method="verbal", intake=here,
     )  # fmt: skip
     assert answer.status_code == 303, answer.text
+    # The introduction also asked for a health check: the referral's page offers it at once.
+    assert answer.headers["location"].endswith("?then=health_check")
+    offered = mai.get(answer.headers["location"]).text
+    with Session(rt.engine) as s:
+        client_code = s.scalars(
+            select(Client.code).join(Intake, Intake.client_id == Client.id)
+        ).one()
+    assert f'href="/launch?client={client_code}&amp;pathway=health_check"' in offered
+    assert "Khám sức khỏe" in visible(offered)
     with Session(rt.engine) as s:
         taken = s.scalars(select(Intake).where(Intake.code == here)).one()
         client = s.get(Client, taken.client_id)

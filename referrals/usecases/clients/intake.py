@@ -407,10 +407,11 @@ def intake_for_launch(
 
 def take_intake(
     session: Session, *, code: str, client_code: str, by: User, now: dt.datetime
-) -> None:
+) -> list[str]:
     """Intake `code` becomes client `client_code`'s (in the launch's transaction): taken, its
     sealed copy wiped, and the client's source on their timeline. A second taker, even at the
-    same instant, is refused (`intake_taken`): the update only moves a waiting intake."""
+    same instant, is refused (`intake_taken`): the update only moves a waiting intake. Returns
+    the services it asked for, so the coordinator is offered the ones not yet launched."""
     intake = _waiting(session, by, code)
     client = client_for(session, by, client_code, act=False)
     assert by.id is not None  # a stored user
@@ -440,3 +441,4 @@ def take_intake(
             data={"client": client.code, "peer_group": org.slug, "intake": code},
         )
     )
+    return list(intake.services)

@@ -17,10 +17,10 @@ it (`resume_on_arrival`). Each no-show is one event and one message to the coord
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, or_, select
 from sqlmodel import Session, col
 
 from referrals.config.province import DueRule
@@ -223,26 +223,36 @@ def peer_groups(session: Session, referral: Referral) -> list[tuple[int, str, bo
 
 def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
     """Record a no-show for every client who did not come: the pathway's `no_show.step` active
-    and `no_show.after` past its deadline, nothing arrived. Each in its own transaction; one
-    another actor moved first (answered, arrived, paused) is left as it is."""
+    and `no_show.after` past its deadline (or past the appointment the partner gave, until the
+    step's deadline is reset), nothing arrived. Each in its own transaction; one another actor
+    moved first (answered, arrived, paused) is left as it is."""
     with transaction(engine) as s:
+        rules = {
+            (key, version): definition["no_show"]
+            for key, version, definition in s.execute(
+                select(
+                    col(PathwayVersion.key),
+                    col(PathwayVersion.version),
+                    col(PathwayVersion.definition),
+                )
+            )
+            if definition.get("no_show")
+        }
+        booked = {rule["step"] for rule in rules.values() if rule.get("appointment")}
         candidates = s.execute(
             select(
+                col(Referral.id),
                 col(Referral.code),
+                col(Referral.pathway_key),
+                col(Referral.pathway_version),
                 col(Step.key),
                 col(Step.due_at),
-                col(PathwayVersion.definition),
             )
             .join(Referral, col(Referral.id) == col(Step.referral_id))
-            .join(
-                PathwayVersion,
-                (col(PathwayVersion.key) == col(Referral.pathway_key))
-                & (col(PathwayVersion.version) == col(Referral.pathway_version)),
-            )
             .where(
                 col(Step.status) == StepStatus.active.value,
                 col(Step.actor) == "partner",
-                col(Step.due_at) <= now,
+                or_(col(Step.due_at) <= now, col(Step.key).in_(booked)),
                 col(Referral.status).in_(
                     [ReferralStatus.accepted.value, ReferralStatus.in_progress.value]
                 ),
@@ -251,13 +261,16 @@ def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
                 ),
             )
         ).all()
+        watched = [c for c in candidates if rules.get((c[2], c[3]), {}).get("step") == c[4]]
+        appointments = _appointments(
+            s, {c[0]: rules[(c[2], c[3])]["appointment"] for c in watched if c[4] in booked}
+        )
     recorded = 0
-    for code, key, due_at, definition in candidates:
-        rule: dict[str, Any] | None = definition.get("no_show")
-        if not rule or rule["step"] != key:
-            continue
+    for referral_id, code, pathway, version, key, due_at in watched:
+        rule = rules[(pathway, version)]
         after = DueRule.model_validate(rule.get("after") or {"working_days": 2})
-        if ctx.calendar.shift(due_at, after) > now:
+        day = appointments.get(referral_id)
+        if ctx.calendar.shift(ctx.calendar.closing(day) if day else due_at, after) > now:
             continue
         try:
             with transaction(engine) as s:
@@ -266,6 +279,28 @@ def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
         except (Conflict, IllegalTransition):  # moved meanwhile: nothing to record
             continue
     return recorded
+
+
+def _appointments(session: Session, steps: dict[int, str]) -> dict[int, dt.date]:
+    """The appointment each referral's partner gave (the date answered with step `steps[id]`),
+    unless a deadline was reset since (re-booked, resumed, more time): then the deadline rules."""
+    if not steps:
+        return {}
+    found: dict[int, dt.date] = {}
+    events = session.execute(
+        select(col(Event.referral_id), col(Event.kind), col(Event.data))
+        .where(
+            col(Event.referral_id).in_(list(steps)),
+            col(Event.kind).in_(["link.answered", "step.due_reset"]),
+        )
+        .order_by(col(Event.id))
+    )
+    for referral_id, kind, data in events:
+        if kind == "step.due_reset":
+            found.pop(referral_id, None)
+        elif data.get("step") == steps[referral_id] and data.get("on"):
+            found[referral_id] = dt.date.fromisoformat(data["on"])
+    return found
 
 
 def _staff_referral(session: Session, code: str, by: Acting, version: int | None) -> Referral:

@@ -415,3 +415,32 @@ def test_the_partner_page_says_paused_and_offers_no_no_show_once_arrived(
     with transaction(rt.engine) as s:
         view = view_link(s, ctx=rt.ctx, token=token, now=at(2), share=False)
     assert view.paused and view.actions == []
+
+
+def test_the_sweep_counts_from_the_appointment_the_partner_gave(rt: Runtime) -> None:
+    """Health check: the station books the exam for Thursday 03/12; the client does not come.
+    The no-show is recorded a working day after the appointment, long before the exam step's
+    own deadline; once re-booked, the new deadline rules, not the old appointment."""
+    code = ready_referral(rt, NOW, pathway="health_check", partner="phuong-son-health")
+    token = _link(rt, code)
+    _answer(rt, token, "accept", "acknowledge", at(0.1))
+    _answer(rt, token, "done", "appointment_set", at(0.2), on="2026-12-03")
+    _, step, due, _ = _state(rt, code)
+    assert step == "exam_done" and due is not None and due > at(10)
+    friday_noon = dt.datetime(2026, 12, 4, 5, 0, tzinfo=dt.UTC)  # 12:00 in Nha Trang
+    assert sweep(rt.engine, ctx=rt.ctx, now=friday_noon).counts["no_show"] == 0
+    friday_evening = dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.UTC)  # 17:00: a working day on
+    assert sweep(rt.engine, ctx=rt.ctx, now=friday_evening).counts["no_show"] == 1
+    assert _state(rt, code)[0] == "on-hold"
+    with transaction(rt.engine) as s:
+        rebook(
+            s,
+            code=code,
+            booking=Rebooking(on=dt.date(2026, 12, 10)),
+            by=rt.user(s, "mai"),
+            ctx=rt.ctx,
+            now=friday_evening,
+        )
+    monday = dt.datetime(2026, 12, 7, 5, 0, tzinfo=dt.UTC)
+    assert sweep(rt.engine, ctx=rt.ctx, now=monday).counts["no_show"] == 0  # not the old date
+    assert _state(rt, code)[0] == "in-progress"
