@@ -34,6 +34,7 @@ from referrals.usecases.clients.intake import (
     peer_form,
     submit_intake,
 )
+from referrals.usecases.referrals.arrival import office_of
 from referrals.web.staff import PAGES, Me, now_of
 
 router = APIRouter(include_in_schema=False)
@@ -61,8 +62,7 @@ def _render(template: str, language: str, status: int = 200, **context: Any) -> 
     province = Runtime.current().province.province
     html = PAGES.get_template(template).render(
         lang=language,
-        office=province.office,  # templates/_office.html; None: the province's name alone
-        province_name=province.name if language == "vi" else province.name_en,
+        office=office_of(province),  # templates/_office.html
         vi=language == "vi",
         **context,
     )

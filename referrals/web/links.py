@@ -35,6 +35,7 @@ from referrals.usecases.referrals.answering import (
     set_capacity,
     view_link,
 )
+from referrals.usecases.referrals.arrival import office_of
 from referrals.web.staff import PAGES, now_of, read_form
 from referrals.web.words import WORDS
 
@@ -67,7 +68,7 @@ def page(language: str, status: int = 200, **context: Any) -> HTMLResponse:
         due=local_due,
         day=day,
         reasons=DECLINE_REASONS,
-        office=rt.province.province.office,
+        office=office_of(rt.province.province),
         **context,
     )
     return HTMLResponse(html, status_code=status)

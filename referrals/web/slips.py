@@ -24,6 +24,7 @@ from referrals.infra.runtime import Runtime
 from referrals.usecases.referrals.arrival import (
     SlipRefused,
     SlipView,
+    office_of,
     record_arrival,
     view_slip_link,
 )
@@ -38,16 +39,15 @@ Token = Annotated[str, PathParam(max_length=40)]  # longer is no token of ours: 
 
 
 def _when(at: dt.datetime, language: str) -> str:
-    """dd/mm/yyyy HH:MM in the office's zone."""
-    tz = Runtime.current().settings.tz
-    return f"{locale.day(at, language, tz)} {at.astimezone(tz):%H:%M}"
+    """HH:MM dd/mm/yyyy in the office's zone, as every other page writes a moment."""
+    return locale.when(at, language, Runtime.current().settings.tz)
 
 
 def _page(view: SlipView | None, status: int = 200, **context: Any) -> HTMLResponse:
     language = view.language if view is not None else "vi"
     arrived = _when(view.arrived_at, language) if view and view.arrived_at else ""
     html = PAGES.get_template("slip.html").render(
-        w=WORDS[language], lang=language, view=view, arrived=arrived, **context
+        w=WORDS[language], lang=language, view=view, arrived=arrived, office=office_of(), **context
     )
     # What the page says changes with one press: never kept by a browser or a proxy.
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
