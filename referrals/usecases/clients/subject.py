@@ -34,7 +34,7 @@ from referrals.models.lifecycle import OPEN
 from referrals.models.people import Client, ClientKey, Consent, User, actor_name
 from referrals.models.roles import Role
 from referrals.models.search import ClientTerm
-from referrals.models.workflow import Event, Notification, Referral, Step
+from referrals.models.workflow import Event, Extension, Notification, Referral, Step
 from referrals.usecases.clients.clients import get_client
 from referrals.usecases.clients.merging import tombstones_of
 
@@ -63,6 +63,7 @@ def export_client(
             {"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "data": _opened(e.data, ciphers)}
             for e in held.events
         ],
+        "extensions": _extensions_out(session, held, ciphers),
     }
     session.add(
         Event(client_id=client.id, kind="client.exported", at=now, actor=actor_name(by), data={})
@@ -225,6 +226,44 @@ def _shred(session: Session, client: Client, now: dt.datetime) -> None:
     client.erased_at = now
 
 
+def _extensions_out(
+    session: Session, held: _Held, ciphers: list[ClientCipher]
+) -> list[dict[str, Any]]:
+    """The partners' requests for more time on the client's referrals, their reasons opened
+    (free text that may name the client, so part of what is held about them)."""
+    codes = {r.id: r.code for r in held.refs}
+    steps = {s.id: s.key for s in held.steps}
+    found = session.scalars(
+        select(Extension)
+        .where(col(Extension.referral_id).in_(list(codes)))
+        .order_by(col(Extension.id))
+    )
+    return [
+        {
+            "referral": codes[x.referral_id],
+            "step": steps.get(x.step_id),
+            "asked_at": _iso(x.asked_at),
+            "new_due_at": _iso(x.new_due_at),
+            "status": x.status,
+            "reason": _open_any(x.reason_enc, ciphers, "extension.reason"),
+        }
+        for x in found
+    ]
+
+
+def _open_any(sealed: str | None, ciphers: list[ClientCipher], column: str) -> str | None:
+    """A value sealed under one of the person's keys (after a merge, maybe a tombstone's): each
+    key is tried, another key's tag does not match; None once the keys are gone."""
+    for cipher in ciphers:
+        try:
+            value = cipher.decrypt(sealed, column)
+        except ValueError:  # another record's key, or a secret no longer held
+            continue
+        if value is not None:
+            return value
+    return None
+
+
 def _opened(data: dict[str, Any], ciphers: list[ClientCipher]) -> dict[str, Any]:
     """An event's data with its sealed note opened (None once the client's key is gone). A
     note is sealed under the key of the record it was written about, which after a merge may
@@ -232,15 +271,7 @@ def _opened(data: dict[str, Any], ciphers: list[ClientCipher]) -> dict[str, Any]
     if "note_enc" not in data:
         return data
     rest = {k: v for k, v in data.items() if k != "note_enc"}
-    note = None
-    for cipher in ciphers:
-        try:
-            note = cipher.decrypt(data["note_enc"], "event.note")
-        except ValueError:  # another record's key, or a secret no longer held
-            continue
-        if note is not None:
-            break
-    return {**rest, "note": note}
+    return {**rest, "note": _open_any(data["note_enc"], ciphers, "event.note")}
 
 
 def _iso(value: dt.datetime | None) -> str | None:

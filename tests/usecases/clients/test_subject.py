@@ -167,3 +167,42 @@ def test_the_client_page_after_erasure(
     assert 'id="erased"' in page and 'id="reveal"' not in page
     refused = post_form(mai, f"/clients/{code}/reveal", f"/clients/{code}", purpose="other")
     assert refused.status_code == 422 and "đã được xoá" in refused.text
+
+
+def test_the_export_holds_the_reasons_partners_gave_for_more_time(
+    rt: Runtime, person: tuple[str, str], now: dt.datetime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A partner's reason for more time is free text about the client: the export opens it."""
+    from referrals.models.links import link_token
+    from referrals.models.workflow import Notification
+    from referrals.usecases.referrals.answering import Answer, answer_link
+    from referrals.usecases.referrals.extending import ExtensionAsk, ask_extension
+
+    code, ref = person
+    with Session(rt.engine) as s:
+        message = s.scalars(
+            select(Notification.id).join(Referral).where(Referral.code == ref)
+        ).first()
+    assert message is not None
+    token = link_token(rt.ctx.vault, message)
+    with transaction(rt.engine) as s:
+        answer_link(s, ctx=rt.ctx, token=token, answer=Answer(action="accept"), now=now)
+    with Session(rt.engine) as s:
+        version = s.scalars(select(Referral.version).where(Referral.code == ref)).one()
+    reason = f"{NAME} chưa nộp ảnh"
+    with transaction(rt.engine) as s:
+        ask = ExtensionAsk(
+            step="application_received",
+            version=version,
+            new_date=dt.date(2026, 12, 2),
+            reason=reason,
+        )
+        ask_extension(s, ctx=rt.ctx, token=token, ask=ask, now=now + dt.timedelta(hours=1))
+    status, out, err = cli(capsys, "client", "export", code)
+    assert status == 0, err
+    (asked,) = json.loads(out)["extensions"]
+    assert (asked["referral"], asked["step"], asked["reason"]) == (
+        ref,
+        "application_received",
+        reason,
+    )
