@@ -28,6 +28,7 @@ import contextlib
 import os
 import runpy
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -58,6 +59,27 @@ def _child(
         )
 
 
+class PortTaken(OSError):
+    """A port `serve` needs is held by another program: it refuses to start (issue 21). Before
+    this check, a Prefect server already on 4200 answered our health check, our deployments were
+    registered on it, and `serve` died a minute and a half later with the cause in a log."""
+
+
+def require_free(host: str, port: int, what: str, option: str) -> None:
+    """Raise PortTaken unless `port` on `host` can be listened on now (bound, then released:
+    the same SO_REUSEADDR bind uvicorn and Prefect make, so a port in TIME_WAIT passes)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortTaken(
+                f"port {port} on {host} ({what}) is in use by another program: stop it, or "
+                f"give `serve` another with {option} ({exc.strerror})"
+            ) from None
+
+
 def start_prefect_server(port: int, home: Path, lifeline: int) -> subprocess.Popen[bytes]:
     """A local Prefect server on loopback; returns once it answers, or raises RuntimeError."""
     home.mkdir(parents=True, exist_ok=True)
@@ -78,7 +100,8 @@ def start_prefect_server(port: int, home: Path, lifeline: int) -> subprocess.Pop
             raise RuntimeError(f"the Prefect server stopped: {' '.join(tail)} (see {log})")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                return server
+                if server.poll() is None:  # the answer is ours, not another server's
+                    return server
         except OSError:
             time.sleep(0.5)
     stop([server], timeout=STOP_SERVER)
@@ -115,7 +138,11 @@ def serve(
     sweep_every: int,
     deliver_every: int,
 ) -> int:
-    """Run until SIGINT/SIGTERM; returns the exit status (non-zero if a child failed)."""
+    """Run until SIGINT/SIGTERM; returns the exit status (non-zero if a child failed). Refuses
+    (PortTaken) before starting anything when a port it would listen on is taken."""
+    require_free(host, port, "the web app", "--port")
+    if not os.environ.get("PREFECT_API_URL"):  # else the operator named the server to use
+        require_free("127.0.0.1", prefect_port, "the Prefect server", "--prefect-port")
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     lifeline, held = os.pipe()  # `held` stays open, in this process only, until it ends

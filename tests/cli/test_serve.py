@@ -191,3 +191,26 @@ def test_children_die_with_a_killed_serve(engine: dict[str, str]) -> None:
     for pid in orphans:  # do not leave them to the next test
         os.kill(pid, signal.SIGKILL)
     assert not orphans, f"orphans {orphans} still there {took:.1f} s after serve was killed"
+
+
+@pytest.mark.parametrize("taken", ["--prefect-port", "--port"])
+def test_serve_refuses_at_once_when_a_port_is_taken(engine: dict[str, str], taken: str) -> None:
+    """Issue 21: another program on the Prefect port (or the web port) stops `serve` before it
+    starts anything, with one line naming the port; it never registers its deployments on a
+    server it did not start, and leaves no process behind."""
+    port, web_port = free_port(), free_port()
+    held = port if taken == "--prefect-port" else web_port
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", held))
+        other.listen()
+        started = time.monotonic()
+        serve = start_serve(engine, port, web_port)
+        out, _ = serve.communicate(timeout=30)
+        elapsed = time.monotonic() - started
+    said = out.decode()
+    assert serve.returncode == 1, said
+    assert said.startswith("error: ") and said.count("\n") == 1, said
+    assert f"port {held}" in said and taken in said and "in use" in said
+    assert "Prefect server and UI" not in said  # nothing was started
+    assert elapsed < 10, elapsed
+    assert not descendants(serve.pid)
