@@ -37,6 +37,7 @@ from referrals.usecases.referrals.rerouting import reroute
 from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
 
 router = APIRouter(include_in_schema=False)
+ACCESS = frozenset({"pii.viewed", "pii.listed", "intake.viewed", "intake.listed"})
 PAGE_ROWS = 300  # a page lists the 300 most pressing; an office's open caseload fits
 
 
@@ -89,6 +90,10 @@ def show_referral(
             for p in places_of(read, partner=found["partner"], pathway=found["pathway"])
         ]
     _timeline(found["events"], ladders)
+    # Who opened the client's details is kept apart, folded under the timeline: a partner's
+    # every visit to its page is one, and they buried the referral's own events.
+    views = [e for e in found["events"] if e["kind"] in ACCESS]
+    found["events"] = [e for e in found["events"] if e["kind"] not in ACCESS]
     with transaction(me.rt.engine) as s:  # waiting after a no-show: the coordinator's choices
         referral = get_referral(s, code)
         no_show = (
@@ -98,6 +103,7 @@ def show_referral(
         "referral.html",
         status,
         no_show=no_show,
+        views=views,
         then=[(key, names[key]) for key in then or [] if key in names],
         r=found,
         actors=actors,

@@ -344,3 +344,26 @@ def test_a_typo_in_the_client_form_is_refused_in_vietnamese(
     assert refused.status_code == 422
     assert said in html.unescape(refused.text)
     assert "is not a" not in refused.text and "should have" not in refused.text
+
+
+def test_who_opened_the_clients_details_is_folded_under_the_timeline(
+    rt: Runtime, now: dt.datetime
+) -> None:
+    """Each visit of the partner's page that shows the client is on record, apart from the
+    referral's own events: three visits, one line of the timeline's worth."""
+    from support.pages import logged_in, staff_users
+
+    code = ready_referral(rt, now)
+    with Session(rt.engine) as s:
+        first = s.scalars(
+            select(Notification.id).join(Referral).where(Referral.code == code)
+        ).first()
+    partner = TestClient(create_app(clock=Clock(now)))
+    for _ in range(3):
+        assert partner.get(f"/l/{link_token(rt.ctx.vault, first)}").status_code == 200
+    staff_users(rt)
+    page = logged_in(Clock(now), "mai").get(f"/referrals/{code}").text
+    timeline = page.split('id="timeline"')[1].split("</ol>")[0]
+    folded = page.split('id="access"')[1].split("</details>")[0]
+    assert 'data-kind="pii.viewed"' not in timeline and 'data-kind="referral.requested"' in timeline
+    assert folded.count('data-kind="pii.viewed"') == 3 and "3 lần" in folded
