@@ -146,3 +146,42 @@ def test_a_decline_and_a_no_show_each_ask_to_confirm_and_say_what_happens_next(
     assert _fits(phone)
     assert _status(rt, code) == "on-hold"
     context.close()  # type: ignore[attr-defined]
+
+
+def test_the_coordinator_rebooks_after_a_no_show_and_closing_asks_to_be_sure(
+    rt: Runtime,
+    browser: Browser,
+    server: tuple[str, Clock],
+    now: dt.datetime,
+    shots: Path,
+) -> None:
+    """The coordinator's side of a no-show on a phone: the panel's choices, "Đóng" does nothing
+    until the box is ticked, "Hẹn lại" with a typed date puts the referral back in progress."""
+    from support.pages import PASSWORD  # the `server` fixture gave the staff passwords
+
+    base, _ = server
+    code = ready_referral(rt, now)
+    context, phone = _open_link(rt, browser, base, code)
+    _tap(phone, "Xác nhận tiếp nhận")
+    _tap(phone, "Người được chuyển gửi không đến…")
+    _tap(phone, "Có, người đó không đến")
+    context.close()  # type: ignore[attr-defined]
+
+    office = browser.new_context(viewport=PHONE, is_mobile=True, locale="en-US")
+    page = office.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "mai")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login")
+    page.goto(f"{base}/referrals/{code}")
+    expect(page.locator("#no-show")).to_be_visible()
+    assert _fits(page)
+    page.screenshot(path=shots / "coordinator-no-show.png", full_page=True)
+    page.locator("#do-unreachable").click()  # not ticked: the browser keeps the form
+    assert _status(rt, code) == "on-hold"
+    page.fill("#rebook-on", "09/12/2026")
+    page.locator("#do-rebook").click()
+    page.wait_for_load_state()
+    expect(page.locator("#no-show")).to_have_count(0)
+    assert _status(rt, code) == "accepted"
+    office.close()
