@@ -18,6 +18,7 @@ from referrals.cli.commands.extensions import extension_app
 from referrals.cli.commands.intake import intake_app, peer_link_app
 from referrals.cli.commands.interchange import directory_app, fhir_app, partners, pathways
 from referrals.cli.commands.keys import audit_app, keys_app
+from referrals.cli.commands.no_shows import no_show_app
 from referrals.cli.commands.operations import backup, check, doctor, init, restore, serve
 from referrals.cli.commands.outbox import deliver, digest, outbox_app, sweep, sweeps
 from referrals.cli.commands.referrals import advance, import_csv, launch, list_cmd, show
@@ -60,6 +61,7 @@ for name, group in (
     ("client", client_app),
     ("consent", consent_app),
     ("extension", extension_app),
+    ("no-show", no_show_app),
     ("token", token_app),
     ("user", user_app),
     ("keys", keys_app),

@@ -45,6 +45,8 @@ NEW_SECRET = "process-secret-rotated-0123456789abcdef012345"
 # Commands the journey does not run, each with the test that runs it in a process of its own.
 ELSEWHERE = {
     "client merge": "tests/cli/test_client_merge_cli.py runs it in fresh processes on both databases",
+    "no-show rebook": "tests/cli/test_no_show_cli.py runs it in fresh processes on both databases",
+    "no-show remind": "tests/cli/test_no_show_cli.py runs it in fresh processes on both databases",
     "slip": "tests/cli/test_slip_cli.py runs it in fresh processes on both databases",
     "serve": "tests/cli/test_serve.py starts it for real: a Prefect server, the schedules, a clean stop",
     "peer-link create": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
