@@ -204,6 +204,25 @@ class People:
         return self.managers(area)
 
 
+def _step_context(
+    language: str,
+    code: str,
+    service: Service,
+    step: dict[str, Any],
+    due: dt.datetime,
+    urgent: bool,
+) -> dict[str, Any]:
+    """What a prompt to a partner says of the step it asks for, in the contact's language."""
+    return {
+        "code": code,
+        "service": in_language(language, service.name, service.name_en),
+        "step": step["key"],
+        "step_name": in_language(language, step["name"], step["name_en"]),
+        "due_at": due.isoformat(),
+        "urgent": urgent,
+    }
+
+
 def new_referral(
     *,
     referral_id: int,
@@ -219,14 +238,7 @@ def new_referral(
     rows = []
     for contact in contacts:
         language = language_of(contact)
-        context = {
-            "code": code,
-            "service": in_language(language, service.name, service.name_en),
-            "step": step["key"],
-            "step_name": in_language(language, step["name"], step["name_en"]),
-            "due_at": due.isoformat(),
-            "urgent": urgent,
-        }
+        context = _step_context(language, code, service, step, due, urgent)
         for channel in channels_of(contact):
             key = f"{code}:{Template.new}:{contact.id}:{channel}"
             rows.append(
@@ -375,15 +387,8 @@ def step_yours(
     rows = []
     for contact in contacts:
         language = language_of(contact)
-        context = {
-            "code": referral.code,
-            "service": in_language(language, service.name, service.name_en),
-            "step": step["key"],
-            "step_name": in_language(language, step["name"], step["name_en"]),
-            "due_at": due.isoformat(),
-            "urgent": referral.priority == "urgent",
-            "why": why,
-        }
+        urgent = referral.priority == "urgent"
+        context = _step_context(language, referral.code, service, step, due, urgent) | {"why": why}
         for channel in channels_of(contact):
             key = f"{referral.code}:{Template.yours}:{step_id}:{due.isoformat()}:{contact.id}:{channel}"
             rows.append(
