@@ -110,6 +110,11 @@ class Pathway(Strict):
     no_show: NoShow | None = Field(
         default=None, description="the sweep records a no-show; None: only the partner can"
     )
+    slip: bool = Field(
+        default=True,
+        description="a referral slip may be printed; false where paper could put the person at "
+        "risk (a violence victim taken to a shelter)",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -146,5 +151,9 @@ class Pathway(Strict):
         for step in data["steps"]:  # a step with no extend_limit hashes as before it existed
             if step.get("extend_limit") is None:
                 step.pop("extend_limit", None)
+        if data.get("no_show") is None:  # and so do the pathway's fields left at their default
+            data.pop("no_show", None)
+        if data.get("slip") is True:
+            data.pop("slip", None)
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

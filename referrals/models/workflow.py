@@ -123,6 +123,10 @@ class Event(SQLModel, table=True):
     chain_seq: int | None = Field(default=None, sa_type=BigInteger, unique=True)
     chain_hash: str | None = Field(default=None, max_length=64)
 
+    # Events of a kind on a referral: the report's arrivals and no-shows, the sweep's "arrived
+    # since the step began" and "slip printed", without reading the whole timeline table.
+    __table_args__ = (Index("ix_event_kind_referral", "kind", "referral_id"),)
+
 
 class Notification(SQLModel, table=True):
     """The outbox: written with the state change that causes it, delivered after commit."""

@@ -34,6 +34,7 @@ from referrals.usecases.referrals.advancing import advance, get_referral, referr
 from referrals.usecases.referrals.extending import Waiting, waiting_extensions
 from referrals.usecases.referrals.no_show import peer_groups, waiting_after_no_show
 from referrals.usecases.referrals.rerouting import reroute
+from referrals.usecases.referrals.slips import printable
 from referrals.web.staff import KEY, REFUSALS, Code, Me, Staff
 
 router = APIRouter(include_in_schema=False)
@@ -99,10 +100,12 @@ def show_referral(
         no_show = (
             {"groups": peer_groups(s, referral)} if waiting_after_no_show(s, referral) else None
         )
+        slip = printable(s, referral)
     return me.page(
         "referral.html",
         status,
         no_show=no_show,
+        slip=slip,
         views=views,
         then=[(key, names[key]) for key in then or [] if key in names],
         r=found,

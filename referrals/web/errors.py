@@ -86,6 +86,8 @@ def install(app: FastAPI) -> None:
         if not request.url.path.startswith("/api/"):
             for name, value in HEADERS.items():
                 response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/l/", "/s/", "/p/", "/clients", "/referrals")):
+        if request.url.path.startswith(
+            ("/l/", "/s/", "/p/", "/clients", "/referrals", "/intakes", "/launch")
+        ):
             response.headers["Cache-Control"] = "no-store"
         return response

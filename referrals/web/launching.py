@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from referrals.infra.db import transaction
 from referrals.locale import N_, Msg
 from referrals.models.codes import new_code
-from referrals.models.errors import DomainError
+from referrals.models.errors import Conflict, DomainError
 from referrals.models.people import ConsentMethod
 from referrals.usecases.clients.clients import ClientIn, SamePerson
 from referrals.usecases.clients.intake import INTAKE_CODE, intake_for_launch, take_intake
@@ -131,7 +131,7 @@ async def launch(request: Request, me: Me) -> Response:
     except REFUSALS:
         raise
     except (ValidationError, DomainError) as exc:
-        status = 409 if isinstance(exc, SamePerson) else 422
+        status = 409 if isinstance(exc, SamePerson | Conflict) else 422
         return _launch_page(me, form.get("client"), status, chosen=form, refusal=exc)
     # The introduction asked for more than this service: the referral's page offers the rest.
     then = f"?then={','.join(others)}" if others else ""

@@ -141,7 +141,9 @@ async def link_answer(token: str, request: Request) -> Response:
             answer_link(s, ctx=rt.ctx, token=token, answer=answer, now=now)
     except LinkRefused as refused:
         return refused_page(refused, token)
-    except DomainError:
+    except DomainError as exc:
+        if exc.key == "appointment_day":  # the date typed, not the referral, is wrong
+            return _again(rt, token, now, 400, "appointment_day", typed_on=form.get("on", "")[:30])
         return _again(rt, token, now, 409, "state")
     return RedirectResponse(f"/l/{token}?done={answer.action}", status_code=303)
 

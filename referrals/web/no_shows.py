@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referrals.infra.db import transaction
 from referrals.locale.dates import NotADay, parse_day
-from referrals.models.errors import DomainError
+from referrals.models.errors import Conflict, DomainError
 from referrals.usecases.referrals.no_show import Rebooking, rebook, remind_through_peer
 from referrals.web.cases import show_referral
 from referrals.web.staff import REFUSALS, Code, Me
@@ -62,5 +62,5 @@ async def no_show_remind(code: Code, request: Request, me: Me) -> Response:
     except REFUSALS:
         raise
     except (ValidationError, DomainError) as exc:
-        return show_referral(me, code, 422, me.why(exc))
+        return show_referral(me, code, 409 if isinstance(exc, Conflict) else 422, me.why(exc))
     return RedirectResponse(f"/referrals/{code}", 303)

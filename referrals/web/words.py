@@ -155,6 +155,9 @@ STAFF: dict[str, Msg] = {
     "err_unknown_pathway": N_("No such service."),
     "err_date_not_after_today": N_("The new date must be after today."),
     "err_date_too_far": N_("The new date is more than 90 days away."),
+    "err_no_slip": N_(
+        "This slip is not printed for this service: the person is taken there, and paper could put them at risk."
+    ),
     "err_not_no_show": N_("This referral is not waiting after a no-show; reload the page."),
     "err_unknown_partner": N_("No such partner, or it is inactive."),
     "err_unknown_client": N_("No such client."),
@@ -247,6 +250,7 @@ LINK: dict[str, Msg] = {
     "refused_used": N_("An answer through this link is already recorded."),
     "refused_closed": N_("This referral is closed; nothing more to do."),
     "refused_answered": N_("This step is already answered, or not yet due."),
+    "error_appointment_day": N_("An appointment is a day from today to 90 days ahead."),
     "error_day": N_("The date is not valid: write it as dd/mm/yyyy, e.g. 31/12/2026."),
     # The reasons a partner may give when it declines.
     "partner_lacks_capacity": N_("We have no capacity"),

@@ -47,6 +47,7 @@ from referrals.usecases.referrals.no_show import record_no_show
 from referrals.usecases.referrals.steps import cancel_reminders, coordinator_step_name
 
 LINK_DAYS = 60
+APPOINTMENT_AHEAD = dt.timedelta(days=90)
 DECLINE_REASONS = (
     Reason.partner_lacks_capacity,
     Reason.not_our_service,
@@ -209,21 +210,10 @@ def open_link(
     view.paused = referral.status == ReferralStatus.on_hold.value
     if mine is not None and not view.paused:
         first = mine.seq == 0
-        came = _arrived(session, referral)
-        view.actions = ["accept", "decline"] if first else ["done"] + ([] if came else [NO_SHOW])
+        # "Did not come" stays offered after a slip was scanned: the partner knows, the slip's
+        # page may be pressed by whoever holds it.
+        view.actions = ["accept", "decline"] if first else ["done", NO_SHOW]
     return Opened(message, referral, mine, view)
-
-
-def _arrived(session: Session, referral: Referral) -> bool:
-    """Was the client's arrival recorded (the slip scanned)? Then "did not come" is not offered."""
-    return (
-        session.scalars(
-            select(col(Event.id)).where(
-                col(Event.referral_id) == referral.id, col(Event.kind) == "referral.arrived"
-            )
-        ).first()
-        is not None
-    )
 
 
 def _line(step: Step, template: dict[str, Any] | None, vi: bool) -> StepLine:
@@ -313,6 +303,14 @@ def answer_link(
         raise DomainError(f"{answer.action} needs confirming", key="unconfirmed")
     if answer.action == "done" and opened.view.asks and answer.on is None:
         raise DomainError(f"this step needs a date: {opened.view.asks}")
+    booked = (_definition(session, referral).get("no_show") or {}).get("appointment")
+    if answer.action == "done" and answer.on and step.key == booked:
+        # the sweep counts a no-show from it: a past or far-off date would fire it wrongly
+        today = now.astimezone(ctx.tz).date()
+        if not today <= answer.on <= today + APPOINTMENT_AHEAD:
+            raise DomainError(
+                "an appointment is a day from today to 90 days ahead", key="appointment_day"
+            )
     contact = session.get(Contact, message.contact_id)
     assert contact is not None  # contacts are deactivated, never deleted
     assert contact.id is not None  # a loaded row has its id

@@ -30,7 +30,7 @@ from referrals.models.links import referral_of_slip
 from referrals.models.workflow import Event, Referral
 from referrals.notifiers.addressing import in_language, language_of
 from referrals.notifiers.messages import first_contacts
-from referrals.usecases.referrals.no_show import ARRIVED, resume_on_arrival
+from referrals.usecases.referrals.no_show import ARRIVED
 
 ACTOR = "slip"  # who records an arrival: whoever holds the slip's page, not a known contact
 
@@ -155,6 +155,4 @@ def record_arrival(session: Session, *, ctx: Context, token: str, now: dt.dateti
             Event(referral_id=referral.id, kind=ARRIVED, at=now, actor=ACTOR, data={"via": "slip"})
         )
         view.arrived_at, view.recorded = now, True
-        if resume_on_arrival(session, referral, ctx, now):  # waiting after a no-show: it resumes
-            view.status = referral.status
     return view

@@ -9,9 +9,11 @@ ladder stopped, and tells the coordinator, who chooses from the referral's page:
 - close it as `client_unreachable` (the ordinary `fail` action of `advance`).
 
 The sweep records a no-show only where the pathway says which step the client must come in for
-(`no_show` in pathways.yaml), once that step is `after` past its deadline with no arrival
-recorded from the slip; an arrival recorded while the referral waits after a no-show resumes
-it (`resume_on_arrival`). Each no-show is one event and one message to the coordinator.
+(`no_show` in pathways.yaml), the slip was printed (else no arrival could ever be recorded), and
+that step is `after` past its deadline (or its appointment) with no arrival recorded since it
+began and no request for more time waiting; it checks again under the referral's lock. An
+arrival never moves the referral: whoever holds the slip can record one, so after a no-show it
+is the coordinator who re-books. Each no-show is one event and one message to the coordinator.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from referrals.models.errors import Conflict, DomainError, IllegalTransition, No
 from referrals.models.intake import Intake
 from referrals.models.lifecycle import Reason, ReferralStatus, StepStatus
 from referrals.models.policy import SYSTEM, Acting, PartnerContact, actor_of, require_referral
-from referrals.models.workflow import Event, PathwayVersion, Referral, Step
+from referrals.models.workflow import (
+    Event,
+    Extension,
+    ExtensionStatus,
+    PathwayVersion,
+    Referral,
+    Step,
+)
 from referrals.notifiers import messages
 from referrals.usecases.referrals.advancing import Mover, flush_moves, get_referral
 from referrals.usecases.referrals.steps import cancel_reminders, coordinator_step_name
@@ -39,6 +48,7 @@ from referrals.usecases.referrals.steps import cancel_reminders, coordinator_ste
 ARRIVED = "referral.arrived"
 NO_SHOW = "referral.no_show"
 REBOOKED = "referral.rebooked"
+PRINTED = "slip.printed"
 LONGEST_REBOOK = dt.timedelta(days=90)
 
 
@@ -60,9 +70,12 @@ def record_no_show(
     now: dt.datetime,
     via: Literal["link", "sweep"],
     step_key: str | None = None,
+    observed_due: dt.datetime | None = None,
 ) -> Referral:
     """The client did not come for the partner's current step (after acknowledge): pause the
-    referral, stop the step's ladder, cancel its reminders, tell the coordinator."""
+    referral, stop the step's ladder, cancel its reminders, tell the coordinator. The sweep
+    passes the deadline it judged by: under the lock, a deadline moved since, an arrival or a
+    request for more time makes it IllegalTransition, and nothing is written."""
     referral = get_referral(session, code, for_update=True)
     require_referral(
         by, code=code, area_key=referral.area_key, organization_id=referral.organization_id
@@ -75,6 +88,8 @@ def record_no_show(
         )
     if step_key is not None and step_key != active.key:
         raise IllegalTransition(f"step {step_key!r} is not the active step", key="not_active")
+    if observed_due is not None and not _still_missed(session, active, observed_due):
+        raise IllegalTransition(f"referral {code} moved since the sweep looked", key="moved")
     referral.updated_at = now
     m.move("no_show", reason=Reason.no_show.value, step=active.key, via=via)
     active.next_alert_at = None
@@ -107,6 +122,27 @@ def record_no_show(
         now=now,
     )
     return referral
+
+
+def _still_missed(session: Session, step: Step, observed_due: dt.datetime) -> bool:
+    """The step the sweep judged is as it was: same deadline, no arrival since it began, no
+    request for more time waiting."""
+    if step.due_at != observed_due:
+        return False
+    came = session.scalars(
+        select(col(Event.id)).where(
+            col(Event.referral_id) == step.referral_id,
+            col(Event.kind) == ARRIVED,
+            col(Event.at) >= step.activated_at,
+        )
+    ).first()
+    asked = session.scalars(
+        select(col(Extension.id)).where(
+            col(Extension.step_id) == step.id,
+            col(Extension.status) == ExtensionStatus.requested.value,
+        )
+    ).first()
+    return came is None and asked is None
 
 
 def waiting_after_no_show(session: Session, referral: Referral) -> bool:
@@ -147,19 +183,6 @@ def rebook(
     return referral
 
 
-def resume_on_arrival(session: Session, referral: Referral, ctx: Context, now: dt.datetime) -> bool:
-    """The client came after all (the slip scanned while the referral waits after a no-show):
-    it resumes, the step due by its own rule from now. False when it was not waiting."""
-    if not waiting_after_no_show(session, referral):
-        return False
-    m = Mover(session, referral, "slip", now, ctx)
-    m.move("rebook", via="arrival")
-    active = m.active
-    if active is not None:
-        _restart(m, ctx.calendar.due(now, DueRule.model_validate(active.due_rule)), "resumed")
-    return True
-
-
 def remind_through_peer(
     session: Session,
     *,
@@ -170,25 +193,42 @@ def remind_through_peer(
     now: dt.datetime,
     office_phone: str,
 ) -> str:
-    """Ask a peer group to remind the client: they get the intake's code when that group
-    brought the client in (the code they know), else the referral's. Returns the code given."""
+    """Ask the peer group that brought the client in to remind them, by the introduction's
+    code (the one they know), once per no-show. Only that group: another would have to ask
+    around for whoever holds a code, which could out the person. Returns the code given."""
     referral = _staff_referral(session, code, by, None)
     group = session.get(Organization, group_id)
-    if group is None or not group.active or group.kind != "peer_group":
-        raise NotFound("no such peer group")
     intake = session.scalars(
         select(col(Intake.code)).where(
             col(Intake.client_id) == referral.client_id,
-            col(Intake.organization_id) == group.id,
+            col(Intake.organization_id) == group_id,
         )
     ).first()
-    given = intake or referral.code
+    if group is None or not group.active or group.kind != "peer_group" or intake is None:
+        raise NotFound("no peer group brought this client in", key="not_their_client")
+    missed = session.scalars(
+        select(col(Event.id))
+        .where(col(Event.referral_id) == referral.id, col(Event.kind) == NO_SHOW)
+        .order_by(col(Event.id).desc())
+        .limit(1)
+    ).one()
+    asked = session.scalars(
+        select(col(Event.id)).where(
+            col(Event.referral_id) == referral.id,
+            col(Event.kind) == "referral.peer_reminded",
+            col(Event.id) > missed,
+            col(Event.data)["group"].as_integer() == group_id,
+        )
+    ).first()
+    if asked is not None:  # a double click, or a second press: told once per no-show
+        return intake
+    given = intake
     event = Event(
         referral_id=referral.id,
         kind="referral.peer_reminded",
         at=now,
         actor=actor_of(by),
-        data={"group": group.id, "code": given},
+        data={"group": group.id, "code": given, "no_show": missed},
     )
     session.add(event)
     session.flush()
@@ -205,20 +245,21 @@ def remind_through_peer(
     return given
 
 
-def peer_groups(session: Session, referral: Referral) -> list[tuple[int, str, bool]]:
-    """The active peer groups as (id, name, brought this client in), those who did first."""
-    source = set(
-        session.scalars(
-            select(col(Intake.organization_id)).where(col(Intake.client_id) == referral.client_id)
-        )
-    )
+def peer_groups(session: Session, referral: Referral) -> list[tuple[int, str]]:
+    """The active peer groups that brought this client in, as (id, name): the only ones who
+    can be asked to remind them."""
     groups = session.scalars(
         select(Organization)
-        .where(col(Organization.kind) == "peer_group", col(Organization.active))
+        .join(Intake, col(Intake.organization_id) == col(Organization.id))
+        .where(
+            col(Intake.client_id) == referral.client_id,
+            col(Organization.kind) == "peer_group",
+            col(Organization.active),
+        )
+        .distinct()
         .order_by(col(Organization.name))
     )
-    found = [(g.id, g.name, g.id in source) for g in groups if g.id is not None]
-    return sorted(found, key=lambda g: not g[2])
+    return [(g.id, g.name) for g in groups if g.id is not None]
 
 
 def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
@@ -256,8 +297,18 @@ def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
                 col(Referral.status).in_(
                     [ReferralStatus.accepted.value, ReferralStatus.in_progress.value]
                 ),
+                # an arrival since the step began; a slip, without which none could be recorded
                 ~exists().where(
-                    col(Event.referral_id) == col(Referral.id), col(Event.kind) == ARRIVED
+                    col(Event.referral_id) == col(Referral.id),
+                    col(Event.kind) == ARRIVED,
+                    col(Event.at) >= col(Step.activated_at),
+                ),
+                exists().where(
+                    col(Event.referral_id) == col(Referral.id), col(Event.kind) == PRINTED
+                ),
+                ~exists().where(
+                    col(Extension.step_id) == col(Step.id),
+                    col(Extension.status) == ExtensionStatus.requested.value,
                 ),
             )
         ).all()
@@ -274,7 +325,16 @@ def sweep_no_shows(engine: Engine, *, ctx: Context, now: dt.datetime) -> int:
             continue
         try:
             with transaction(engine) as s:
-                record_no_show(s, code=code, by=SYSTEM, ctx=ctx, now=now, via="sweep", step_key=key)
+                record_no_show(
+                    s,
+                    code=code,
+                    by=SYSTEM,
+                    ctx=ctx,
+                    now=now,
+                    via="sweep",
+                    step_key=key,
+                    observed_due=due_at,
+                )
             recorded += 1
         except (Conflict, IllegalTransition):  # moved meanwhile: nothing to record
             continue

@@ -36,16 +36,16 @@ from referrals.config.province import DAYS, Hours
 from referrals.infra.context import Context
 from referrals.locale import N_, Msg
 from referrals.models.directory import Area, Location, Organization, Service, ServiceLocation
-from referrals.models.errors import IllegalTransition
+from referrals.models.errors import DomainError, IllegalTransition
 from referrals.models.lifecycle import OPEN, ReferralStatus
 from referrals.models.links import slip_url
 from referrals.models.policy import Acting, actor_of, require_role
 from referrals.models.roles import Role
-from referrals.models.workflow import Event, Referral
+from referrals.models.workflow import Event, PathwayVersion, Referral
 from referrals.usecases.referrals.advancing import referral_for
 from referrals.usecases.referrals.arrival import Office, office_of, partner_language
+from referrals.usecases.referrals.no_show import PRINTED
 
-PRINTED = "slip.printed"
 PAGE = (148.0, 210.0)  # A5 portrait, mm
 MARGIN = 12.0
 QR_SIZE = 46.0  # mm: scans from a phone held at arm's length, fits A5 with the rest
@@ -114,6 +114,17 @@ def slip_pdf(
     return render(slip)
 
 
+def printable(session: Session, referral: Referral) -> bool:
+    """May a slip be printed for the referral's pathway (`slip:` in pathways.yaml)?"""
+    definition = session.scalars(
+        select(col(PathwayVersion.definition)).where(
+            col(PathwayVersion.key) == referral.pathway_key,
+            col(PathwayVersion.version) == referral.pathway_version,
+        )
+    ).one()
+    return bool(definition.get("slip", True))
+
+
 def slip_of(
     session: Session,
     *,
@@ -133,6 +144,12 @@ def slip_of(
             key="illegal_move",
             action="slip",
             status=status.value,
+        )
+    if not printable(session, referral):
+        raise DomainError(
+            "no slip is printed for this service: the person is taken there, and paper could "
+            "put them at risk",
+            key="no_slip",
         )
     assert referral.id is not None  # a loaded row has its id
     partner = session.get(Organization, referral.organization_id)

@@ -18,6 +18,7 @@ from referrals.models.errors import DomainError, IllegalTransition
 from referrals.models.lifecycle import Action
 from referrals.models.links import link_token
 from referrals.models.people import User
+from referrals.models.policy import SYSTEM
 from referrals.models.workflow import Event, Notification, Referral, Step
 from referrals.usecases.deadlines.sweeping import sweep
 from referrals.usecases.referrals.advancing import advance
@@ -36,14 +37,26 @@ def at(days: float) -> dt.datetime:
 
 @pytest.fixture
 def accepted(rt: Runtime) -> tuple[str, str]:
-    """An ID-papers referral the police accepted: its link, and the referral's code; the
+    """An ID-papers referral the police accepted: the referral's code and its link; the
     coordinator reads her mail."""
     with transaction(rt.engine) as s:
         s.execute(update(User).where(User.username == "mai").values(email="mai@chicuc.example.vn"))
-    code = ready_referral(rt, NOW, name=NAME, phone=PHONE)
+    return _accepted(rt, NAME, PHONE)
+
+
+def _accepted(rt: Runtime, name: str, phone: str) -> tuple[str, str]:
+    code = ready_referral(rt, NOW, name=name, phone=phone)
     token = _link(rt, code)
     _answer(rt, token, "accept", "acknowledge", NOW + dt.timedelta(hours=1))
     return code, token
+
+
+def _printed(rt: Runtime, code: str, when: dt.datetime = NOW) -> None:
+    """The coordinator printed the client's slip: without one, no arrival could be recorded,
+    and the sweep infers no no-show."""
+    with transaction(rt.engine) as s:
+        referral = s.scalars(select(Referral).where(Referral.code == code)).one()
+        s.add(Event(referral_id=referral.id, kind="slip.printed", at=when, actor="user:mai"))
 
 
 def _link(rt: Runtime, code: str) -> str:
@@ -128,6 +141,9 @@ def test_the_sweep_records_a_no_show_after_the_wait_once(
     assert due is not None
     one_day_after = rt.ctx.calendar.shift(due, _working_days(1))
     two_days_after = rt.ctx.calendar.shift(due, _working_days(2))
+    # no slip printed: no arrival could be recorded, so nothing is inferred
+    assert sweep(rt.engine, ctx=rt.ctx, now=two_days_after).counts["no_show"] == 0
+    _printed(rt, code)
     assert sweep(rt.engine, ctx=rt.ctx, now=one_day_after).counts["no_show"] == 0
     assert _state(rt, code)[0] == "accepted"
     assert sweep(rt.engine, ctx=rt.ctx, now=two_days_after).counts["no_show"] == 1
@@ -141,15 +157,47 @@ def test_the_sweep_records_a_no_show_after_the_wait_once(
     assert len(_messages(rt, code, "referral.no_show")) == 1
 
 
-def test_an_arrival_keeps_the_sweep_from_recording_a_no_show(
+def test_an_arrival_since_the_step_began_keeps_the_sweep_from_recording_a_no_show(
     rt: Runtime, accepted: tuple[str, str]
 ) -> None:
+    """An arrival before the watched step began (the client came to acknowledge) does not
+    count for it; one since does; so does a request for more time waiting on the office."""
     code, _ = accepted
+    _printed(rt, code)
+    with transaction(rt.engine) as s:
+        referral = s.scalars(select(Referral).where(Referral.code == code)).one()
+        s.add(Event(referral_id=referral.id, kind="referral.arrived", at=NOW, actor="slip"))
+    assert sweep(rt.engine, ctx=rt.ctx, now=at(30)).counts["no_show"] == 1
+    code, _ = _accepted(rt, "Lê Thị Đến", "0905112360")
+    _printed(rt, code)
     with transaction(rt.engine) as s:
         referral = s.scalars(select(Referral).where(Referral.code == code)).one()
         s.add(Event(referral_id=referral.id, kind="referral.arrived", at=at(2), actor="slip"))
     assert sweep(rt.engine, ctx=rt.ctx, now=at(30)).counts["no_show"] == 0
     assert _state(rt, code)[0] == "accepted"
+
+
+def test_a_deadline_moved_under_the_sweep_is_not_a_no_show(
+    rt: Runtime, accepted: tuple[str, str]
+) -> None:
+    """The sweep judged by a deadline a partner's extension has just moved: under the lock it
+    sees the change and records nothing."""
+    from referrals.usecases.referrals.no_show import record_no_show
+
+    code, _ = accepted
+    _printed(rt, code)
+    _, _, due, _ = _state(rt, code)
+    assert due is not None
+    with transaction(rt.engine) as s:
+        s.execute(
+            update(Step).where(Step.status == "active").values(due_at=due + dt.timedelta(days=5))
+        )
+    before = row_counts(rt)
+    with pytest.raises(IllegalTransition), transaction(rt.engine) as s:
+        record_no_show(
+            s, code=code, by=SYSTEM, ctx=rt.ctx, now=at(30), via="sweep", observed_due=due
+        )
+    assert row_counts(rt) == before and _state(rt, code)[0] == "accepted"
 
 
 def test_booking_again_restarts_the_step_and_tells_the_partner_once(
@@ -188,38 +236,72 @@ def test_booking_again_restarts_the_step_and_tells_the_partner_once(
     assert reminded.counts["reminder"] == 1 and again.counts["reminder"] == 0
 
 
-def test_a_peer_educator_is_asked_to_remind_with_a_code_only(
-    rt: Runtime, accepted: tuple[str, str]
-) -> None:
-    code, token = accepted
+def _brought_in_by(rt: Runtime, code: str, group_slug: str) -> tuple[int, str]:
+    """The referral's client came through an introduction of `group_slug`: (group id, its code)."""
+    from referrals.models.directory import Contact
+    from referrals.models.intake import Intake, PeerLink
+
     with transaction(rt.engine) as s:
-        group = s.scalars(
-            select(Organization.id).where(Organization.slug == "sao-bien-nha-trang")
-        ).one()
-        with pytest.raises(IllegalTransition):  # nothing to remind of before a no-show
-            remind_through_peer(
-                s,
-                code=code,
-                group_id=group,
-                by=rt.user(s, "mai"),
-                ctx=rt.ctx,
-                now=at(1),
-                office_phone="0258 000 0100",
+        group = s.scalars(select(Organization).where(Organization.slug == group_slug)).one()
+        contact = s.scalars(select(Contact.id).where(Contact.organization_id == group.id)).first()
+        client_id = s.scalars(select(Referral.client_id).where(Referral.code == code)).one()
+        link = PeerLink(contact_id=contact, organization_id=group.id, created_by="user:admin")
+        s.add(link)
+        s.flush()
+        s.add(
+            Intake(
+                code="GT-TEST0-00001",
+                peer_link_id=link.id,
+                organization_id=group.id,
+                contact_id=contact,
+                area_key="nha-trang",
+                services=["id_papers"],
+                agreed_to_contact=True,
+                status="taken",
+                client_id=client_id,
             )
-    _answer(rt, token, "no_show", "application_received", at(1), confirm=True)
+        )
+        assert group.id is not None
+        return group.id, "GT-TEST0-00001"
+
+
+def _remind(rt: Runtime, code: str, group: int, now: dt.datetime) -> str:
     with transaction(rt.engine) as s:
-        given = remind_through_peer(
+        return remind_through_peer(
             s,
             code=code,
             group_id=group,
             by=rt.user(s, "mai"),
             ctx=rt.ctx,
-            now=at(1.1),
+            now=now,
             office_phone="0258 000 0100",
         )
-    assert given == code  # the client did not come through this group: the referral's code
+
+
+def test_the_group_that_brought_the_client_in_is_asked_to_remind_once(
+    rt: Runtime, accepted: tuple[str, str]
+) -> None:
+    """By the introduction's code, the one they know; once per no-show however often the
+    button is pressed; never a group that did not bring the client in."""
+    from referrals.models.errors import NotFound
+
+    code, token = accepted
+    group, intake = _brought_in_by(rt, code, "sao-bien-nha-trang")
+    with pytest.raises(IllegalTransition):  # nothing to remind of before a no-show
+        _remind(rt, code, group, at(1))
+    _answer(rt, token, "no_show", "application_received", at(1), confirm=True)
+    with Session(rt.engine) as s:
+        other = s.scalars(
+            select(Organization.id).where(Organization.slug == "sao-bien-ninh-hoa")
+        ).one()
+    with pytest.raises(NotFound):  # a group that did not bring the client in
+        _remind(rt, code, other, at(1.1))
+    assert _remind(rt, code, group, at(1.1)) == intake
+    assert _remind(rt, code, group, at(1.1)) == intake  # a double click
     told = _messages(rt, code, "client.remind")
-    assert told and {m.context["code"] for m in told} == {code}
+    assert told and {m.context["code"] for m in told} == {intake}
+    assert len(told) == len({(m.contact_id, m.channel) for m in told})  # each once
+    assert len(_kinds(rt, code, "referral.peer_reminded")) == 1
     assert all(NAME not in str(m.context) and PHONE not in str(m.context) for m in told)
     assert _state(rt, code)[0] == "on-hold"  # still waiting on the coordinator
 
@@ -262,7 +344,7 @@ def test_the_coordinator_chooses_from_the_referral_page(
     staff_users(rt)
     web = logged_in(Clock(at(1.2)), "mai")
     page = web.get(f"/referrals/{code}").text
-    assert 'id="no-show"' in page and "Sao Biển" in page
+    assert 'id="no-show"' in page and 'id="remind"' not in page  # no group brought them in
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     version = re.search(r'name="version" value="(\d+)"', page)
     assert csrf and version
@@ -289,6 +371,7 @@ def test_no_show_counts_stay_consistent(rt: Runtime, accepted: tuple[str, str]) 
     import threading
 
     code, _ = accepted
+    _printed(rt, code)
     _, _, due, _ = _state(rt, code)
     assert due is not None
     when = rt.ctx.calendar.shift(due, _working_days(3))
@@ -312,9 +395,11 @@ def test_no_show_counts_stay_consistent(rt: Runtime, accepted: tuple[str, str]) 
         )
 
 
-def test_an_arrival_after_a_no_show_resumes_the_referral(
+def test_an_arrival_after_a_no_show_is_recorded_and_moves_nothing(
     rt: Runtime, accepted: tuple[str, str]
 ) -> None:
+    """Whoever holds the slip can press its button: the arrival is on the timeline for the
+    coordinator, who re-books; the referral stays paused and nobody is messaged."""
     from referrals.models.links import slip_token
     from referrals.usecases.referrals.arrival import record_arrival
 
@@ -324,12 +409,8 @@ def test_an_arrival_after_a_no_show_resumes_the_referral(
         referral_id = s.scalars(select(Referral.id).where(Referral.code == code)).one()
     with transaction(rt.engine) as s:
         view = record_arrival(s, ctx=rt.ctx, token=slip_token(rt.ctx.vault, referral_id), now=at(2))
-    assert view.status == "accepted"
-    status, step, due, next_alert = _state(rt, code)
-    assert (status, step, next_alert) == ("accepted", "application_received", at(2))
-    assert due is not None and due > at(2)  # due by the step's own rule from the arrival
-    assert [m.context["why"] for m in _messages(rt, code, "step.yours")] == ["resumed"] * 2
-    assert sweep(rt.engine, ctx=rt.ctx, now=at(60)).counts["no_show"] == 0  # it arrived
+    assert view.arrived_at == at(2) and _state(rt, code)[0] == "on-hold"
+    assert _messages(rt, code, "step.yours") == []
 
 
 def test_a_partner_step_after_the_offices_step_prompts_the_partner(
@@ -393,7 +474,7 @@ def test_the_report_counts_arrivals_and_no_shows_per_partner(
     assert (first_day["arrived"], first_day["no_show"]) == (0, 0)
 
 
-def test_the_partner_page_says_paused_and_offers_no_no_show_once_arrived(
+def test_the_partner_page_says_paused_and_keeps_no_show_after_a_scan(
     rt: Runtime, accepted: tuple[str, str]
 ) -> None:
     from referrals.models.links import slip_token
@@ -409,7 +490,8 @@ def test_the_partner_page_says_paused_and_offers_no_no_show_once_arrived(
     with transaction(rt.engine) as s:
         record_arrival(s, ctx=rt.ctx, token=slip_token(rt.ctx.vault, referral_id), now=at(1))
         view = view_link(s, ctx=rt.ctx, token=token, now=at(1), share=False)
-    assert view.actions == ["done"]  # the client came: "did not come" is no longer offered
+    # the partner knows better than a slip's button, which whoever holds it can press
+    assert view.actions == ["done", "no_show"]
     with transaction(rt.engine) as s:
         advance(s, code=code, action=Action.hold, by=rt.user(s, "mai"), ctx=rt.ctx, now=at(2))
     with transaction(rt.engine) as s:
@@ -422,6 +504,7 @@ def test_the_sweep_counts_from_the_appointment_the_partner_gave(rt: Runtime) -> 
     The no-show is recorded a working day after the appointment, long before the exam step's
     own deadline; once re-booked, the new deadline rules, not the old appointment."""
     code = ready_referral(rt, NOW, pathway="health_check", partner="phuong-son-health")
+    _printed(rt, code)
     token = _link(rt, code)
     _answer(rt, token, "accept", "acknowledge", at(0.1))
     _answer(rt, token, "done", "appointment_set", at(0.2), on="2026-12-03")
@@ -444,3 +527,18 @@ def test_the_sweep_counts_from_the_appointment_the_partner_gave(rt: Runtime) -> 
     monday = dt.datetime(2026, 12, 7, 5, 0, tzinfo=dt.UTC)
     assert sweep(rt.engine, ctx=rt.ctx, now=monday).counts["no_show"] == 0  # not the old date
     assert _state(rt, code)[0] == "in-progress"
+
+
+def test_an_appointment_in_the_past_or_far_ahead_is_refused(rt: Runtime) -> None:
+    """The sweep counts a no-show from the appointment: a date before today, or more than 90
+    days ahead, is refused with nothing written."""
+    code = ready_referral(rt, NOW, pathway="health_check", partner="phuong-son-health")
+    token = _link(rt, code)
+    _answer(rt, token, "accept", "acknowledge", at(0.1))
+    before = row_counts(rt)
+    for day in ("2026-11-30", "2027-06-01"):
+        with pytest.raises(DomainError, match="appointment"):
+            _answer(rt, token, "done", "appointment_set", at(0.2), on=day)
+    assert row_counts(rt) == before
+    _answer(rt, token, "done", "appointment_set", at(0.2), on="2026-12-01")  # today will do
+    assert _state(rt, code)[1] == "exam_done"

@@ -300,3 +300,16 @@ def test_a_forged_or_a_message_token_or_a_closed_referral_records_nothing(
     assert refused.value.why == "closed" and refused.value.view is not None
     assert refused.value.view.status == "cancelled"
     assert events(rt, "referral.arrived") == []
+
+
+def test_no_slip_for_a_person_taken_to_the_shelter(rt: Runtime, now: dt.datetime) -> None:
+    """A paper naming the shelter's address could tell an abuser where she is: the emergency
+    pathways print none (`slip: false`), and refusing writes nothing."""
+    from referrals.models.errors import DomainError
+    from support.domain import row_counts
+
+    code = ready_referral(rt, now, pathway="emergency_shelter", partner="social-work-centre")
+    before = row_counts(rt)
+    with pytest.raises(DomainError, match="no slip"), transaction(rt.engine) as s:
+        slip_pdf(s, ctx=rt.ctx, code=code, by=rt.user(s, "mai"), public_url="https://x.vn", now=now)
+    assert row_counts(rt) == before
