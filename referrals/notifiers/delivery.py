@@ -38,6 +38,7 @@ from referrals.models.people import User
 from referrals.notifiers import outbox
 from referrals.notifiers.channels import ChannelError, Channels, instantiate, masked
 from referrals.notifiers.rendering import Rendered, RenderError, render
+from referrals.notifiers.webhooks import COUNTS as webhook_counts
 from referrals.notifiers.webhooks import deliver_webhooks
 
 log = logging.getLogger("referrals.deliver")
@@ -156,6 +157,9 @@ def deliver(
     channels = channels or Channels(cfg)
     channels.check()
     summary = Summary()
+    if not outbox.anything_to_do(rt.engine, now=now):  # idle: one query, and done
+        summary.webhooks = dict.fromkeys(webhook_counts, 0)
+        return summary
     began = time.monotonic()
 
     def clock() -> dt.datetime:  # `now`, moving on: what leases are stamped and renewed with

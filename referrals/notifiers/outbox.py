@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    exists,
     func,
     or_,
     select,
@@ -47,6 +48,7 @@ from referrals.models.errors import NotFound
 from referrals.models.lifecycle import MessageStatus, message_move, message_sources
 from referrals.models.policy import Acting, actor_of, require_role
 from referrals.models.roles import Role
+from referrals.models.subscriptions import Webhook
 from referrals.models.workflow import Event, Notification
 from referrals.notifiers import messages
 
@@ -68,6 +70,19 @@ class Claimed:
     context: dict[str, Any]
     attempts: int
     token: str
+
+
+def anything_to_do(engine: Engine, *, now: dt.datetime) -> bool:
+    """One query: is a message due (leased or not), or an event not yet fanned out to an active
+    webhook? A delivery pass with neither ends there (issue 21: an idle pass costs one query,
+    not the webhooks' fan-out, the directory's load and the claims it used to make)."""
+    due = exists().where(col(N.status).in_(message_sources("send")), col(N.next_attempt_at) <= now)
+    unfanned = exists().where(
+        col(Webhook.active),
+        exists().where(col(Event.id) > col(Webhook.after_event_id)).correlate(Webhook),
+    )
+    with engine.connect() as db:
+        return bool(db.execute(select(or_(due, unfanned))).scalar())
 
 
 def claim(

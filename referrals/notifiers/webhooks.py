@@ -35,6 +35,9 @@ FAN_OUT = 1000  # events per subscription per pass
 TIMEOUT = 10.0
 
 
+COUNTS = ("queued", "sent", "failed", "dead")  # what a pass says of the webhooks
+
+
 def fan_out(session: Session, *, now: dt.datetime) -> int:
     """Queue the new events each active subscription wants; returns how many were queued."""
     rows: list[dict[str, Any]] = []
@@ -96,7 +99,7 @@ def deliver_webhooks(
     engine: Engine, *, vault: Vault, delivery: Delivery, now: dt.datetime, limit: int = 200
 ) -> dict[str, int]:
     """Fan out, then send what is due: {queued, sent, failed, dead}."""
-    counts = {"queued": 0, "sent": 0, "failed": 0, "dead": 0}
+    counts = dict.fromkeys(COUNTS, 0)
     with transaction(engine) as s:
         counts["queued"] = fan_out(s, now=now)
     with transaction(engine) as s:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from referrals.infra.runtime import Runtime
@@ -114,3 +114,34 @@ def test_bad_subscriptions_are_refused(
     status, _, err = cli(capsys, "webhook", "add", *args)
     assert status != 0 and words in err, err
     assert row_counts(rt) == before
+
+
+def test_an_idle_pass_costs_one_query_and_new_events_still_fan_out(
+    rt: Runtime, now: dt.datetime, sink: SignedSink, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21: a delivery pass with nothing due and nothing to fan out asks one question of
+    the database and ends; an event a webhook has not had yet is something to do."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        idle = deliver(rt, now=now)
+        assert len(statements) == 1, statements
+        assert idle.claimed == 0 and idle.webhooks == dict.fromkeys(
+            ("queued", "sent", "failed", "dead"), 0
+        )
+        sink.secret = _subscribe(capsys, sink)
+        ready_referral(rt, now, name="Hồ Thị Kín", phone="0905 888 777")
+        with Session(rt.engine) as s:  # the launch's SMS and e-mail are no longer due
+            s.execute(update(Notification).values(status="sent"))
+            s.commit()
+        statements.clear()
+        busy = deliver(rt, now=now)
+        assert len(statements) > 1 and busy.webhooks["sent"] == len(sink.events) > 0
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
