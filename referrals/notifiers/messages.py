@@ -32,7 +32,7 @@ the same message twice stays a no-op.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -235,20 +235,40 @@ def new_referral(
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """A launched referral: its partner's first contacts are asked to acknowledge it."""
+    return _to_contacts(
+        Template.new,
+        contacts,
+        context=lambda language: _step_context(language, code, service, step, due, urgent),
+        key=lambda contact, channel: f"{code}:{Template.new}:{contact.id}:{channel}",
+        now=now,
+        referral_id=referral_id,
+    )
+
+
+def _to_contacts(
+    template: Template,
+    contacts: Iterable[Contact],
+    *,
+    context: Callable[[str], dict[str, Any]],
+    key: Callable[[Contact, str], str],
+    now: dt.datetime,
+    referral_id: int | None,
+) -> list[dict[str, Any]]:
+    """Outbox rows of one message to partner contacts: each in their language (`context` of
+    it), on each of their channels, under `key` of the contact and channel."""
     rows = []
     for contact in contacts:
         language = language_of(contact)
-        context = _step_context(language, code, service, step, due, urgent)
+        said = context(language)
         for channel in channels_of(contact):
-            key = f"{code}:{Template.new}:{contact.id}:{channel}"
             rows.append(
                 outbox_row(
-                    template=Template.new,
+                    template=template,
                     person=contact,
                     channel=channel,
                     language=language,
-                    context=context,
-                    key=key,
+                    context=said,
+                    key=key(contact, channel),
                     now=now,
                     referral_id=referral_id,
                 )
@@ -383,26 +403,19 @@ def step_yours(
     step): its first contacts get a short prompt with their link, once per step and deadline."""
     service = session.get(Service, referral.service_id)
     assert service is not None
-    contacts = first_contacts(session, referral.organization_id)
-    rows = []
-    for contact in contacts:
-        language = language_of(contact)
-        urgent = referral.priority == "urgent"
-        context = _step_context(language, referral.code, service, step, due, urgent) | {"why": why}
-        for channel in channels_of(contact):
-            key = f"{referral.code}:{Template.yours}:{step_id}:{due.isoformat()}:{contact.id}:{channel}"
-            rows.append(
-                outbox_row(
-                    template=Template.yours,
-                    person=contact,
-                    channel=channel,
-                    language=language,
-                    context=context,
-                    key=key,
-                    now=now,
-                    referral_id=referral.id,
-                )
-            )
+    urgent = referral.priority == "urgent"
+    rows = _to_contacts(
+        Template.yours,
+        first_contacts(session, referral.organization_id),
+        context=lambda language: (
+            _step_context(language, referral.code, service, step, due, urgent) | {"why": why}
+        ),
+        key=lambda contact, channel: (
+            f"{referral.code}:{Template.yours}:{step_id}:{due.isoformat()}:{contact.id}:{channel}"
+        ),
+        now=now,
+        referral_id=referral.id,
+    )
     # Once per step and deadline: a pause and a resume twice within one deadline tell once.
     told = set(
         session.scalars(
@@ -443,24 +456,16 @@ def remind_client(
     """A peer group's first contacts are asked to remind a client they know by `code` (the
     intake's, or the referral's) to get in touch with the office: codes only, never who."""
     assert group.id is not None  # a loaded row has its id
-    contacts = first_contacts(session, group.id)
-    rows = []
-    for contact in contacts:
-        language = language_of(contact)
-        context = {"code": code, "office_phone": office_phone, "referral": referral.code}
-        for channel in channels_of(contact):
-            rows.append(
-                outbox_row(
-                    template=Template.remind,
-                    person=contact,
-                    channel=channel,
-                    language=language,
-                    context=context,
-                    key=f"{referral.code}:{Template.remind}:{event_id}:{contact.id}:{channel}",
-                    now=now,
-                    referral_id=referral.id,
-                )
-            )
+    rows = _to_contacts(
+        Template.remind,
+        first_contacts(session, group.id),
+        context=lambda _: {"code": code, "office_phone": office_phone, "referral": referral.code},
+        key=lambda contact, channel: (
+            f"{referral.code}:{Template.remind}:{event_id}:{contact.id}:{channel}"
+        ),
+        now=now,
+        referral_id=referral.id,
+    )
     return queue(session, rows)
 
 

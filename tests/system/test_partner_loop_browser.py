@@ -40,16 +40,7 @@ def test_a_partner_answers_every_step_from_one_link_on_a_phone(
 ) -> None:
     base, _ = server
     code = ready_referral(rt, now)
-    with Session(rt.engine) as s:
-        message = s.scalars(
-            select(Notification.id)
-            .join(Referral, Referral.id == Notification.referral_id)
-            .where(Referral.code == code, Notification.channel == "sms")
-        ).first()
-    assert message is not None
-    partner = browser.new_context(viewport=PHONE, is_mobile=True)
-    phone = partner.new_page()
-    phone.goto(f"{base}/l/{link_token(rt.ctx.vault, message)}")
+    partner, phone = _open_link(rt, browser, base, code)
     expect(phone.locator("#current")).to_have_text("Xác nhận tiếp nhận")
     assert _fits(phone)
     phone.screenshot(path=shots / "partner-loop-1.png", full_page=True)
@@ -77,7 +68,7 @@ def test_a_partner_answers_every_step_from_one_link_on_a_phone(
     assert phone.locator("form input[name=action]").count() == 0
     assert _fits(phone)
     phone.screenshot(path=shots / "partner-loop-3.png", full_page=True)
-    partner.close()
+    partner.close()  # type: ignore[attr-defined]
 
     assert taps == PARTNER_STEPS
     with Session(rt.engine) as s:
