@@ -1,11 +1,13 @@
-"""`referrals serve`: the engine on one machine, driven by Prefect's own scheduler.
+"""`referrals serve`: the engine on one machine, driven by Prefect.
 
 Prefect's temporary in-process server does not run schedules (STACK-NOTES.md), so unless
 `PREFECT_API_URL` names a Prefect server already, this starts a local one (`prefect server
 start`, its state under the data directory, with the Prefect UI); then a runner process serves
-the deployments: deliver every minute, sweep every five, the managers' digest daily at 07:30
-local time (`province.yaml` → `digest.at`); and the web app (uvicorn). This process only
-supervises.
+the deployments: the clock's pass every five minutes (deadline sweep, then delivery of what is
+still due: flows/clock.py), the managers' digest daily at 07:30 local time (`province.yaml` →
+`digest.at`); a task worker that sends each message as soon as it is queued (flows/task_worker.py,
+notifiers/background.py; the children run with REFERRALS_DELIVER_AT_ONCE); and the web app
+(uvicorn). This process only supervises.
 
 Stopping. SIGTERM or Ctrl-C here becomes SIGINT for the children (Prefect's runner mishandles
 SIGTERM: its handler leaves a coroutine un-awaited and keeps running); a child that has not
@@ -42,6 +44,7 @@ GRACE = 4.0  # seconds an orphaned child has to stop on SIGINT before its group 
 STOP_RUNNER = 5.0  # seconds the runner and the web app have to stop on SIGINT, then killed
 STOP_SERVER = 2.0  # the same for the Prefect server, after them: `serve` stops within ~7 s
 RUNNER = "referrals-runner"  # the child "module" that is this file's run_deployments
+TASKS = "referrals.flows.task_worker"  # the child that sends messages as they are queued
 
 
 def _child(
@@ -81,7 +84,7 @@ def require_free(host: str, port: int, what: str, option: str) -> None:
 
 
 def start_prefect_server(port: int, home: Path, lifeline: int) -> subprocess.Popen[bytes]:
-    """A local Prefect server on loopback; returns once it answers, or raises RuntimeError."""
+    """A local Prefect server on loopback, starting (`wait_for_server` waits for it)."""
     home.mkdir(parents=True, exist_ok=True)
     log = home / "server.log"
     env = {
@@ -92,7 +95,11 @@ def start_prefect_server(port: int, home: Path, lifeline: int) -> subprocess.Pop
     }
     env.pop("PREFECT_API_URL", None)
     args = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    server = _child(args, env, log, lifeline)
+    return _child(args, env, log, lifeline)
+
+
+def wait_for_server(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Return once our Prefect server answers; else stop it and raise RuntimeError."""
     deadline = time.monotonic() + HEALTH_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -101,7 +108,7 @@ def start_prefect_server(port: int, home: Path, lifeline: int) -> subprocess.Pop
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
                 if server.poll() is None:  # the answer is ours, not another server's
-                    return server
+                    return
         except OSError:
             time.sleep(0.5)
     stop([server], timeout=STOP_SERVER)
@@ -135,8 +142,8 @@ def serve(
     host: str,
     port: int,
     prefect_port: int,
-    sweep_every: int,
-    deliver_every: int,
+    every: int,
+    at_once: bool = True,
 ) -> int:
     """Run until SIGINT/SIGTERM; returns the exit status (non-zero if a child failed). Refuses
     (PortTaken) before starting anything when a port it would listen on is taken."""
@@ -147,24 +154,14 @@ def serve(
     logs.mkdir(parents=True, exist_ok=True)
     lifeline, held = os.pipe()  # `held` stays open, in this process only, until it ends
     server = None
-    env = dict(os.environ)
+    env = {**os.environ, "REFERRALS_DELIVER_AT_ONCE": "true" if at_once else "false"}
     try:
         if not env.get("PREFECT_API_URL"):
             server = start_prefect_server(prefect_port, data_dir / "prefect", lifeline)
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
-            print(f"Prefect server and UI: http://127.0.0.1:{prefect_port}", flush=True)
-        runner = _child(
-            [
-                RUNNER,
-                "--sweep-every",
-                str(sweep_every),
-                "--deliver-every",
-                str(deliver_every),
-            ],
-            env,
-            logs / "runner.log",
-            lifeline,
-        )
+        # The web app needs no Prefect to answer: it starts beside the server, and serves while
+        # the server starts (15-20 s the first time). A message queued meanwhile goes out when
+        # the task worker starts (it begins with a pass).
         web = _child(
             [
                 "uvicorn",
@@ -180,12 +177,22 @@ def serve(
             logs / "web.log",
             lifeline,
         )
+        print(f"web: http://{host}:{port}", flush=True)
+        if server is not None:
+            try:
+                wait_for_server(server, prefect_port, data_dir / "prefect" / "server.log")
+            except RuntimeError:
+                stop([web], timeout=STOP_RUNNER)
+                raise
+            print(f"Prefect server and UI: http://127.0.0.1:{prefect_port}", flush=True)
+        runner = _child([RUNNER, "--every", str(every)], env, logs / "runner.log", lifeline)
+        tasks = [_child([TASKS], env, logs / "tasks.log", lifeline)] if at_once else []
     finally:
         os.close(lifeline)
-    print(f"web: http://{host}:{port}", flush=True)
     print(
-        f"delivering every {deliver_every} s, sweeping deadlines every {sweep_every} s; "
-        f"flow logs in {logs / 'runner.log'}",
+        ("messages go out as they are queued; " if at_once else "")
+        + f"the clock's pass (deadlines, then what is still due) every {every} s; "
+        f"logs in {logs}",
         flush=True,
     )
     stopping = False
@@ -196,14 +203,14 @@ def serve(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    children = [runner, web, *([server] if server is not None else [])]
+    children = [runner, web, *tasks, *([server] if server is not None else [])]
     while not stopping:
         if any(child.poll() is not None for child in children):
             break
         time.sleep(0.2)
     failed = not stopping
     # The runner and the web app first, while the Prefect server still answers them; then it.
-    stop([runner, web], timeout=STOP_RUNNER)
+    stop([runner, web, *tasks], timeout=STOP_RUNNER)
     if server is not None:
         stop([server], timeout=STOP_SERVER)
     os.close(held)
@@ -244,15 +251,14 @@ def watch_lifeline(fd: int, grace: float = GRACE) -> None:
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
-def run_deployments(sweep_every: int, deliver_every: int) -> None:
+def run_deployments(every: int) -> None:
     """The runner process: Prefect serves the deployments on their schedules."""
     from prefect import serve as prefect_serve
     from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 
-    from referrals.flows.deliver import deliver_notifications
+    from referrals.flows.clock import clock
     from referrals.flows.digest import manager_digest
-    from referrals.flows.sweep import sweep_deadlines
     from referrals.infra.runtime import Runtime
 
     rt = Runtime()
@@ -262,13 +268,7 @@ def run_deployments(sweep_every: int, deliver_every: int) -> None:
         prefect_serve(
             # Prefect types `to_deployment` as sync-or-async; called from sync code it returns the
             # deployment itself.
-            cast(
-                RunnerDeployment,
-                deliver_notifications.to_deployment(name="deliver", interval=deliver_every),
-            ),
-            cast(
-                RunnerDeployment, sweep_deadlines.to_deployment(name="sweep", interval=sweep_every)
-            ),
+            cast(RunnerDeployment, clock.to_deployment(name="clock", interval=every)),
             cast(RunnerDeployment, manager_digest.to_deployment(name="digest", schedules=[daily])),
             print_starting_message=False,
             limit=2,  # flow runs at once: each is a process, and this is one small machine
@@ -282,10 +282,8 @@ def main(argv: list[str]) -> None:
     module, args = argv[1], argv[2:]
     if module == RUNNER:
         parser = argparse.ArgumentParser(prog=RUNNER)
-        parser.add_argument("--sweep-every", type=int, required=True)
-        parser.add_argument("--deliver-every", type=int, required=True)
-        options = parser.parse_args(args)
-        run_deployments(options.sweep_every, options.deliver_every)
+        parser.add_argument("--every", type=int, required=True)
+        run_deployments(parser.parse_args(args).every)
         return
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     config_dir: Path = BUNDLED_CONFIG
     public_url: str = "http://127.0.0.1:8000"
     user: str = "admin"
+    # The installation's name (deploy/: one per province); names its Prefect work pool,
+    # deployments and background task. Default: the province config's key (`Runtime.key`).
+    province: str = ""
+    # Send a queued message at once, through a Prefect background task (notifiers/at_once.py),
+    # instead of waiting for the next scheduled pass. Needs a Prefect server (PREFECT_API_URL)
+    # and a task worker: `referrals serve` runs both and turns this on for its processes.
+    deliver_at_once: bool = False
 
     @field_validator("timezone")
     @classmethod

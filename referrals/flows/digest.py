@@ -10,8 +10,8 @@ import datetime as dt
 
 from prefect import flow, get_run_logger, task
 
-from referrals.flows.retrying import transient
 from referrals.infra.db import transaction
+from referrals.infra.retrying import transient
 from referrals.infra.runtime import Runtime
 from referrals.usecases.deadlines.digest import queue_digests
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from referrals.config.settings import get_settings
-from referrals.flows.retrying import transient
+from referrals.infra.retrying import transient
 from referrals.reports import period
 
 

@@ -1,5 +1,5 @@
-"""`sweep-deadlines`: one pass of the deadline sweep (every 5 minutes when served), then the
-new events sealed into the audit chain.
+"""`sweep-deadlines`: one pass of the deadline sweep, then the new events sealed into the audit
+chain; on demand, and in the clock's pass every 5 minutes (flows/clock.py).
 
 Safe to run twice, or twice at once: each alert fires once (usecases/deadlines/sweeping.py). Parameters and
 logs carry the instant and counts only.
@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from referrals.flows.retrying import transient
+from referrals.infra.retrying import transient
 from referrals.infra.runtime import Runtime
 from referrals.usecases.deadlines.sweeping import sweep_and_seal
 
@@ -23,12 +23,17 @@ def sweep_pass(now: dt.datetime) -> dict[str, Any]:
     return sweep_and_seal(rt.engine, ctx=rt.ctx, now=now)
 
 
-@flow(name="sweep-deadlines", flow_run_name="sweep", log_prints=False)
-def sweep_deadlines(now: dt.datetime | None = None) -> dict[str, Any]:
-    summary = sweep_pass(now or dt.datetime.now(dt.UTC))
+def logged_sweep(now: dt.datetime) -> dict[str, Any]:
+    """The pass, logged by counts; in a flow (this one, or the clock's)."""
+    summary = sweep_pass(now)
     get_run_logger().info(
         "%(steps)d steps: %(reminder)d reminders, %(overdue)d overdue, %(escalation)d "
         "escalations, %(messages)d messages; %(sealed)d events sealed",
         summary,
     )
     return summary
+
+
+@flow(name="sweep-deadlines", flow_run_name="sweep", log_prints=False)
+def sweep_deadlines(now: dt.datetime | None = None) -> dict[str, Any]:
+    return logged_sweep(now or dt.datetime.now(dt.UTC))

@@ -35,6 +35,12 @@ class Runtime:
     def province(self) -> Province:
         return load_province(self.settings.config_dir)
 
+    @property
+    def key(self) -> str:
+        """The installation's name: REFERRALS_PROVINCE, else the province config's key. Prefect
+        names after it what each installation must not share (pool, deployments, tasks)."""
+        return self.settings.province or self.province.province.key
+
     @cached_property
     def ctx(self) -> Context:
         from referrals.infra.context import Context  # the calendar and the vault: only for writes

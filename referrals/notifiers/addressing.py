@@ -17,6 +17,7 @@ from referrals.models.directory import Contact
 from referrals.models.lifecycle import MessageStatus
 from referrals.models.people import User
 from referrals.models.workflow import Notification
+from referrals.notifiers.kick import mark
 
 if TYPE_CHECKING:
     from referrals.notifiers.messages import Template
@@ -80,6 +81,9 @@ def outbox_row(
 
 
 def queue(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Write the rows in one statement; returns how many."""
+    """Write the rows in one statement, to be sent at once after the session commits (kick.py);
+    returns how many."""
     insert_many(session, Notification, rows)
+    if rows:
+        mark(session)
     return len(rows)

@@ -51,6 +51,7 @@ from referrals.models.roles import Role
 from referrals.models.subscriptions import Webhook
 from referrals.models.workflow import Event, Notification
 from referrals.notifiers import messages
+from referrals.notifiers.kick import mark
 
 N = Notification
 _notifications: Table = N.__table__  # type: ignore[attr-defined]  # SQLModel does not declare `__table__`
@@ -390,6 +391,7 @@ def retry(session: Session, *, message_id: int, by: Acting, now: dt.datetime) ->
     )
     row.status, row.attempts, row.next_attempt_at = new.value, 0, now
     row.lease_until = row.lease_token = row.last_error = None
+    mark(session)  # sent at once after the commit
     return row
 
 

@@ -20,6 +20,7 @@ from referrals.web.limits import BodyLimit, Limit
 
 def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     """The app; `clock` replaces real time for the staff pages (tests and demos travel in time)."""
+    from referrals.notifiers.kick import long_lived
     from referrals.web import (
         admin,
         cases,
@@ -39,6 +40,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     )
     from referrals.web.api import router
 
+    long_lived()  # messages queued by a request go out at once, from this process's kick thread
     app = FastAPI(
         title="Referrals",
         version="0.1.0",

@@ -19,7 +19,7 @@ from support import ROOT
 def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text(encoding="utf-8"))
     deployments = {Path(d["entrypoint"].split(":")[0]).stem: d for d in config["deployments"]}
-    assert set(deployments) == {"deliver", "sweep", "digest", "launch", "report"}
+    assert set(deployments) == {"clock", "deliver", "sweep", "digest", "launch", "report"}
     for d in deployments.values():  # one province's installation: its name, pool and tag
         assert d["name"] == "{{ $REFERRALS_PROVINCE }}"
         assert "province:{{ $REFERRALS_PROVINCE }}" in d["tags"] and "referrals" in d["tags"]
@@ -32,6 +32,7 @@ def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> No
         flows[name] = getattr(module, function).name
         assert d["work_pool"]["name"] == "referrals-{{ $REFERRALS_PROVINCE }}"
     assert flows == {
+        "clock": "clock",
         "deliver": "deliver-notifications",
         "sweep": "sweep-deadlines",
         "launch": "launch-referral",
@@ -39,8 +40,9 @@ def test_every_deployment_points_at_a_real_flow_with_the_served_schedule() -> No
         "report": "period-report",
     }
     defaults = {p.name: p.default for p in inspect.signature(serve).parameters.values()}
-    assert deployments["deliver"]["schedules"] == [{"interval": defaults["deliver_every"]}]
-    assert deployments["sweep"]["schedules"] == [{"interval": defaults["sweep_every"]}]
+    assert deployments["clock"]["schedules"] == [{"interval": defaults["every"]}]
+    scheduled = {name for name, d in deployments.items() if d.get("schedules")}
+    assert scheduled == {"clock", "digest"}  # issue 21: 12 runs an hour, and the digest
     province = load_province(ROOT / "referrals" / "config" / "khanh-hoa").province
     at = province.digest.at
     assert deployments["digest"]["schedules"] == [
@@ -57,6 +59,7 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
     assert {u.name for u in units} >= {
         "referrals-prefect.service",
         "referrals-worker@.service",
+        "referrals-tasks@.service",
         "referrals-web@.service",
         "referrals-backup@.service",
         "referrals-backup@.timer",

@@ -142,10 +142,11 @@ def test_the_gateway_limit_holds_back_a_pass_and_a_missing_one_is_an_error(
     from prefect.concurrency.sync import concurrency
 
     from referrals.flows import deliver
+    from referrals.notifiers import background
 
     monkeypatch.setenv("REFERRALS_SMS_URL", http.url())
     monkeypatch.delenv("REFERRALS_EMAIL_URL", raising=False)
-    monkeypatch.setattr(deliver, "GATEWAY_WAIT", 2)
+    monkeypatch.setattr(background, "GATEWAY_WAIT", 2)
     get_settings.cache_clear()
     ready_referral(rt, now, name=NAME, phone="0905 777 555")
     monkeypatch.setenv("REFERRALS_GATEWAY_LIMIT", "no-such-limit")

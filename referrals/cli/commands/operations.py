@@ -36,18 +36,24 @@ def serve(
             "--prefect-port", min=1, max=MAX_PORT, help="The local Prefect server's port (and UI)."
         ),
     ] = 4200,
-    sweep_every: Annotated[
+    every: Annotated[
         int,
         typer.Option(
-            "--sweep-every", min=1, max=MAX_SECONDS, help="Seconds between deadline sweeps."
+            "--every",
+            min=1,
+            max=MAX_SECONDS,
+            help="Seconds between the clock's passes: the deadline sweep, then delivery of "
+            "whatever is still due (retries, quiet hours ended).",
         ),
     ] = 300,
-    deliver_every: Annotated[
-        int,
+    at_once: Annotated[
+        bool,
         typer.Option(
-            "--deliver-every", min=1, max=MAX_SECONDS, help="Seconds between delivery passes."
+            "--at-once/--no-at-once",
+            help="Send each message as soon as it is queued (a Prefect task worker), not at "
+            "the next clock's pass.",
         ),
-    ] = 60,
+    ] = True,
 ) -> None:
     """Run the engine on this machine: the web app, a Prefect server and the scheduled flows."""
     from referrals.cli.serving import serve as run
@@ -58,8 +64,8 @@ def serve(
         host=host,
         port=port,
         prefect_port=prefect_port,
-        sweep_every=sweep_every,
-        deliver_every=deliver_every,
+        every=every,
+        at_once=at_once,
     )
     raise typer.Exit(status)
 

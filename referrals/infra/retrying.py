@@ -1,4 +1,4 @@
-"""When a flow's task is worth retrying: a lost or locked database, never a refusal."""
+"""When a Prefect task is worth retrying: a lost or locked database, never a refusal."""
 
 from __future__ import annotations
 
