@@ -22,8 +22,10 @@ messages again: that would measure the harness, not the engine. So the brief's o
 passes with `--now` running ahead of the served ones) was not taken. `--speed C` (default 5)
 compresses instead:
 
-- the served schedule: `serve --deliver-every 60/C --sweep-every 300/C` (production: 60 and
-  300 s), and the runner's poll for due runs (`PREFECT_RUNNER_POLL_FREQUENCY`, 10 s) by C;
+- the served schedule: `serve --every 300/C` (the clock's pass: the sweep, then delivery of what
+  is still due; production: 300 s), and the runner's poll for due runs
+  (`PREFECT_RUNNER_POLL_FREQUENCY`, 10 s) by C; messages are sent at once by the task worker
+  (issue 21), as in production, so only retries and the sweep's timing are compressed;
 - the retry backoff, in a copy of the province's config: first retry 60/C s, at most 6 h/C;
 - the load of 30 minutes (`--launches` a minute through the API, an import of backdated
   referrals every 3 minutes, coordinator actions, CLI passes) in 30/C real minutes;
@@ -39,10 +41,9 @@ imported days late fire at the next sweep. Quiet hours are off in the config cop
 at any hour, and at night it would otherwise hold every SMS until 07:00, by design.
 
 Why C = 5 and not more: every served flow run is a new process (spawn, imports: 5-7 s on two
-cores) and the runner runs two at once, so `--deliver-every 2 --sweep-every 10` piled runs up
-and starved the sweep (no sweep at all in two minutes), and at C = 10 runs are late. At C = 5
-(deliver every 12 s, sweep every 60 s) no run was late on this two-core machine, shared with
-other work; the results record the served runs and how many were late.
+cores) and the runner runs two at once; before issue 21 (a delivery run every 60/C s besides
+the sweep) `--deliver-every 2 --sweep-every 10` piled runs up and starved the sweep, and at
+C = 10 runs were late. The results record the served runs and how many were late.
 
 **The database restart.** PostgreSQL: a private cluster (initdb in a temporary directory, on
 another port, run as `postgres`), stopped with `pg_ctl stop -m fast` (every connection cut) and
@@ -114,7 +115,11 @@ RSS_SLACK_MIB = 40.0  # resident MiB it may gain in that time
 LINK = re.compile(r"/l/([a-z2-7]{14,24})\b")
 ACTIONS = re.compile(r'name="action" value="(\w+)"')
 CLOSED = {"completed", "rejected", "failed", "cancelled"}
-SERVED_PASS = re.compile(r"Flow run 'deliver' - sent (\d+), failed (\d+), dead (\d+)")
+# The clock's pass (runner.log), the task worker's passes and its first one (tasks.log).
+SERVED_PASS = re.compile(
+    r"(?:Flow run 'clock' - |Task run 'deliver-now-[\w-]+' - |first pass: )sent (\d+), "
+    r"failed (\d+), dead (\d+)"
+)
 
 
 @dataclass
@@ -221,6 +226,8 @@ def role_of(cmd: str) -> str:
         return "prefect-server"
     if "uvicorn" in cmd and "referrals.web.app" in cmd:
         return "web"
+    if "referrals.flows.task_worker" in cmd:
+        return "task-worker"
     if "referrals-runner" in cmd or "referrals.cli.serving" in cmd:
         return "runner"
     if "referrals.cli serve" in cmd or "referrals serve" in cmd:
@@ -248,8 +255,7 @@ class Served:
     def __init__(self, plan: Plan, env: dict[str, str], work: Path) -> None:
         self.env, self.work = env, work
         self.web_port, self.prefect_port = int(env["SOAK_WEB_PORT"]), free_port()
-        self.deliver_every = max(1, round(60 / plan.speed))
-        self.sweep_every = max(1, round(300 / plan.speed))
+        self.every = max(1, round(300 / plan.speed))
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts: list[float] = []  # real seconds each start took until the web app answered
 
@@ -266,10 +272,8 @@ class Served:
                 str(self.web_port),
                 "--prefect-port",
                 str(self.prefect_port),
-                "--deliver-every",
-                str(self.deliver_every),
-                "--sweep-every",
-                str(self.sweep_every),
+                "--every",
+                str(self.every),
             ],
             env=self.env,
             stdout=log,
@@ -346,7 +350,7 @@ class Served:
         """Served flow runs by flow and state, and how many scheduled ones are late."""
         out: dict[str, dict[str, int]] = {}
         now = dt.datetime.now(dt.UTC).isoformat()
-        for flow in ("deliver-notifications", "sweep-deadlines"):
+        for flow in ("clock",):
             counts = {}
             for state in ("COMPLETED", "FAILED", "CRASHED", "RUNNING", "SCHEDULED"):
                 body: dict[str, Any] = {
@@ -1173,12 +1177,11 @@ class Soak:
         return {"first": known[0], "max": max(known), "last": known[-1], "samples": len(series)}
 
     def delivered_by(self, result: dict[str, Any]) -> dict[str, int]:
-        """Messages sent by the served passes (the runner's log), the CLI's and the drain."""
-        log = self.work / "data/logs/runner.log"
-        served = [
-            tuple(map(int, m.groups()))
-            for m in SERVED_PASS.finditer(log.read_text(errors="replace") if log.exists() else "")
-        ]
+        """Messages sent by the served passes (the clock's and the task worker's logs), the
+        CLI's and the drain."""
+        logs = [self.work / "data/logs/runner.log", self.work / "data/logs/tasks.log"]
+        text = "\n".join(p.read_text(errors="replace") for p in logs if p.exists())
+        served = [tuple(map(int, m.groups())) for m in SERVED_PASS.finditer(text)]
         cli_passes = [
             o["summary"] for o in result["operator"] if o["op"] == "deliver" and o["rc"] == 0
         ]
@@ -1193,7 +1196,8 @@ class Soak:
     def log_errors(self) -> dict[str, int]:
         """Tracebacks' last lines in the served logs, counted."""
         found: collections.Counter[str] = collections.Counter()
-        for path in [self.work / "data/logs/runner.log", self.work / "data/logs/web.log"]:
+        logs = self.work / "data/logs"
+        for path in [logs / "runner.log", logs / "web.log", logs / "tasks.log"]:
             if not path.exists():
                 continue
             lines = path.read_text(errors="replace").splitlines()

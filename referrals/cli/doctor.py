@@ -279,9 +279,8 @@ class Doctor:
         self.add("prefect", "ok", f"{api} answers")
         if stamp := health.headers.get("date"):
             self._clock("prefect clock", email.utils.parsedate_to_datetime(stamp))
-        key = os.environ.get("REFERRALS_PROVINCE") or (
-            self.runtime.province.province.key if self.runtime else "<province>"
-        )  # the pool deploy/prefect.yaml names after REFERRALS_PROVINCE
+        key = self.runtime.key if self.runtime else "<province>"  # deploy/prefect.yaml's name
+        self.check_task_worker(api, key)
         pool = os.environ.get("REFERRALS_WORK_POOL") or f"referrals-{key}"
         found = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5)
         if found.status_code == 404:
@@ -303,6 +302,38 @@ class Doctor:
             )
         else:
             self.add("workers", "ok", f"{len(live)} live on pool {pool!r}: {', '.join(live)}")
+
+    def check_task_worker(self, api: str, key: str) -> None:
+        """Is a task worker subscribed to this installation's `deliver-now` task (issue 21)?"""
+        import httpx
+
+        if not self.settings.deliver_at_once:
+            self.add(
+                "task worker",
+                "warn",
+                "messages wait for the clock's pass (up to 5 minutes): delivery at once is off",
+                f"set REFERRALS_DELIVER_AT_ONCE=true and run referrals-tasks@{key}",
+            )
+            return
+        from referrals.notifiers.background import task_for
+
+        task = task_for(key)
+        found = httpx.post(
+            f"{api}/task_workers/filter",
+            json={"task_worker_filter": {"task_keys": [task.task_key]}},
+            timeout=5,
+        )
+        found.raise_for_status()
+        if found.json():
+            self.add("task worker", "ok", f"{len(found.json())} subscribed to {task.name}")
+        else:
+            self.add(
+                "task worker",
+                "fail",
+                f"no task worker runs {task.name}: messages wait for the clock's pass",
+                f"start one: systemctl enable --now referrals-tasks@{key} "
+                "(or python -m referrals.flows.task_worker)",
+            )
 
     def _beating(self, worker: dict[str, Any]) -> bool:
         """Alive by its own heartbeat: Prefect marks a dead worker OFFLINE only after three

@@ -29,7 +29,12 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     from prefect.task_worker import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    said_here = logging.StreamHandler()  # Prefect configures its own loggers, not ours
+    said_here.setFormatter(
+        logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s")
+    )
+    log.addHandler(said_here)
+    log.setLevel(logging.INFO)
     rt = Runtime.current()
     log.info("first pass: %s", said(slotted_pass(rt)))
     with contextlib.suppress(KeyboardInterrupt):  # SIGINT is how it is told to stop
