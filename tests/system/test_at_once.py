@@ -225,6 +225,10 @@ def test_with_no_task_worker_the_clock_sends_everything_once(
     until(lambda: "Finished in state Completed" in place.log(), 30, "the waiting kicks to run")
     assert codes_sent(http) == Counter(dict.fromkeys(codes, 1))
     assert place.doctor()["task worker"]["level"] == "ok"
+    # three task runs, one result file (counts only), overwritten by each: a year of kicks
+    # leaves one file, not a hundred thousand
+    stored = place.folder / "prefect-home" / "storage"
+    assert [p.name for p in stored.iterdir()] == [f"deliver-now-{place.name}"]
 
 
 def test_a_task_worker_killed_while_it_sends_loses_nothing(
@@ -248,3 +252,49 @@ def test_a_task_worker_killed_while_it_sends_loses_nothing(
     assert set(got) == codes  # nothing lost
     repeats = sum(n - 1 for n in got.values())
     assert max(got.values()) <= 2 and repeats <= concurrency * WINDOW_PER_WORKER
+
+
+def test_a_launch_through_the_web_app_is_sent_at_once(
+    place: Installation, rt: Runtime, http: HttpSink, now: dt.datetime
+) -> None:
+    """The coordinator's door: the web app (long-lived) kicks from its own thread after the
+    launch's commit, and the SMS follows within seconds; the request does not wait for it."""
+    from referrals.infra.db import transaction
+    from referrals.models.policy import SYSTEM
+    from referrals.usecases.staff.tokens import issue_token
+
+    place.start_worker()
+    with transaction(rt.engine) as s:
+        token = issue_token(s, username="mai", name="test", by=SYSTEM, now=now)
+    clients = [new_client(rt, now) for _ in range(2)]
+    for client in clients:
+        consent(rt, client, "police-nha-trang", "id_papers", now)
+    port = free_port()
+    app = ["uvicorn", "referrals.web.app:create_app", "--factory", "--port", str(port)]
+    with (place.folder / "web.log").open("ab") as log:
+        web = subprocess.Popen(
+            [sys.executable, "-m", *app],
+            env=place.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        until(lambda: _answers(f"{base}/login"), 60, "the web app to answer")
+        for client in clients:
+            started = time.monotonic()
+            answer = httpx.post(
+                f"{base}/api/v1/referrals",
+                json={"client": client, "pathway": "id_papers", "partner": "police-nha-trang"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            request = time.monotonic() - started
+            assert answer.status_code in (200, 201), answer.text
+            code = answer.json()["code"]
+            took = until(lambda c=code: c in codes_sent(http), 30, "the SMS") + request
+            assert request < 2 and took < 10, (request, took)
+    finally:
+        web.send_signal(signal.SIGINT)
+        web.wait(20)
+    assert len(codes_sent(http)) == 2 and max(codes_sent(http).values()) == 1
