@@ -2,11 +2,12 @@
 (the `deliver-now` background task of notifiers/background.py, whose docstring says why).
 
 Whatever queues a message marks its session (`mark`); a listener on every Session's commit
-hands the kick to one thread of this process, which merges kicks (at most one `.delay()` per
-KICK_EVERY seconds), imports Prefect itself (never in a request), and never raises. It runs only
-where the process is set for it (`REFERRALS_DELIVER_AT_ONCE` and `PREFECT_API_URL`). A process
-that ends (a CLI command, a flow run) waits up to FLUSH seconds for its last kick to leave. A
-kick lost is the clock's to mend: the message stays queued for its pass.
+kicks, only where the process is set for it (`REFERRALS_DELIVER_AT_ONCE` and
+`PREFECT_API_URL`). The web app, and any process with Prefect loaded (a flow run, the task
+worker), hand the kick to one thread, which merges kicks (at most one `.delay()` per KICK_EVERY
+seconds), imports Prefect itself (never in a request) and never raises; such a process waits up
+to FLUSH seconds at exit for its last kick. A CLI command hands its kicks, when it ends, to one
+detached process. A kick lost is the clock's to mend: the message stays queued for its pass.
 
 This module imports nothing of the outbox, so `addressing.queue` can mark sessions.
 """
