@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 
 from referrals.infra.retrying import transient
 from referrals.infra.runtime import Runtime
-from referrals.notifiers.background import gateway_slot, one_pass
+from referrals.notifiers.background import gateway_slot, one_pass, said
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient)
@@ -34,11 +34,8 @@ def delivered(now: dt.datetime | None, limit: int | None) -> dict[str, Any]:
         with gateway_slot():
             summary = deliver_pass(now, limit)
     except TimeoutError:  # the gateway's passes are all taken: the next one does the work
-        get_run_logger().info("the SMS gateway is busy: this pass leaves its work to the next")
-        return {"skipped": "gateway busy"}
-    get_run_logger().info(
-        "sent %(sent)d, failed %(failed)d, dead %(dead)d, deferred %(deferred)d", summary
-    )
+        summary = {"skipped": "gateway busy"}
+    get_run_logger().info(said(summary))
     return summary
 
 
