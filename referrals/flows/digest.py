@@ -1,7 +1,8 @@
 """`manager-digest`: queue the managers' morning e-mail (07:30 local when served).
 
-The e-mails go through the outbox, so the next delivery pass sends them, retries them and never
-loses one; running this twice on a day queues each manager's digest once.
+The e-mails go through the outbox, so a delivery pass sends them (at once, through the task
+worker, or at the clock's pass), retries them and never loses one; running this twice on a day
+queues each manager's digest once.
 """
 
 from __future__ import annotations
