@@ -104,6 +104,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import machine, write_results  # noqa: E402
 
+from referrals.notifiers.background import WORKER_LIMIT  # noqa: E402
 from referrals.usecases.referrals.importing import HEADER  # noqa: E402
 from support.receivers import HttpSink, SmtpSink, free_port  # noqa: E402
 
@@ -1012,8 +1013,11 @@ class Soak:
 
     def restart(self) -> dict[str, Any]:
         """The database's restart (PostgreSQL), or the served tree's crash and restart (SQLite)."""
-        runs = sum(role == "flow-run" for _, role in self.served.tree())
-        passes = runs + self.cli_delivering
+        tree = self.served.tree()
+        runs = sum(role == "flow-run" for _, role in tree)
+        # a task worker's passes are threads, not processes: count the most it runs at once
+        workers = sum(role == "task-worker" for _, role in tree)
+        passes = runs + self.cli_delivering + workers * WORKER_LIMIT
         downtime = self.plan.real(self.plan.downtime)
         if self.cluster is not None:
             begun = time.monotonic()

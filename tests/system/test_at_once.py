@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from referrals.infra.runtime import Runtime
+from referrals.migrations import upgrade
 from referrals.notifiers.delivery import WINDOW_PER_WORKER
 from support.cluster import fast_config
 from support.domain import consent, new_client, ready_referral
@@ -36,6 +37,17 @@ from support.receivers import HttpSink, free_port
 
 pytestmark = pytest.mark.prefect
 CODE = re.compile(r"R-\w{5}-\w{5}")
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite only, here: what these tests add is processes and Prefect (a kick, a task worker,
+    a kill), the same on both databases; the pass's leases, which differ, are tested on both in
+    notifiers/test_delivery.py (a pass killed mid-batch, two passes at once). Both took 5 min of
+    the suite's 15."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('at-once') / 'engine.db'}"
+    upgrade(url)
+    return url
 
 
 @pytest.fixture(scope="module")
