@@ -19,6 +19,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # request, so a short timeout turns a 60 s stall (the default) into a 20 s one.
 os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "20")
 os.environ.pop("PREFECT_API_URL", None)
+# The user's own installation is never touched: the platform's data and config folders
+# (platformdirs reads XDG_*) point at a scratch folder, for this process and every child.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="referrals-xdg-data-")
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="referrals-xdg-config-")
+os.environ.pop("REFERRALS_DATA_DIR", None)
+os.environ.pop("REFERRALS_DATABASE_URL", None)
+os.environ.pop("REFERRALS_SETTINGS_FILE", None)
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,10 +50,21 @@ SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this run, dropped at the end."""
+    from sqlalchemy.exc import OperationalError
+
     name = f"referrals_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        where = PG_ADMIN.rsplit("@", 1)[-1]
+        reason = str(exc.orig).strip().splitlines()[0]
+        pytest.fail(
+            f"PostgreSQL at {where} is not reachable ({reason}): start it, or point "
+            "REFERRALS_TEST_PG at one (tests/README.md, Running)",
+            pytrace=False,
+        )
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     yield url
     get_engine(url).dispose()
@@ -55,7 +73,10 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session", params=[pytest.param(db, id=db) for db in DATABASES])
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Both backends, migrated once per run with the real Alembic migrations."""
     if request.param == "sqlite":
@@ -184,9 +205,25 @@ def shots(tmp_path: Path) -> Path:
 
 
 BAD_INPUT: Counter[str] = Counter()  # the corpus's tally, from each test's report
+OUTCOMES: dict[str, Counter[str]] = {}  # per database: passed, failed, error, skipped
+
+
+def database_of(nodeid: str) -> str:
+    """The database a test ran on, from its id (`test_x[sqlite]`, `test_y[postgresql-ann]`)."""
+    params = nodeid.rpartition("[")[2].rstrip("]").split("-") if nodeid.endswith("]") else []
+    return next((db for db in DATABASES if db in params), "no database")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    outcome = None
+    if report.when == "call":
+        outcome = "failed" if report.failed else report.outcome
+    elif report.failed:  # a fixture that broke, before or after the test
+        outcome = "error"
+    elif report.when == "setup" and report.skipped:
+        outcome = "skipped"
+    if outcome:
+        OUTCOMES.setdefault(database_of(report.nodeid), Counter())[outcome] += 1
     if report.when == "teardown":
         for name, value in report.user_properties:
             if name.startswith("bad-input "):
@@ -194,7 +231,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The bad-input corpus's size and server errors per database (the bar: 0 server errors)."""
+    """Outcomes per database, then the bad-input corpus's size and server errors per database
+    (the bar: 0 server errors)."""
+    for db in (*DATABASES, "no database"):
+        if db in OUTCOMES:
+            counts = ", ".join(f"{n} {what}" for what, n in sorted(OUTCOMES[db].items()))
+            terminalreporter.write_line(f"{db}: {counts}")
     for db in ("sqlite", "postgresql"):
         if BAD_INPUT[f"{db} cases"]:
             terminalreporter.write_line(

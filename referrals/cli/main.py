@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -57,6 +59,23 @@ for name, command in (
     ("restore", restore),
 ):
     app.command(name)(command)
+
+
+@app.callback()
+def options(
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            metavar="FILE",
+            help="Read the installation's settings from FILE (as REFERRALS_SETTINGS_FILE does).",
+        ),
+    ] = None,
+) -> None:
+    """Referral-workflow engine: launch and follow referrals to partner organisations."""
+    # `main` has applied --settings before anything read the settings (the help's epilog too).
+
+
 for name, group in (
     ("client", client_app),
     ("consent", consent_app),
@@ -76,11 +95,55 @@ for name, group in (
     app.add_typer(group, name=name)
 
 
+def _apply_settings_option(argv: list[str]) -> None:
+    """`--settings FILE` before the command: applied first, so every reader of the settings,
+    in this process and its children, finds the same installation."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-"):
+            return  # the command's name: its own options come after
+        value = None
+        if arg == "--settings" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--settings="):
+            value = arg.split("=", 1)[1]
+        if value:
+            from referrals.config.settings import SETTINGS_FILE_VARIABLE
+
+            os.environ[SETTINGS_FILE_VARIABLE] = str(Path(value).expanduser().resolve())
+
+
+def where() -> str:
+    """Where this process finds its installation: `referrals --help`'s epilog, and doctor's."""
+    from referrals.config.settings import get_settings, settings_file
+
+    try:
+        settings, file = get_settings(), settings_file()
+    except Exception as exc:  # the help must show even when the settings are wrong
+        from referrals.cli.errors import one_line
+
+        return f"Settings: {one_line(exc)}"
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    return "\n".join(
+        (
+            "\b",  # click: keep these lines as they are
+            f"Data folder:   {settings.data_dir}",
+            f"Database:      {database}",
+            f"Settings file: {file or 'none (name one with --settings or REFERRALS_SETTINGS_FILE)'}",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every expected failure into one line on stderr."""
+    args = sys.argv[1:] if argv is None else argv
+    _apply_settings_option(args)
     command = typer.main.get_command(app)
+    if not args or "--help" in args:
+        command.epilog = where()
     try:
-        result = command.main(args=argv, prog_name="referrals", standalone_mode=False)
+        result = command.main(args=args, prog_name="referrals", standalone_mode=False)
     except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):

@@ -16,7 +16,7 @@ from referrals.usecases.directory.loading import load_province_data
 
 
 def initialise(rt: Runtime, *, demo: bool) -> None:
-    rt.engine  # noqa: B018  (creates the data folder of a SQLite file)
+    rt.engine  # noqa: B018  (with rt.create, makes the data folder of a SQLite file)
     upgrade(rt.settings.database_url)
     with transaction(rt.engine) as s:
         counts = load_province_data(s, province=rt.province)

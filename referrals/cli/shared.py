@@ -58,11 +58,12 @@ ViaOpt = Annotated[
 ]
 
 
-def runtime() -> Runtime:
-    """Settings, engine, province and context (infra/runtime.py), built when a command runs."""
+def runtime(*, create: bool = False) -> Runtime:
+    """Settings, engine, province and context (infra/runtime.py), built when a command runs.
+    `create`: this command may create the database (init, restore); no other may."""
     from referrals.infra.runtime import Runtime
 
-    return Runtime()
+    return Runtime(create=create)
 
 
 def admin(rt: Runtime, s: Session, *, what: str) -> User:

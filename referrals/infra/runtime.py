@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from referrals.config import Province, Settings, get_settings, load_province
+from referrals.config.settings import NoDatabase
 from referrals.infra.db import get_engine
 from referrals.models.errors import NotFound
 from referrals.models.people import User
@@ -24,11 +25,17 @@ _CURRENT: dict[str, Runtime] = {}
 @dataclass
 class Runtime:
     settings: Settings = field(default_factory=get_settings)
+    # Only `referrals init` and `restore` may create the database (a SQLite file and its folder);
+    # every other process refuses to start on a missing one (settings.NoDatabase).
+    create: bool = False
 
     @cached_property
     def engine(self) -> Engine:
-        if self.settings.database_url.startswith("sqlite:///"):
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.settings.sqlite_path
+        if path is not None and self.create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif path is not None and not path.is_file():
+            raise NoDatabase(path)
         return get_engine(self.settings.database_url)
 
     @cached_property

@@ -30,7 +30,8 @@ class ChannelError(Exception):
 
 
 def environment(name: str) -> str | None:
-    """From the environment, else `.env` as Settings reads it; Prefect blocks only in a flow."""
+    """From the environment, else the settings file as Settings reads it; Prefect blocks only in
+    a flow."""
     if name.startswith("prefect:"):
         return None
     return os.environ.get(name) or _dotenv().get(name) or None
@@ -40,7 +41,10 @@ def environment(name: str) -> str | None:
 def _dotenv() -> dict[str, str | None]:
     from dotenv import dotenv_values
 
-    return dict(dotenv_values(".env"))
+    from referrals.config.settings import settings_file
+
+    path = settings_file()
+    return dict(dotenv_values(path)) if path else {}
 
 
 @dataclass

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -63,7 +64,11 @@ class Reader:
             import sqlite3
 
             path = url.removeprefix("sqlite:///")
-            # mode=ro: a missing file is an error, never a new empty database.
+            if not Path(path).is_file():
+                from referrals.config.settings import NoDatabase
+
+                raise NoDatabase(Path(path))
+            # mode=ro: never a new empty database, even if the file goes in between.
             return cls(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True), "sqlite")
         if url.startswith(("postgresql+psycopg://", "postgresql://")):
             import psycopg

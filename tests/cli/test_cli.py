@@ -180,7 +180,7 @@ def test_reading_a_missing_database_creates_nothing(
     assert (
         code == 1
         and out == ""
-        and err.startswith("error: database error:")
+        and err.startswith(f"error: no database at {missing}:")
         and "referrals init" in err
     )
     assert not missing.exists()

@@ -99,8 +99,10 @@ def command_of(args: tuple[str, ...]) -> str:
 
 
 def listed(help_text: str) -> list[str]:
-    """The command names in a `--help`'s "Commands:" section."""
-    lines = help_text.split("Commands:", 1)[1].splitlines() if "Commands:" in help_text else []
+    """The command names in a `--help`'s "Commands:" section (up to the blank line before the
+    epilog, which says where the installation is)."""
+    section = help_text.split("Commands:", 1)[1] if "Commands:" in help_text else ""
+    lines = section.split("\n\n", 1)[0].splitlines()
     names = (line.split()[0] for line in lines if line.startswith("  ") and line[2] != " ")
     return sorted(names)
 

@@ -22,7 +22,7 @@ def init(
     """Migrate the database to head and load the province's config (safe to re-run)."""
     from referrals.cli.setup import initialise
 
-    initialise(runtime(), demo=demo)
+    initialise(runtime(create=True), demo=demo)
 
 
 def serve(
@@ -59,6 +59,7 @@ def serve(
     from referrals.cli.serving import serve as run
     from referrals.config.settings import get_settings
 
+    runtime().engine  # noqa: B018  (refuses a missing database before starting anything)
     status = run(
         data_dir=get_settings().data_dir.resolve(),
         host=host,
@@ -151,7 +152,7 @@ def restore(
 
     if not yes:
         raise typer.BadParameter("restoring writes a whole database: add --yes")
-    rt = runtime()
+    rt = runtime(create=True)
     done = run_restore(rt.engine, rt.settings.database_url, data_dir=data, keys_dir=keys)
     if as_json:
         return emit_json(done)
