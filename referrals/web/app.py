@@ -9,13 +9,24 @@ phone, and carry strict security headers (no framing, scripts and styles from th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from referrals.web.limits import BodyLimit, Limit
+
+
+@asynccontextmanager
+async def _database_first(_app: FastAPI) -> AsyncIterator[None]:
+    """A server starts only on an existing database (settings.NoDatabase names where it looked
+    and how to make one), instead of answering every request with an error."""
+    from referrals.infra.runtime import Runtime
+
+    Runtime.current().engine  # noqa: B018
+    yield
 
 
 def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
@@ -45,6 +56,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         title="Referrals",
         version="0.1.0",
         description="Referral-workflow engine: the JSON API (/api/v1) and the partners' pages.",
+        lifespan=_database_first,
     )
     app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
     # Each app counts for itself (tests make many apps; a server makes one).

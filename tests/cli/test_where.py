@@ -139,3 +139,25 @@ def test_help_says_where_and_prints_no_warning(home: Path, tmp_path: Path) -> No
     named = run(home, tmp_path, "--help", REFERRALS_DATABASE_URL="postgresql+psycopg://u:pw@db/x")
     assert "Database:      postgresql+psycopg://u:***@db/x" in named.stdout
     assert "pw" not in named.stdout.replace("password", "")
+
+
+def test_the_web_app_does_not_start_without_a_database(home: Path, tmp_path: Path) -> None:
+    """The systemd unit's command (uvicorn with the app factory) stops at startup with the
+    same explanation, instead of serving errors; nothing is created."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")} | {
+        "XDG_DATA_HOME": str(home / "share"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "referrals.web.app:create_app", "--factory", "--port=0"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"no database at {home / 'share' / 'referrals' / 'referrals.db'}" in done.stderr
+    assert "Application startup failed" in done.stderr
+    assert not (home / "share").exists() and files_under(tmp_path) == []
