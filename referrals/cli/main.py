@@ -21,7 +21,15 @@ from referrals.cli.commands.intake import intake_app, peer_link_app
 from referrals.cli.commands.interchange import directory_app, fhir_app, partners, pathways
 from referrals.cli.commands.keys import audit_app, keys_app
 from referrals.cli.commands.no_shows import no_show_app
-from referrals.cli.commands.operations import backup, check, doctor, init, restore, serve
+from referrals.cli.commands.operations import (
+    backup,
+    check,
+    doctor,
+    init,
+    restore,
+    serve,
+    upgrade_check,
+)
 from referrals.cli.commands.outbox import deliver, digest, outbox_app, sweep, sweeps
 from referrals.cli.commands.referrals import advance, import_csv, launch, list_cmd, show
 from referrals.cli.commands.report import report
@@ -54,6 +62,7 @@ for name, command in (
     ("sweeps", sweeps),
     ("serve", serve),
     ("doctor", doctor),
+    ("upgrade-check", upgrade_check),
     ("check", check),
     ("backup", backup),
     ("restore", restore),

@@ -32,8 +32,10 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         path = self.settings.sqlite_path
-        if path is not None and self.create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if self.create:  # the data folder, and a SQLite file's folder if elsewhere
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
         elif path is not None and not path.is_file():
             raise NoDatabase(path)
         return get_engine(self.settings.database_url)

@@ -45,3 +45,15 @@ def known_revision(revision: str) -> bool:
         return ScriptDirectory.from_config(alembic_config("")).get_revision(revision) is not None
     except CommandError:
         return False
+
+
+def pending_revisions(current: str | None) -> list[tuple[str, str]]:
+    """The migrations `referrals init` would run on a database at `current` (None: never
+    migrated), oldest first, each as (revision, its title: the docstring's first paragraph).
+    `current` must be a revision this code knows (`known_revision`)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config("")).iterate_revisions(
+        "heads", current or "base"
+    )
+    return [(s.revision, " ".join((s.doc or "").split())) for s in reversed(list(scripts))]

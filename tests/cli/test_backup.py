@@ -216,6 +216,8 @@ def test_doctor_on_a_sound_engine_and_with_the_wrong_secret(
         "time": "ok",
         "secret key": "ok",
         "province": "ok",
+        "variables": "ok",
+        "settings file": "ok",
         "data folder": "ok",
         "database": "ok",
         **({"database clock": "ok"} if rt.engine.dialect.name == "postgresql" else {}),
@@ -238,7 +240,17 @@ def test_doctor_names_the_first_thing_to_mend(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # No database there: named, and not created.
+    missing = tmp_path / "none" / "referrals.db"
+    monkeypatch.setenv("REFERRALS_DATA_DIR", str(missing.parent))
+    monkeypatch.delenv("REFERRALS_DATABASE_URL")
+    get_settings.cache_clear()
+    status, out, _ = cli(capsys, "doctor")
+    assert status == 1 and f"✗ data folder: {missing.parent} does not exist" in out
+    assert f"✗ database: no database at {missing}\n    fix: run `referrals init`" in out
+    assert "schema" not in out and not missing.parent.exists()
     # A database that was never migrated.
+    (tmp_path / "new.db").touch()
     monkeypatch.setenv("REFERRALS_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
     get_settings.cache_clear()
     status, out, _ = cli(capsys, "doctor")
@@ -259,6 +271,7 @@ def test_doctor_names_the_first_thing_to_mend(
     found = Doctor().run()
     assert [(f.check, f.level) for f in found.findings] == [
         ("settings", "fail"),
+        ("variables", "ok"),  # checked without the settings: a mistyped name may be the cause
         ("prefect", "fail"),
     ]
 

@@ -49,6 +49,7 @@ ELSEWHERE = {
     "no-show remind": "tests/cli/test_no_show_cli.py runs it in fresh processes on both databases",
     "slip": "tests/cli/test_slip_cli.py runs it in fresh processes on both databases",
     "serve": "tests/cli/test_serve.py starts it for real: a Prefect server, the schedules, a clean stop",
+    "upgrade-check": "tests/cli/test_upgrade_check.py and test_upgrade_path.py run it in fresh processes (a Prefect server, both databases)",
     "peer-link create": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
     "peer-link revoke": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
     "intake list": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",

@@ -1,5 +1,5 @@
-"""Setting up and looking after an installation: `init`, `serve`, `doctor`, `check`, `backup`,
-`restore`."""
+"""Setting up and looking after an installation: `init`, `serve`, `doctor`, `upgrade-check`,
+`check`, `backup`, `restore`."""
 
 from __future__ import annotations
 
@@ -85,6 +85,18 @@ def doctor(as_json: JsonOpt = False) -> None:
             print(f"{marks[f.level]} {f.check}: {f.detail}")
             if f.fix and f.level != "ok":
                 print(f"    fix: {f.fix}")
+    if not found.healthy:
+        raise typer.Exit(1)
+
+
+def upgrade_check(as_json: JsonOpt = False) -> None:
+    """Is anything out of date with this version? Migrations pending, Prefect deployments unlike
+    deploy/prefect.yaml, REFERRALS_* variables it does not read; each with its fix (exit 1 if
+    any is). `doctor` runs these checks too."""
+    from referrals.cli.doctor import Doctor, show
+
+    found = Doctor().upgrade()
+    show(found, as_json=as_json, verdict="up_to_date")
     if not found.healthy:
         raise typer.Exit(1)
 
