@@ -74,17 +74,10 @@ def serve(
 def doctor(as_json: JsonOpt = False) -> None:
     """Check this deployment: settings, database and schema, keys, consistency, channels,
     Prefect and its workers, clocks; each problem with its fix (exit 1 if any fails)."""
-    from referrals.cli.doctor import Doctor
+    from referrals.cli.doctor import Doctor, show
 
     found = Doctor().run()
-    if as_json:
-        emit_json({"healthy": found.healthy, "checks": found.as_dicts()})
-    else:
-        marks = {"ok": "✓", "warn": "!", "fail": "✗"}
-        for f in found.findings:
-            print(f"{marks[f.level]} {f.check}: {f.detail}")
-            if f.fix and f.level != "ok":
-                print(f"    fix: {f.fix}")
+    show(found, as_json=as_json)  # {"healthy": ..., "checks": [...]} in JSON
     if not found.healthy:
         raise typer.Exit(1)
 
