@@ -131,9 +131,7 @@ def where() -> str:
         from referrals.cli.errors import one_line
 
         return f"Settings: {one_line(exc)}"
-    from sqlalchemy.engine import make_url
-
-    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    database = _without_password(settings.database_url)
     return "\n".join(
         (
             "\b",  # click: keep these lines as they are
@@ -142,6 +140,18 @@ def where() -> str:
             f"Settings file: {file or 'none (name one with --settings or REFERRALS_SETTINGS_FILE)'}",
         )
     )
+
+
+def _without_password(url: str) -> str:
+    """The URL with its password as ***, as SQLAlchemy prints it (without loading SQLAlchemy:
+    `--help` stays fast)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def main(argv: list[str] | None = None) -> None:
