@@ -14,7 +14,11 @@ from referrals.usecases.staff.tokens import issue_token
 from referrals.web.app import create_app
 from support.domain import ready_referral
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
+# The schema from the app itself, not from GET /openapi.json through the app: that would start
+# its lifespan, which refuses to run before the test's database exists (web/app.py).
+APP = create_app()
+schema = schemathesis.openapi.from_dict(APP.openapi())
+schema.app = APP
 
 
 @pytest.fixture
