@@ -391,7 +391,9 @@ class Doctor:
         import httpx
 
         pool = os.environ.get("REFERRALS_WORK_POOL") or f"referrals-{key}"
-        found = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5)
+        found = httpx.post(
+            f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5, headers=_prefect_auth()
+        )
         if found.status_code == 404:
             self.add(
                 "workers",
@@ -431,6 +433,7 @@ class Doctor:
             f"{api}/task_workers/filter",
             json={"task_worker_filter": {"task_keys": [task.task_key]}},
             timeout=5,
+            headers=_prefect_auth(),
         )
         found.raise_for_status()
         if found.json():
@@ -580,3 +583,17 @@ def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _prefect_auth() -> dict[str, str]:
+    """The Authorization header Prefect's own client sends: PREFECT_API_AUTH_STRING (a
+    self-hosted server's basic auth) or PREFECT_API_KEY."""
+    import base64
+
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    if auth := PREFECT_API_AUTH_STRING.value():
+        return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
+    if key := PREFECT_API_KEY.value():
+        return {"Authorization": f"Bearer {key}"}
+    return {}
