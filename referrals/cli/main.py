@@ -18,7 +18,13 @@ import typer
 from referrals.cli.commands.clients import client_app, consent_app
 from referrals.cli.commands.extensions import extension_app
 from referrals.cli.commands.intake import intake_app, peer_link_app
-from referrals.cli.commands.interchange import directory_app, fhir_app, partners, pathways
+from referrals.cli.commands.interchange import (
+    areas,
+    directory_app,
+    fhir_app,
+    partners,
+    pathways,
+)
 from referrals.cli.commands.keys import audit_app, keys_app
 from referrals.cli.commands.no_shows import no_show_app
 from referrals.cli.commands.operations import (
@@ -48,6 +54,7 @@ app = typer.Typer(
 for name, command in (
     ("init", init),
     ("partners", partners),
+    ("areas", areas),
     ("pathways", pathways),
     ("launch", launch),
     ("import", import_csv),

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 # The schema lives in three modules; every name stays importable from here.
+from referrals.config.areas import succession_problems
 from referrals.config.fields import (
     EMAIL,
     PHONE_TEXT,
@@ -91,11 +92,21 @@ class ConfigError(Exception):
 
 
 class Area(Strict):
+    """A unit of the province at some level, in force from `valid_from` to `valid_to` (both days
+    included; unset: open), and the units that took over its territory when it ended
+    (config/areas.py checks the succession)."""
+
     key: Slug
     name: Text
     name_en: Text
-    level: Literal["province", "district", "ward", "commune"]
+    level: Literal["province", "district", "ward", "commune", "special_zone"]
     parent: Slug | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    successors: list[Slug] = Field(default=[])
+    source: str | None = Field(
+        default=None, max_length=300, description="the legal text that made or ended it"
+    )
 
 
 class DayOff(Strict):
@@ -290,6 +301,10 @@ def _load(config_dir: Path, stamps: tuple[int | None, ...]) -> Province:
         partners=parsed["partners.yaml"].partners,
         pathways=parsed["pathways.yaml"].pathways,
     )
+    if succession := succession_problems(province.province.areas):
+        areas_file = config_dir / "province.yaml"
+        node = nodes["province.yaml"]
+        raise ConfigError("; ".join(_locate(areas_file, node, e) for e in succession))
     cross_check(province, config_dir / "partners.yaml", nodes["partners.yaml"])
     return province
 

@@ -55,6 +55,7 @@ ELSEWHERE = {
     "intake list": "tests/cli/test_intake_cli.py runs it in fresh processes on both databases",
     "extension list": "tests/cli/test_extension_cli.py runs it in fresh processes on both databases",
     "extension decide": "tests/cli/test_extension_cli.py runs it in fresh processes on both databases",
+    "areas": "tests/config/test_areas.py runs it in fresh processes (it reads the YAML, no database)",
 }
 WORKERS = 3  # processes at once where the steps are independent
 TIMEOUT = 180  # seconds for one command: a hang fails the test instead of blocking the suite

@@ -43,6 +43,52 @@ def partners(as_json: JsonOpt = False) -> None:
             )
 
 
+def areas(
+    on: Annotated[
+        str | None,
+        typer.Option("--on", help="The day, dd/mm/yyyy or ISO (default: today, local time)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The province's areas in force on a day, each with when it was in force and the areas it
+    succeeded and that succeeded it (the 2025 reform: districts, then wards and communes)."""
+    import datetime as dt
+
+    from referrals.config import load_province
+    from referrals.config.areas import areas_on, predecessors
+    from referrals.config.settings import get_settings
+    from referrals.locale.dates import parse_day
+
+    settings = get_settings()
+    day = parse_day(on) if on else dt.datetime.now(settings.tz).date()
+    every = load_province(settings.config_dir).province.areas
+    shown = [
+        {
+            "key": a.key,
+            "name": a.name,
+            "name_en": a.name_en,
+            "level": a.level,
+            "parent": a.parent,
+            "valid_from": a.valid_from.isoformat() if a.valid_from else None,
+            "valid_to": a.valid_to.isoformat() if a.valid_to else None,
+            "predecessors": predecessors(every, a.key),
+            "successors": list(a.successors),
+            "source": a.source,
+        }
+        for a in areas_on(every, day)
+    ]
+    if as_json:
+        return emit_json({"on": day.isoformat(), "areas": shown})
+    print(f"areas in force on {day:%d/%m/%Y}: {len(shown)}")
+    for a in shown:
+        since = (
+            f"since {dt.date.fromisoformat(a['valid_from']):%d/%m/%Y}" if a["valid_from"] else ""
+        )
+        until = f"until {dt.date.fromisoformat(a['valid_to']):%d/%m/%Y}" if a["valid_to"] else ""
+        before = f"  (was {', '.join(a['predecessors'])})" if a["predecessors"] else ""
+        print(f"{a['key']:<24} {a['level']:<9} {a['name']}  {since} {until}".rstrip() + before)
+
+
 def pathways(as_json: JsonOpt = False) -> None:
     """The pathway templates (latest versions) with their steps and due rules."""
     from referrals.queries.directory import pathway_templates

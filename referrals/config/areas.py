@@ -1,0 +1,96 @@
+"""Areas with time: which units were in force on a day, and which units succeeded which.
+
+Vietnam's 2025 reform ended the district level (1 July 2025) and merged communes and wards, so a
+province's areas are not one set for all time: an office in 2026 keeps the records of 2019-2025
+under the districts of the day and records new ones under today's wards and communes. Each area
+in province.yaml may say when it was in force (`valid_from`, `valid_to`, both days included) and,
+when it ended, which areas took over its territory (`successors`). The succession is checked here
+once, when the YAML loads; the rest of the engine asks this module, never the dates themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+
+class Dated(Protocol):
+    """What this module needs of an area (config.province.Area)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def valid_from(self) -> dt.date | None: ...
+    @property
+    def valid_to(self) -> dt.date | None: ...
+    @property
+    def successors(self) -> Sequence[str]: ...
+
+
+def in_force(area: Dated, on: dt.date) -> bool:
+    """True when AREA existed on ON (an open end is for ever)."""
+    return (area.valid_from is None or area.valid_from <= on) and (
+        area.valid_to is None or on <= area.valid_to
+    )
+
+
+def areas_on(areas: Iterable[Dated], on: dt.date) -> list[Any]:
+    """The areas in force on ON, in the file's order."""
+    return [a for a in areas if in_force(a, on)]
+
+
+def descendants(areas: Sequence[Dated], key: str) -> list[str]:
+    """Every area that took over KEY's territory, directly or through later reforms, oldest
+    first (a coordinator of a former district sees the wards that replaced it)."""
+    by_key = {a.key: a for a in areas}
+    found: list[str] = []
+    todo = list(by_key[key].successors) if key in by_key else []
+    while todo:
+        nxt = todo.pop(0)
+        if nxt not in found:
+            found.append(nxt)
+            todo += by_key[nxt].successors
+    return found
+
+
+def predecessors(areas: Sequence[Dated], key: str) -> list[str]:
+    """The areas KEY succeeded directly."""
+    return [a.key for a in areas if key in a.successors]
+
+
+def succession_problems(areas: Sequence[Dated]) -> list[dict[str, Any]]:
+    """What is wrong with the areas' dates and succession, as pydantic-style errors
+    ({loc, msg}) that config.province locates in the YAML: an unknown successor, an area that
+    names successors without ending, a successor in force before its predecessor ended
+    (overlapping validity), a cycle, an end before a start."""
+    by_key = {a.key: a for a in areas}
+    problems: list[dict[str, Any]] = []
+
+    def problem(i: int, *loc: Any, msg: str) -> None:
+        problems.append({"loc": ("areas", i, *loc), "msg": msg})
+
+    for i, area in enumerate(areas):
+        if area.valid_from and area.valid_to and area.valid_to < area.valid_from:
+            problem(i, "valid_to", msg=f"ends ({area.valid_to}) before it starts")
+        if area.successors and area.valid_to is None:
+            problem(i, "successors", msg="an area with successors must end: set valid_to")
+        for k, key in enumerate(area.successors):
+            successor = by_key.get(key)
+            if successor is None:
+                problem(i, "successors", k, msg=f"no area {key!r}")
+            elif key == area.key or area.key in descendants(areas, key):
+                problem(i, "successors", k, msg=f"{area.key!r} → {key!r} makes a cycle")
+            elif area.valid_to and (
+                successor.valid_from is None or successor.valid_from <= area.valid_to
+            ):
+                start = successor.valid_from.isoformat() if successor.valid_from else "always"
+                problem(
+                    i,
+                    "successors",
+                    k,
+                    msg=f"{key!r} is in force from {start}, before {area.key!r} ended "
+                    f"({area.valid_to}): the validity of a successor starts after its "
+                    "predecessor's ends",
+                )
+    return problems
