@@ -1,4 +1,5 @@
-"""A client's rights over their data (Decree 13/2023/ND-CP): to see all of it, and to erase it.
+"""A client's rights over their data (Personal Data Protection Law 91/2025/QH15, Art. 13-15;
+Decree 356/2025/ND-CP, Art. 5): to see all of it, and to erase it.
 
 Both are audited: the export and the erasure are events on the client's history, with who did
 it. Erasure deletes the client's data key (crypto-shredding) and the personal data (name, phone, ID
