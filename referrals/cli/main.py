@@ -128,6 +128,30 @@ def _apply_settings_option(argv: list[str]) -> None:
             os.environ[SETTINGS_FILE_VARIABLE] = str(Path(value).expanduser().resolve())
 
 
+# Read from the settings file into this process's environment, for Prefect's client (which reads
+# only the environment) and for the commands that call the Prefect API (doctor, deliver --via).
+FOR_PREFECT = ("PREFECT_", "SSL_CERT_FILE")
+
+
+def _prefect_from_settings_file() -> None:
+    """The settings file's PREFECT_* lines (the server's address and auth string in production),
+    unless the environment sets them: so `referrals --settings /etc/referrals/khanh-hoa.env
+    doctor` reaches the province's Prefect server as its units do."""
+    from referrals.config.settings import settings_file
+
+    try:
+        path = settings_file()
+    except ValueError:
+        return  # a named file that is not there: get_settings says so, in one line
+    if path is None:
+        return
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if key.startswith(FOR_PREFECT) and value is not None:
+            os.environ.setdefault(key, value)
+
+
 def where() -> str:
     """Where this process finds its installation: `referrals --help`'s epilog, and doctor's."""
     from referrals.config.settings import get_settings, settings_file
@@ -165,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every expected failure into one line on stderr."""
     args = sys.argv[1:] if argv is None else argv
     _apply_settings_option(args)
+    _prefect_from_settings_file()
     command = typer.main.get_command(app)
     if not args or "--help" in args:
         command.epilog = where()

@@ -161,3 +161,23 @@ def test_the_web_app_does_not_start_without_a_database(home: Path, tmp_path: Pat
     assert f"no database at {home / 'share' / 'referrals' / 'referrals.db'}" in done.stderr
     assert "Application startup failed" in done.stderr
     assert not (home / "share").exists() and files_under(tmp_path) == []
+
+
+def test_the_settings_file_carries_prefects_address(home: Path, tmp_path: Path) -> None:
+    """The file's PREFECT_* lines reach the command (Prefect's client reads only the
+    environment): doctor asks the Prefect server the file names, unless the environment names
+    another."""
+    settings = tmp_path / "khanh-hoa.env"
+    settings.write_text(
+        f"REFERRALS_DATA_DIR={tmp_path / 'data'}\nPREFECT_API_URL=http://127.0.0.1:9/api\n"
+    )
+    assert run(home, tmp_path, "--settings", str(settings), "init").returncode == 0
+
+    def prefect_check(**env: str) -> dict[str, str]:
+        done = run(home, tmp_path, "--settings", str(settings), "doctor", "--json", **env)
+        return next(c for c in json.loads(done.stdout)["checks"] if c["check"] == "prefect")
+
+    from_file = prefect_check()
+    assert from_file["level"] == "fail" and "127.0.0.1:9" in from_file["detail"], from_file
+    from_environment = prefect_check(PREFECT_API_URL="http://127.0.0.1:8/api")
+    assert "127.0.0.1:8" in from_environment["detail"], from_environment
