@@ -15,20 +15,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 
-class Dated(Protocol):
-    """What this module needs of an area (config.province.Area)."""
+class Spanned(Protocol):
+    """Anything in force for a span of days: an area of the YAML, or its row."""
 
-    @property
-    def key(self) -> str: ...
     @property
     def valid_from(self) -> dt.date | None: ...
     @property
     def valid_to(self) -> dt.date | None: ...
+
+
+class Dated(Spanned, Protocol):
+    """What the succession needs of an area (config.province.Area)."""
+
+    @property
+    def key(self) -> str: ...
     @property
     def successors(self) -> Sequence[str]: ...
 
 
-def in_force(area: Dated, on: dt.date) -> bool:
+def in_force(area: Spanned, on: dt.date) -> bool:
     """True when AREA existed on ON (an open end is for ever)."""
     return (area.valid_from is None or area.valid_from <= on) and (
         area.valid_to is None or on <= area.valid_to

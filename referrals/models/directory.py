@@ -8,17 +8,34 @@ from typing import Any
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from referrals.config.areas import in_force
 from referrals.models.types import UTCDateTime, utcnow
 
 
 class Area(SQLModel, table=True):
-    """A place at a configurable level (district before the 2025 reform, ward/commune after)."""
+    """A place at a configurable level (district before the 2025 reform, ward/commune after),
+    in force from `valid_from` to `valid_to` (both days included; None: open), as province.yaml
+    says (config/areas.py). Records keep the area of the day they were made."""
 
     key: str = Field(primary_key=True, max_length=60)
     name: str
     name_en: str
     level: str = Field(max_length=20)
     parent_key: str | None = Field(default=None, foreign_key="area.key")
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+    def in_force(self, on: dt.date) -> bool:
+        return in_force(self, on)
+
+
+class AreaSuccessor(SQLModel, table=True):
+    """An area that took over (part of) an ended area's territory, from province.yaml."""
+
+    __tablename__ = "area_successor"
+
+    area_key: str = Field(foreign_key="area.key", primary_key=True, max_length=60)
+    successor_key: str = Field(foreign_key="area.key", primary_key=True, max_length=60)
 
 
 class Organization(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from referrals.models.directory import (
     Area,
+    AreaSuccessor,
     Contact,
     Location,
     Organization,
@@ -27,6 +28,7 @@ from referrals.models.workflow import (
 __all__ = [
     "ApiToken",
     "Area",
+    "AreaSuccessor",
     "Client",
     "ClientKey",
     "ClientTerm",

@@ -173,7 +173,9 @@ def _launch_page(
     refusal: Exception | None = None,
 ) -> Response:
     with transaction(me.rt.engine) as s:
-        choices = launch_choices(s, by=me.user, client_code=client_code, now=me.now)
+        choices = launch_choices(
+            s, by=me.user, client_code=client_code, now=me.now, tz=me.rt.settings.tz
+        )
     return me.page(
         "launch.html",
         status,

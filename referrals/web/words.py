@@ -201,6 +201,10 @@ STAFF: dict[str, Msg] = {
     "err_password_short": N_("A password needs at least 10 characters."),
     "err_password_long": N_("A password has at most 200 characters."),
     "err_user_exists": N_("Username %(user)s is taken."),
+    # An area the 2025 reform ended (usecases/clients/clients.py, require_area).
+    "err_area_not_in_force": N_(
+        "%(area)s is not in force today: choose one of today's units (%(choices)s)."
+    ),
     "err_self": N_("You cannot deactivate your own account."),
     "err_erased": N_("This client's personal data was erased at their request."),
     # Merging two records of one person (usecases/clients/merging.py).

@@ -6,18 +6,20 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from referrals.config.areas import descendants
 from referrals.config.fields import InvalidValue
 from referrals.config.province import e164
 from referrals.infra.client_keys import cipher_of, refuse_if_erased
 from referrals.infra.context import Context
 from referrals.models import policy
 from referrals.models.codes import new_code
-from referrals.models.directory import Area, Organization
+from referrals.models.directory import Area, AreaSuccessor, Organization
 from referrals.models.errors import Conflict, DomainError, NotFound
 from referrals.models.lifecycle import OPEN, Action, Reason
 from referrals.models.people import Client, ClientKey, Consent, ConsentMethod, User, actor_name
@@ -97,12 +99,45 @@ def seal_client(
     return SealedClient(row, wrapped, name_terms(v, data.name), why)
 
 
-def require_area(session: Session, key: str) -> Area:
+def require_area(session: Session, key: str, *, on: dt.date | None = None) -> Area:
+    """The area KEY; with ON, only if it is in force that day (a new record gets a unit of the
+    day it is made: the 2025 reform ended the districts). The refusal names the units in force
+    that took over its territory, else every unit in force."""
     area = session.get(Area, key)
     if area is None:
         known = ", ".join(session.scalars(select(col(Area.key)).order_by(col(Area.key))))
         raise NotFound(f"unknown district {key!r} (known: {known})")
+    if on is not None and not area.in_force(on):
+        now_in_force = [
+            a for a in session.scalars(select(Area).order_by(col(Area.key))) if a.in_force(on)
+        ]
+        taken_over = successors_in_force(session, key, on)
+        choices = ", ".join(taken_over or [a.key for a in now_in_force])
+        ended = f"ended on {area.valid_to:%d/%m/%Y}" if area.valid_to else "is not in force yet"
+        raise DomainError(
+            f"area {key!r} ({area.name}) {ended}: record it under a unit in force on "
+            f"{on:%d/%m/%Y}: {choices}",
+            key="area_not_in_force",
+            area=area.name,
+            choices=choices,
+        )
     return area
+
+
+def successors_in_force(session: Session, key: str, on: dt.date) -> list[str]:
+    """The areas in force on ON that took over KEY's territory, through every later reform
+    (config/areas.py follows the succession, here over the directory's rows)."""
+    rows = {a.key: a for a in session.scalars(select(Area))}
+    successors: dict[str, list[str]] = {}
+    for link in session.scalars(select(AreaSuccessor)):
+        successors.setdefault(link.area_key, []).append(link.successor_key)
+    dated = [
+        SimpleNamespace(
+            key=k, valid_from=a.valid_from, valid_to=a.valid_to, successors=successors.get(k, [])
+        )
+        for k, a in rows.items()
+    ]
+    return [k for k in descendants(dated, key) if rows[k].in_force(on)]
 
 
 class SamePerson(Conflict):
@@ -160,7 +195,7 @@ def add_client(
 ) -> Client:
     """A new client, unless the phone or ID number is already a client's: then a refusal that
     names them, or, with `different_person`, the new client and the reason on the record."""
-    require_area(session, data.district)
+    require_area(session, data.district, on=now.astimezone(ctx.tz).date())
     if created_by is not None:
         policy.require_area(created_by, data.district, what=f"district {data.district}")
     matches = same_person(session, ctx, data)

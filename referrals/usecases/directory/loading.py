@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from referrals.config import Province
 from referrals.models.directory import (
     Area,
+    AreaSuccessor,
     Contact,
     Location,
     Organization,
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
     from referrals.config.province import Partner
 
 T = TypeVar("T", Location, Service, Contact)  # a partner's rows, each with an `active` switch
+
+
+def _successions(session: Session, province: Province) -> None:
+    """The YAML's successors, as rows: those of the areas it lists are replaced."""
+    listed = [a.key for a in province.province.areas]
+    for old in session.exec(select(AreaSuccessor).where(col(AreaSuccessor.area_key).in_(listed))):
+        session.delete(old)
+    session.flush()
+    session.add_all(
+        AreaSuccessor(area_key=a.key, successor_key=s)
+        for a in province.province.areas
+        for s in a.successors
+    )
+    session.flush()
 
 
 def load_province_data(session: Session, *, province: Province) -> dict[str, int]:
@@ -40,9 +55,11 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
             area.level,
             area.parent,
         )
+        row.valid_from, row.valid_to = area.valid_from, area.valid_to
         session.add(row)
         counts["areas"] += 1
     session.flush()
+    _successions(session, province)
 
     orgs = {o.slug: o for o in session.exec(select(Organization))}
     for org in orgs.values():

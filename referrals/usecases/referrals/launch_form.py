@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -104,14 +105,18 @@ class LaunchChoices:
 
 
 def launch_choices(
-    session: Session, *, by: User, client_code: str | None, now: dt.datetime
+    session: Session, *, by: User, client_code: str | None, now: dt.datetime, tz: ZoneInfo
 ) -> LaunchChoices:
     """For an existing client, their district's offers (a client `by` may not see is not found);
-    for a new one, those of `by`'s district, or of every district for a user who has none."""
+    for a new one, those of `by`'s district, or of every district in force today for a user who
+    has none (a new client is recorded under a unit of the day: clients.require_area)."""
     client = client_for(session, by, client_code, act=False) if client_code else None
     scope = client.area_key if client else district_scope(by)
     query = select(Area).order_by(col(Area.name))
     areas = list(session.scalars(query.where(col(Area.key) == scope) if scope else query))
+    if client is None:
+        today = now.astimezone(tz).date()
+        areas = [a for a in areas if a.in_force(today)]
     offers = _offers(session, [a.key for a in areas])
     offered = {o.pathway for o in offers}
     services = [s for s in _services(session) if s.key in offered]

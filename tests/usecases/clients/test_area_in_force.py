@@ -1,0 +1,132 @@
+"""A new client is recorded under a unit in force that day (issue 23, second slice), on both
+databases: an ended district is refused, naming the units in force that took over its
+territory (through later reforms too), and nothing is written. The directory keeps each area's
+validity and successors as province.yaml says.
+
+The areas are test data: the bundled districts ending on 30/06/2025, two wards after them, and
+one of those merged again in 2028 (the names claim nothing about the real reform)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlmodel import col, select
+
+from referrals.config import load_province
+from referrals.config.settings import BUNDLED_CONFIG
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.models.directory import AreaSuccessor
+from referrals.models.errors import DomainError
+from referrals.models.people import Client
+from referrals.usecases.directory.loading import load_province_data
+from referrals.usecases.referrals.launch_form import launch_choices
+from support.domain import new_client
+
+WARDS = [
+    {
+        "key": "p-bac",
+        "name": "Phường Bắc",
+        "name_en": "North Ward",
+        "level": "ward",
+        "parent": "khanh-hoa",
+        "valid_from": "2025-07-01",
+        "valid_to": "2027-12-31",
+        "successors": ["p-lon"],
+    },
+    {
+        "key": "p-nam",
+        "name": "Phường Nam",
+        "name_en": "South Ward",
+        "level": "ward",
+        "parent": "khanh-hoa",
+        "valid_from": "2025-07-01",
+    },
+    {
+        "key": "p-lon",
+        "name": "Phường Lớn",
+        "name_en": "Big Ward",
+        "level": "ward",
+        "parent": "khanh-hoa",
+        "valid_from": "2028-01-01",
+    },
+]
+ENDED = {
+    "nha-trang": {"valid_to": "2025-06-30", "successors": ["p-bac", "p-nam"]},
+    "ninh-hoa": {"valid_to": "2025-06-30", "successors": ["p-nam"]},
+}
+
+
+def local(day: str) -> dt.datetime:
+    """09:00 in Nha Trang on DAY."""
+    return dt.datetime.fromisoformat(f"{day}T02:00:00+00:00")
+
+
+@pytest.fixture
+def reformed(rt: Runtime, tmp_path: Path) -> Runtime:
+    """The bundled directory, then the reform's areas loaded over it, as `referrals init` does."""
+    folder = tmp_path / "config"
+    shutil.copytree(BUNDLED_CONFIG, folder)
+    path = folder / "province.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for area in data["areas"]:
+        area.update(ENDED.get(area["key"], {}))
+    data["areas"] += WARDS
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with transaction(rt.engine) as s:
+        load_province_data(s, province=load_province(folder))
+    return rt
+
+
+def clients(rt: Runtime) -> int:
+    with transaction(rt.engine) as s:
+        return len(s.scalars(select(col(Client.id))).all())
+
+
+def test_a_new_client_gets_a_unit_in_force_that_day(reformed: Runtime) -> None:
+    rt = reformed
+    assert new_client(rt, local("2025-06-30"), district="nha-trang")  # its last day
+    assert new_client(rt, local("2026-11-23"), district="p-bac")
+    before = clients(rt)
+    with pytest.raises(DomainError) as refused:
+        new_client(rt, local("2026-11-23"), district="nha-trang")
+    assert str(refused.value) == (
+        "area 'nha-trang' (Thành phố Nha Trang) ended on 30/06/2025: record it under a unit in "
+        "force on 23/11/2026: p-bac, p-nam"
+    )
+    assert refused.value.key == "area_not_in_force"
+    # Through the 2028 merger: p-bac has ended too, and p-lon took it over.
+    with pytest.raises(DomainError, match=r"force on 01/02/2028: p-nam, p-lon$"):
+        new_client(rt, local("2028-02-01"), district="nha-trang")
+    with pytest.raises(DomainError, match=r"'p-lon' .* is not in force yet: .*p-bac, p-nam"):
+        new_client(rt, local("2026-11-23"), district="p-lon")
+    assert clients(rt) == before  # refusals wrote nothing
+
+
+def test_the_directory_keeps_validity_and_successors(reformed: Runtime, tmp_path: Path) -> None:
+    """What province.yaml says, in the tables; loading the bundled config again (its districts
+    without successors) takes theirs away, as a corrected YAML would, and leaves those of areas
+    it does not list (nothing is deleted from the directory)."""
+    rt = reformed
+    with transaction(rt.engine) as s:
+        links = {(r.area_key, r.successor_key) for r in s.scalars(select(AreaSuccessor))}
+        choices = launch_choices(
+            s, by=rt.user(s, "admin"), client_code=None, now=local("2026-11-23"), tz=rt.settings.tz
+        )
+    assert links == {
+        ("nha-trang", "p-bac"),
+        ("nha-trang", "p-nam"),
+        ("ninh-hoa", "p-nam"),
+        ("p-bac", "p-lon"),
+    }
+    # A new client's form offers the units of the day only.
+    assert {a.key for a in choices.areas} == {"khanh-hoa", "p-bac", "p-nam"}
+    with transaction(rt.engine) as s:
+        load_province_data(s, province=rt.province)
+    with transaction(rt.engine) as s:
+        left = {(r.area_key, r.successor_key) for r in s.scalars(select(AreaSuccessor))}
+    assert left == {("p-bac", "p-lon")}
