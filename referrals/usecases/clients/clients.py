@@ -113,7 +113,11 @@ def require_area(session: Session, key: str, *, on: dt.date | None = None) -> Ar
         ]
         taken_over = successors_in_force(session, key, on)
         choices = ", ".join(taken_over or [a.key for a in now_in_force])
-        ended = f"ended on {area.valid_to:%d/%m/%Y}" if area.valid_to else "is not in force yet"
+        ended = (
+            f"ended on {area.valid_to:%d/%m/%Y}"
+            if area.valid_to and area.valid_to < on
+            else "is not in force yet"
+        )
         raise DomainError(
             f"area {key!r} ({area.name}) {ended}: record it under a unit in force on "
             f"{on:%d/%m/%Y}: {choices}",

@@ -104,6 +104,9 @@ def test_a_new_client_gets_a_unit_in_force_that_day(reformed: Runtime) -> None:
         new_client(rt, local("2028-02-01"), district="nha-trang")
     with pytest.raises(DomainError, match=r"'p-lon' .* is not in force yet: .*p-bac, p-nam"):
         new_client(rt, local("2026-11-23"), district="p-lon")
+    # A unit with both ends, before its start: not yet, not "ended".
+    with pytest.raises(DomainError, match=r"'p-bac' .* is not in force yet: .*nha-trang, ninh-hoa"):
+        new_client(rt, local("2025-01-02"), district="p-bac")
     assert clients(rt) == before  # refusals wrote nothing
 
 
