@@ -10,15 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from conftest import SECRET
@@ -30,9 +26,9 @@ from referrals.config.settings import BUNDLED_CONFIG
 from referrals.config.variables import READ_ELSEWHERE, known_variables, setting_variables
 from referrals.migrations import head_revision, pending_revisions, upgrade
 from support import ROOT
+from support.prefect_server import prefect_server
 
 BIN = Path(sys.executable).parent
-PORTS = range(9300, 9350)
 QUIET = ("--no-services", "--no-ui", "--analytics-off")  # the API alone: schedules need no runs
 DEPLOY = f"{BIN / 'prefect'} --no-prompt deploy --all --prefect-file deploy/prefect.yaml"
 
@@ -231,53 +227,13 @@ def test_migrations_pending_and_a_database_newer_than_the_code(
     assert (schema.level, schema.detail) == ("ok", f"migrated to {head_revision()}")
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
-
-
 @pytest.fixture
 def prefect_api(tmp_path: Path) -> Iterator[str]:
     """A real Prefect server on loopback (SQLite; only its API: no services, no UI)."""
     home = tmp_path / "prefect-server"
     home.mkdir()
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    with (home / "server.log").open("ab") as log:
-        server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--port", str(port), *QUIET],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the Prefect server did not answer in 90 s"
-            time.sleep(0.3)
+    with prefect_server(home, *QUIET) as api:
         yield api
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _prefect(api: str, command: str, tmp_path: Path, **env: str) -> None:

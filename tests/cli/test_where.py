@@ -23,19 +23,22 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def run(home: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    cwd.mkdir(parents=True, exist_ok=True)
+def environment(home: Path, **env: str) -> dict[str, str]:
+    """This process's environment without REFERRALS_*, with HOME's folders as the user's."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
-    environment = clean | {
+    return clean | {
         "XDG_DATA_HOME": str(home / "share"),
         "XDG_CONFIG_HOME": str(home / "config"),
-        "REFERRALS_SECRET_KEY": SECRET,
         **env,
     }
+
+
+def run(home: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [*REFERRALS, *args],
         cwd=cwd,
-        env=environment,
+        env=environment(home, REFERRALS_SECRET_KEY=SECRET, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -144,14 +147,10 @@ def test_help_says_where_and_prints_no_warning(home: Path, tmp_path: Path) -> No
 def test_the_web_app_does_not_start_without_a_database(home: Path, tmp_path: Path) -> None:
     """The systemd unit's command (uvicorn with the app factory) stops at startup with the
     same explanation, instead of serving errors; nothing is created."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")} | {
-        "XDG_DATA_HOME": str(home / "share"),
-        "XDG_CONFIG_HOME": str(home / "config"),
-    }
     done = subprocess.run(
         [sys.executable, "-m", "uvicorn", "referrals.web.app:create_app", "--factory", "--port=0"],
         cwd=tmp_path,
-        env=environment,
+        env=environment(home),
         capture_output=True,
         text=True,
         timeout=60,

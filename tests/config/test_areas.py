@@ -10,18 +10,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from referrals.config import ConfigError, load_province
 from referrals.config.areas import areas_on, descendants, predecessors
-from referrals.config.settings import BUNDLED_CONFIG
+from support.reform import WARDS, config_with
 
+P_NINH_HOA = {
+    "key": "p-ninh-hoa",
+    "name": "Phường Ninh Hòa",
+    "name_en": "Ninh Hoa Ward",
+    "level": "ward",
+    "parent": "khanh-hoa",
+    "valid_from": "2025-07-01",
+}
 AREAS = [
     {"key": "khanh-hoa", "name": "Tỉnh Khánh Hòa", "name_en": "Khanh Hoa", "level": "province"},
     {
@@ -42,52 +48,10 @@ AREAS = [
         "valid_to": "2025-06-30",
         "successors": ["p-ninh-hoa"],
     },
-    {
-        "key": "p-bac",
-        "name": "Phường Bắc",
-        "name_en": "North Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2025-07-01",
-        "valid_to": "2027-12-31",
-        "successors": ["p-lon"],
-    },
-    {
-        "key": "p-nam",
-        "name": "Phường Nam",
-        "name_en": "South Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2025-07-01",
-    },
-    {
-        "key": "p-ninh-hoa",
-        "name": "Phường Ninh Hòa",
-        "name_en": "Ninh Hoa Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2025-07-01",
-    },
-    {
-        "key": "p-lon",
-        "name": "Phường Lớn",
-        "name_en": "Big Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2028-01-01",
-    },
+    *WARDS[:2],
+    P_NINH_HOA,
+    WARDS[2],
 ]
-
-
-def config_with(tmp_path: Path, areas: list[dict[str, object]]) -> Path:
-    """The bundled config with these areas (the partners keep serving nha-trang/ninh-hoa)."""
-    folder = tmp_path / "config"
-    shutil.copytree(BUNDLED_CONFIG, folder)
-    path = folder / "province.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["areas"] = areas
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return folder
 
 
 def test_areas_in_force_and_their_succession(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from referrals.migrations import upgrade
 from referrals.notifiers.delivery import WINDOW_PER_WORKER
 from support.cluster import fast_config
 from support.domain import consent, new_client, ready_referral
+from support.prefect_server import answers, prefect_server
 from support.receivers import HttpSink, free_port
 
 pytestmark = pytest.mark.prefect
@@ -53,35 +54,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server on loopback (SQLite), for this module."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    with (home / "server.log").open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        until(lambda: _answers(f"{api}/health"), 90, "the Prefect server to answer")
+    with prefect_server(tmp_path_factory.mktemp("prefect-server")) as api:
         yield api
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def until(ready: Callable[[], object], seconds: float, what: str) -> float:
@@ -289,7 +263,7 @@ def test_a_launch_through_the_web_app_is_sent_at_once(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        until(lambda: _answers(f"{base}/login"), 60, "the web app to answer")
+        until(lambda: answers(f"{base}/login"), 60, "the web app to answer")
         for client in clients:
             started = time.monotonic()
             answer = httpx.post(

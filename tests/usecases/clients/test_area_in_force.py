@@ -9,15 +9,12 @@ one of those merged again in 2028 (the names claim nothing about the real reform
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlmodel import col, select
 
 from referrals.config import load_province
-from referrals.config.settings import BUNDLED_CONFIG
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.directory import AreaSuccessor
@@ -26,35 +23,8 @@ from referrals.models.people import Client
 from referrals.usecases.directory.loading import load_province_data
 from referrals.usecases.referrals.launch_form import launch_choices
 from support.domain import new_client
+from support.reform import WARDS, bundled_areas, config_with
 
-WARDS = [
-    {
-        "key": "p-bac",
-        "name": "Phường Bắc",
-        "name_en": "North Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2025-07-01",
-        "valid_to": "2027-12-31",
-        "successors": ["p-lon"],
-    },
-    {
-        "key": "p-nam",
-        "name": "Phường Nam",
-        "name_en": "South Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2025-07-01",
-    },
-    {
-        "key": "p-lon",
-        "name": "Phường Lớn",
-        "name_en": "Big Ward",
-        "level": "ward",
-        "parent": "khanh-hoa",
-        "valid_from": "2028-01-01",
-    },
-]
 ENDED = {
     "nha-trang": {"valid_to": "2025-06-30", "successors": ["p-bac", "p-nam"]},
     "ninh-hoa": {"valid_to": "2025-06-30", "successors": ["p-nam"]},
@@ -69,14 +39,8 @@ def local(day: str) -> dt.datetime:
 @pytest.fixture
 def reformed(rt: Runtime, tmp_path: Path) -> Runtime:
     """The bundled directory, then the reform's areas loaded over it, as `referrals init` does."""
-    folder = tmp_path / "config"
-    shutil.copytree(BUNDLED_CONFIG, folder)
-    path = folder / "province.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for area in data["areas"]:
-        area.update(ENDED.get(area["key"], {}))
-    data["areas"] += WARDS
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    areas = [area | ENDED.get(area["key"], {}) for area in bundled_areas()] + WARDS
+    folder = config_with(tmp_path, areas)
     with transaction(rt.engine) as s:
         load_province_data(s, province=load_province(folder))
     return rt
