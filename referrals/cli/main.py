@@ -37,6 +37,7 @@ from referrals.cli.commands.operations import (
     upgrade_check,
 )
 from referrals.cli.commands.outbox import deliver, digest, outbox_app, sweep, sweeps
+from referrals.cli.commands.privacy import privacy_app
 from referrals.cli.commands.referrals import advance, import_csv, launch, list_cmd, show
 from referrals.cli.commands.report import report
 from referrals.cli.commands.slips import slip
@@ -107,6 +108,7 @@ for name, group in (
     ("directory", directory_app),
     ("peer-link", peer_link_app),
     ("intake", intake_app),
+    ("privacy", privacy_app),
 ):
     app.add_typer(group, name=name)
 

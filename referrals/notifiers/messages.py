@@ -40,10 +40,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from referrals.config.areas import in_force
 from referrals.models.deadlines import ACTOR
 from referrals.models.directory import Contact, Organization, Service
 from referrals.models.lifecycle import MessageStatus
 from referrals.models.people import Role, User
+from referrals.models.policy import area_scope
 from referrals.models.workflow import Notification, Referral
 
 # A person's language, channels and name in keys, and the outbox row (all importable from here).
@@ -76,6 +78,7 @@ class Template(StrEnum):
     webhook = "webhook"
     extension_asked = "extension.requested"
     extension_decided = "extension.decided"
+    privacy = "privacy.alert"  # data-protection work, to managers by e-mail
 
 
 # An alert of the deadline ladder -> its message; the ones an answer to the step makes pointless.
@@ -159,10 +162,13 @@ class People:
     users: dict[int, User]
 
     @classmethod
-    def load(cls, session: Session) -> People:
+    def load(cls, session: Session, on: dt.date | None = None) -> People:
+        """With ON, a contact not in force that day (partners.yaml `valid_from`/`valid_to`:
+        someone who left, or not yet started) is not among the partner's contacts."""
         contacts: dict[int, list[Contact]] = {}
         for c in session.scalars(select(Contact).order_by(col(Contact.rank), col(Contact.id))):
-            contacts.setdefault(c.organization_id, []).append(c)
+            if on is None or in_force(c, on):
+                contacts.setdefault(c.organization_id, []).append(c)
         users: dict[int, User] = {}
         for u in session.scalars(select(User)):
             assert u.id is not None  # a loaded row has its id
@@ -177,11 +183,14 @@ class People:
         return coordinator_of(self.users.get(user_id) if user_id is not None else None)
 
     def managers(self, area: str) -> tuple[list[User], list[str]]:
-        """The managers of a district (and those of every district), with an e-mail."""
+        """The managers of a district (and those of every district, and those of a district
+        it took over from: policy.area_scope), with an e-mail."""
         found = [
             u
             for u in self.users.values()
-            if u.role == Role.manager.value and u.active and u.area_key in (None, area)
+            if u.role == Role.manager.value
+            and u.active
+            and (u.area_key is None or area in area_scope(u.area_key))
         ]
         skipped = [f"manager {u.username} has no e-mail" for u in found if not u.email]
         if not found:

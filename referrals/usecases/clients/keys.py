@@ -103,6 +103,7 @@ def rotate(
                 _move(s, vault, client, key)
         if not rows:
             _reseal_webhooks(engine, vault)
+            _reseal_breaches(engine, vault)
             index_missing(engine, vault)
             return moved
         moved += len(rows)
@@ -142,3 +143,18 @@ def _reseal_webhooks(engine: Engine, vault: Vault) -> None:
                 vault.encrypt(vault.decrypt(hook.secret_enc, "webhook.secret"), "webhook.secret")
                 or ""
             )
+
+
+def _reseal_breaches(engine: Engine, vault: Vault) -> None:
+    """A breach's texts are sealed under the secret itself (a breach spans clients: no client
+    key fits, usecases/privacy/breaches.py): seal them again under the current secret."""
+    from referrals.models.privacy import Breach
+    from referrals.usecases.privacy.breaches import TEXTS
+
+    with Session(engine) as s, s.begin():
+        for breach in s.scalars(select(Breach)):
+            for t in TEXTS:
+                value = getattr(breach, f"{t}_enc")
+                if value and not value.startswith(f"{vault.key_id}:"):
+                    text = vault.decrypt(value, f"breach.{t}")
+                    setattr(breach, f"{t}_enc", vault.encrypt(text, f"breach.{t}"))

@@ -31,6 +31,7 @@ from referrals.models.workflow import Event, PathwayVersion, Referral, Step, Swe
 from referrals.notifiers import messages
 from referrals.notifiers.messages import DueStep, People
 from referrals.queries.lateness import counts_hours, how_late
+from referrals.usecases.privacy.sweep import sweep_privacy
 from referrals.usecases.referrals.no_show import sweep_no_shows
 
 CHUNK = 2000  # steps per transaction: memory stays flat however many are due
@@ -87,14 +88,14 @@ class _Directory:
     _alerts: dict[tuple[Any, ...], list[Alert]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session) -> _Directory:
+    def load(cls, session: Session, on: dt.date | None = None) -> _Directory:
         return cls(
             definitions={
                 (pv.key, pv.version): pv.definition
                 for pv in session.scalars(select(PathwayVersion))
             },
             services={s.id: s for s in session.scalars(select(Service))},
-            people=People.load(session),
+            people=People.load(session, on),
         )
 
     def alerts(self, row: Any, ctx: Context) -> list[Alert]:
@@ -144,7 +145,7 @@ def sweep(
         s.add(run)
         s.flush()
         run_id = run.id
-        directory = _Directory.load(s)
+        directory = _Directory.load(s, now.astimezone(ctx.tz).date())
     while True:
         with transaction(engine) as s:
             # Write first: on SQLite this takes the write lock before reading, so two sweeps
@@ -164,6 +165,8 @@ def sweep(
         if progress:
             progress(summary.counts["steps"])
     summary.counts["no_show"] = sweep_no_shows(engine, ctx=ctx, now=now)
+    # Data-protection work (usecases/privacy/sweep.py): late requests, breach clocks, retention.
+    summary.counts.update(sweep_privacy(engine, ctx=ctx, now=now))
     with transaction(engine) as s:
         s.execute(
             update(SweepRun)
