@@ -21,9 +21,11 @@ from referrals.usecases.referrals.advancing import advance
 from referrals.usecases.referrals.importing import HEADER, import_referrals
 from referrals.usecases.staff.accounts import hash_password
 
+# The coordinators work for the former city and town (ended 30/06/2025): they see the clients
+# of the wards and communes that replaced them (models/policy.py).
 USERS = [
-    ("dieuphoi.nt", "Nguyễn Thị Mai (demo)", Role.coordinator, "nha-trang"),
-    ("dieuphoi.nh", "Trần Văn Hùng (demo)", Role.coordinator, "ninh-hoa"),
+    ("dieuphoi.nt", "Nguyễn Thị Mai (demo)", Role.coordinator, "tp-nha-trang"),
+    ("dieuphoi.nh", "Trần Văn Hùng (demo)", Role.coordinator, "tx-ninh-hoa"),
     ("quanly", "Lê Thị Hoa (demo)", Role.manager, None),
 ]
 

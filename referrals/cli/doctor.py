@@ -75,6 +75,7 @@ class Doctor:
             self.check_schema,
             self.check_keys,
             self.check_invariants,
+            self.check_areas,
             self.check_channels,
             self.check_prefect,  # and the deployments, when the server answers
         )
@@ -87,6 +88,7 @@ class Doctor:
             self.check_variables,
             self.check_database,
             self.check_schema,
+            self.check_areas,
             self.check_deployments,
         )
 
@@ -328,6 +330,34 @@ class Doctor:
             )
         else:
             self.add("consistency", "ok", "every rule holds and the audit chain verifies")
+
+    def check_areas(self) -> None:
+        """Records under an area on a day it was not in force: the province config's areas
+        (their keys or dates) changed under existing records, e.g. an upgrade's bundled config
+        giving an old district's key to today's ward (queries/areas.py)."""
+        if not self.database_ok or self.runtime is None:
+            return
+        from referrals.queries.areas import records_out_of_force
+        from referrals.queries.reading import Reader
+
+        engine = self.runtime.engine
+        with Reader(engine.raw_connection(), engine.dialect.name) as reader:
+            found = records_out_of_force(reader, self.runtime.settings.tz)
+        if not found:
+            self.add("areas", "ok", "every client and referral is under an area of its day")
+            return
+        self.add(
+            "areas",
+            "fail",
+            "; ".join(
+                f"{a['key']} ({a['name']}): {a['clients']} clients and {a['referrals']} "
+                f"referrals recorded when it was not in force"
+                for a in found
+            ),
+            "the province config changed these areas' keys or dates under existing records: "
+            "keep the meaning your records have in your own config (REFERRALS_CONFIG_DIR; "
+            "see README, 'Areas across the 2025 reform') and run `referrals init` again",
+        )
 
     def check_channels(self) -> None:
         if self.runtime is None:

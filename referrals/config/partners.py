@@ -23,6 +23,8 @@ class Contact(Strict):
         default=None, description="no SMS in these local hours; default: the province's"
     )
     active: bool = True
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
 
     @model_validator(mode="after")
     def _reachable(self) -> Contact:
@@ -37,6 +39,8 @@ class Service(Strict):
     name_en: Text
     areas: list[Slug] = Field(min_length=1)
     locations: list[Slug] = Field(default=[], description="keys of the partner's locations")
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
 
     @field_validator("areas", "locations")
     @classmethod
@@ -103,6 +107,11 @@ class Location(Strict):
 
 
 class Partner(Strict):
+    """An organisation, in force from `valid_from` to `valid_to` (both days included; unset:
+    open), and the partners that took over its work when it ended (the district police's ID
+    cards went to the ward police on 1 March 2025): a launch to an ended partner is refused
+    naming them, its running referrals keep it, and the directory export leaves it out."""
+
     slug: Slug
     name: Text
     name_en: Text
@@ -110,6 +119,17 @@ class Partner(Strict):
     locations: list[Location] = Field(default=[])
     services: list[Service] = Field(default=[])
     contacts: list[Contact] = Field(min_length=1)
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    successors: list[Slug] = Field(default=[])
+    source: str | None = Field(
+        default=None, max_length=300, description="the text that made or ended it"
+    )
+
+    @property
+    def key(self) -> str:
+        """The slug, as config/areas.py's succession checks call an entry's key."""
+        return self.slug
 
     @model_validator(mode="after")
     def _unique_keys(self) -> Partner:

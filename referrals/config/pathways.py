@@ -157,3 +157,13 @@ class Pathway(Strict):
             data.pop("slip", None)
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class ServiceGroup(Strict):
+    """Services the office counts together in its reports, each person once: the 2019 report's
+    "30 people used legal help" counts ID papers and tax codes with legal advice."""
+
+    key: Key
+    name: Text
+    name_en: Text
+    pathways: list[Key] = Field(min_length=1)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 # The schema lives in three modules; every name stays importable from here.
-from referrals.config.areas import succession_problems
+from referrals.config.areas import covered, succession_problems
 from referrals.config.fields import (
     EMAIL,
     PHONE_TEXT,
@@ -41,7 +41,8 @@ from referrals.config.partners import (
     Partner,
     Service,
 )
-from referrals.config.pathways import DueRule, Ladder, Pathway, Rung, StepTemplate
+from referrals.config.pathways import DueRule, Ladder, Pathway, Rung, ServiceGroup, StepTemplate
+from referrals.config.privacy import DataProtection
 
 __all__ = [
     "DAYS",
@@ -189,6 +190,7 @@ class ProvinceFile(Strict):
     office: Office | None = None  # None: the province's name and no phone
     delivery: Delivery = Delivery()
     digest: Digest = Digest()
+    data_protection: DataProtection = DataProtection()  # config/privacy.py
 
     @field_validator("areas")
     @classmethod
@@ -207,11 +209,25 @@ class PartnersFile(Strict):
 
 class PathwaysFile(Strict):
     pathways: list[Pathway] = Field(min_length=1)
+    service_groups: list[ServiceGroup] = Field(default=[])
 
     @field_validator("pathways")
     @classmethod
     def _unique_pathways(cls, pathways: list[Pathway]) -> list[Pathway]:
         return _unique(pathways, "key")
+
+    @field_validator("service_groups")
+    @classmethod
+    def _unique_groups(cls, groups: list[ServiceGroup]) -> list[ServiceGroup]:
+        return _unique(groups, "key")
+
+    @model_validator(mode="after")
+    def _grouped_pathways_exist(self) -> PathwaysFile:
+        known = {p.key for p in self.pathways}
+        for group in self.service_groups:
+            if unknown := [k for k in group.pathways if k not in known]:
+                raise ValueError(f"service group {group.key}: no pathway {', '.join(unknown)}")
+        return self
 
 
 def _unique(items: list[T], field: str) -> list[T]:
@@ -228,6 +244,14 @@ class Province:
     province: ProvinceFile
     partners: list[Partner]
     pathways: list[Pathway]
+    service_groups: list[ServiceGroup] = field(default_factory=list)
+
+    @cached_property
+    def area_scopes(self) -> dict[str, frozenset[str]]:
+        """Per area, the areas a user scoped to it works on (config/areas.py `covered`),
+        computed once: the policy asks on every check, and this object lives until a file
+        changes (load_province)."""
+        return {a.key: covered(self.province.areas, a.key) for a in self.province.areas}
 
     def pathway(self, key: str) -> Pathway:
         for p in self.pathways:
@@ -300,11 +324,16 @@ def _load(config_dir: Path, stamps: tuple[int | None, ...]) -> Province:
         province=parsed["province.yaml"],
         partners=parsed["partners.yaml"].partners,
         pathways=parsed["pathways.yaml"].pathways,
+        service_groups=parsed["pathways.yaml"].service_groups,
     )
     if succession := succession_problems(province.province.areas):
         areas_file = config_dir / "province.yaml"
         node = nodes["province.yaml"]
         raise ConfigError("; ".join(_locate(areas_file, node, e) for e in succession))
+    if succession := succession_problems(province.partners, "partners", "partner"):
+        partners_file = config_dir / "partners.yaml"
+        node = nodes["partners.yaml"]
+        raise ConfigError("; ".join(_locate(partners_file, node, e) for e in succession))
     cross_check(province, config_dir / "partners.yaml", nodes["partners.yaml"])
     return province
 

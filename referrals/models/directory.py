@@ -39,12 +39,29 @@ class AreaSuccessor(SQLModel, table=True):
 
 
 class Organization(SQLModel, table=True):
+    """A partner, in force from `valid_from` to `valid_to` (both days included; None: open),
+    as partners.yaml says; `active` is whether the YAML still names it at all."""
+
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, index=True, max_length=60)
     name: str
     name_en: str
     kind: str = Field(max_length=20)
     active: bool = True
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+    def in_force(self, on: dt.date) -> bool:
+        return in_force(self, on)
+
+
+class OrganizationSuccessor(SQLModel, table=True):
+    """A partner that took over (part of) an ended partner's work, from partners.yaml."""
+
+    __tablename__ = "organization_successor"
+
+    organization_id: int = Field(foreign_key="organization.id", primary_key=True)
+    successor_id: int = Field(foreign_key="organization.id", primary_key=True)
 
 
 class Service(SQLModel, table=True):
@@ -59,6 +76,11 @@ class Service(SQLModel, table=True):
     # What the partner last said of it from a link (usecases/referrals/answering.py): open, waitlist, full.
     capacity: str = Field(default="open", max_length=10)
     capacity_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+    def in_force(self, on: dt.date) -> bool:
+        return in_force(self, on)
 
 
 class ServiceArea(SQLModel, table=True):
@@ -108,3 +130,5 @@ class Contact(SQLModel, table=True):
     # contact stays inactive whatever the config says.
     deactivated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     deactivated_by: str | None = Field(default=None, max_length=80)
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None

@@ -1,6 +1,9 @@
 """Who may see and do what, in one place: the CLI, the API and the pages all ask here.
 
-Coordinators work in their district: they see and act on its referrals and clients only.
+Coordinators work in their district: they see and act on its referrals and clients only, and
+on those of the areas within it and of the areas that took over its territory after a reform
+(a coordinator of Nha Trang city, ended on 30/06/2025, works on the wards that replaced it:
+config/areas.py `covered`).
 Managers see every district, read reports and exports, and change no referral. Admins see and
 do everything, and alone run the operator's commands (keys, audit, users, delivery, sweeps).
 """
@@ -58,20 +61,37 @@ class Forbidden(DomainError):
     """The user may see this but not do that (403 on the web)."""
 
 
+def area_scope(key: str) -> frozenset[str]:
+    """The areas a user scoped to KEY works on, from the installation's province config (the
+    one place the areas and their succession are defined; the directory's tables are loaded
+    from it, and queries/areas.py follows the same links in SQL)."""
+    from referrals.config.province import load_province
+    from referrals.config.settings import get_settings
+
+    return load_province(get_settings().config_dir).area_scopes.get(key, frozenset({key}))
+
+
+def _in_scope(user: User, area_key: str) -> bool:
+    return user.area_key is not None and (
+        user.area_key == area_key or area_key in area_scope(user.area_key)
+    )
+
+
 def sees_area(user: User, area_key: str) -> bool:
     if user.role in (Role.manager.value, Role.admin.value):
         return True
-    return user.role == Role.coordinator.value and user.area_key == area_key
+    return user.role == Role.coordinator.value and _in_scope(user, area_key)
 
 
 def acts_in_area(user: User, area_key: str) -> bool:
     if user.role == Role.admin.value:
         return True
-    return user.role == Role.coordinator.value and user.area_key == area_key
+    return user.role == Role.coordinator.value and _in_scope(user, area_key)
 
 
 def district_scope(user: User) -> str | None:
-    """The one district a user is limited to when listing, or None for all."""
+    """The one district a user is limited to when listing, or None for all (the listing's SQL
+    widens it to the areas within and after it: queries/areas.py)."""
     return user.area_key if user.role == Role.coordinator.value else None
 
 

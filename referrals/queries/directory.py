@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from referrals.config.areas import in_force
 from referrals.config.province import DueRule
 from referrals.models.directory import (
+    Area,
     Contact,
     Location,
     Organization,
+    OrganizationSuccessor,
     Service,
     ServiceArea,
     ServiceLocation,
@@ -19,22 +23,41 @@ from referrals.models.directory import (
 from referrals.models.workflow import PathwayVersion
 
 
-def directory(session: Session) -> list[dict[str, Any]]:
-    orgs = list(
-        session.scalars(
+def directory(session: Session, on: dt.date | None = None) -> list[dict[str, Any]]:
+    """The partners with their services, places and contacts; with ON, only what is in force
+    that day (partners, services, contacts, and the areas a service serves), else everything
+    the YAML names, each with its dates and successors (partners.yaml)."""
+    current = (lambda row: in_force(row, on)) if on else (lambda row: True)
+    orgs = [
+        o
+        for o in session.scalars(
             select(Organization).where(col(Organization.active)).order_by(col(Organization.slug))
         )
-    )
-    services = list(
-        session.scalars(
+        if current(o)
+    ]
+    services = [
+        s
+        for s in session.scalars(
             select(Service).where(col(Service.active)).order_by(col(Service.pathway_key))
         )
-    )
+        if current(s)
+    ]
+    slugs = {o.id: o.slug for o in session.scalars(select(Organization))}
+    after: dict[int, list[str]] = {}
+    ordered = select(OrganizationSuccessor).order_by(col(OrganizationSuccessor.successor_id))
+    for succession in session.scalars(ordered):  # rows made in the YAML's order
+        after.setdefault(succession.organization_id, []).append(slugs[succession.successor_id])
+    in_place = {a.key for a in session.scalars(select(Area)) if current(a)}
     # Keyed like the rows' ids (`int | None` on the models; never None once stored).
     areas: dict[int | None, list[str]] = {}
     for link in session.scalars(select(ServiceArea).order_by(col(ServiceArea.area_key))):
-        areas.setdefault(link.service_id, []).append(link.area_key)
-    contacts = list(session.scalars(select(Contact).order_by(col(Contact.rank), col(Contact.id))))
+        if link.area_key in in_place:
+            areas.setdefault(link.service_id, []).append(link.area_key)
+    contacts = [
+        c
+        for c in session.scalars(select(Contact).order_by(col(Contact.rank), col(Contact.id)))
+        if current(c)
+    ]
     places = {
         p.id: p
         for p in session.scalars(
@@ -53,6 +76,9 @@ def directory(session: Session) -> list[dict[str, Any]]:
             "name": o.name,
             "name_en": o.name_en,
             "kind": o.kind,
+            "valid_from": o.valid_from.isoformat() if o.valid_from else None,
+            "valid_to": o.valid_to.isoformat() if o.valid_to else None,
+            "successors": after.get(o.id or 0, []),
             "services": [
                 {
                     "pathway": s.pathway_key,

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from referrals.models.errors import NotFound
+from referrals.queries.areas import in_district
 from referrals.queries.lateness import counts_hours, escalated_to, how_late
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def count_overdue(reader: Reader, *, now: dt.datetime, district: str | None = No
         f" AND a.status = '{StepStatus.active.value}' WHERE {OVERDUE_SQL}"
     )
     if district is not None:
-        sql += " AND r.area_key = :district"
+        sql += f" AND {in_district('r.area_key')}"
     return int(reader.rows(sql, now=now, **({"district": district} if district else {}))[0]["n"])
 
 
@@ -210,7 +211,6 @@ def list_referrals(
     for column, value in (
         ("r.status", status),
         ("o.slug", partner),
-        ("r.area_key", district),
         ("r.code", code),
         ("u.username", coordinator),
         ("c.code", client),
@@ -218,6 +218,9 @@ def list_referrals(
         if value is not None:
             where.append(f"{column} = :{column[2:]}")
             params[column[2:]] = value
+    if district is not None:
+        where.append(in_district("r.area_key"))
+        params["district"] = district
     if open_only:
         where.append(f"r.status IN ({OPEN_SQL})")
     if overdue:

@@ -29,13 +29,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from referrals.config.pathways import ServiceGroup
 from referrals.infra.calendar import WorkingCalendar
 from referrals.models.bounds import check_day
 from referrals.models.lifecycle import MessageStatus, Outcome, ReferralStatus, StepStatus
+from referrals.queries.areas import Grouping, grouping, in_district
 from referrals.queries.reading import Reader
 from referrals.queries.views import areas, pathways
 
@@ -68,7 +71,9 @@ class Period:
 
 
 # Who is counted (launched in [:since, :until)) and their state at :asof (the end of the period,
-# or now for a period not over yet). {where} adds a district.
+# or now for a period not over yet). {where} adds a district; {area} is the area a record
+# counts under, the units of one day (queries/areas.py `grouping`; positional GROUP BY, as the
+# expression has parameters).
 #
 # Plans, measured at 100,000 referrals (benchmarks/bench_report.py): queries that read steps
 # start from the step table ("step s CROSS JOIN referral r WHERE r.id = s.referral_id": SQLite
@@ -80,34 +85,34 @@ _OPEN_AT_END = "(r.closed_at IS NULL OR r.closed_at >= :asof)"
 _STEPS = "step s CROSS JOIN referral r"
 _WAITING_AT_END = "s.activated_at < :asof AND (s.completed_at IS NULL OR s.completed_at >= :asof)"
 COUNTS_SQL = f"""
-SELECT r.pathway_key AS pathway, r.area_key AS district,
+SELECT r.pathway_key AS pathway, {{area}} AS district,
        COUNT(DISTINCT r.client_id) AS clients, COUNT(*) AS launched,
        SUM(CASE WHEN r.closed_at < :asof AND r.outcome = '{OK}' THEN 1 ELSE 0 END) AS successful,
        SUM(CASE WHEN r.closed_at < :asof AND r.outcome = '{NOT_OK}' THEN 1 ELSE 0 END)
            AS not_successful,
        SUM(CASE WHEN {_OPEN_AT_END} THEN 1 ELSE 0 END) AS still_open
 FROM referral r WHERE {_COHORT}
-GROUP BY r.pathway_key, r.area_key ORDER BY r.pathway_key, r.area_key
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 # Overdue at the end: open then, with its waiting step past its deadline. A referral has at most
 # one step waiting at any instant (the unique index on active steps), so steps count referrals.
 LATE_SQL = f"""
-SELECT r.pathway_key AS pathway, r.area_key AS district, COUNT(*) AS overdue
+SELECT r.pathway_key AS pathway, {{area}} AS district, COUNT(*) AS overdue
 FROM {_STEPS}
 WHERE r.id = s.referral_id AND {_WAITING_AT_END} AND s.due_at < :asof
   AND {_COHORT} AND {_OPEN_AT_END}
-GROUP BY r.pathway_key, r.area_key
+GROUP BY 1, 2
 """
 # People, not rows: distinct clients per service across districts, and overall.
 CLIENTS_SQL = f"""
 SELECT {{key}} COUNT(DISTINCT r.client_id) AS clients FROM referral r WHERE {_COHORT} {{group}}
 """
 REASONS_SQL = f"""
-SELECT r.pathway_key AS pathway, r.area_key AS district, r.organization_id AS partner,
+SELECT r.pathway_key AS pathway, {{area}} AS district, r.organization_id AS partner,
        r.status, r.outcome_reason AS reason, COUNT(*) AS n
 FROM referral r
 WHERE {_COHORT} AND r.closed_at < :asof AND r.outcome = '{NOT_OK}'
-GROUP BY r.pathway_key, r.area_key, r.organization_id, r.status, r.outcome_reason
+GROUP BY 1, 2, 3, 4, 5
 """
 PARTNERS_SQL = f"""
 SELECT o.id, o.slug AS partner, o.name, o.name_en, p.launched, p.successful, p.still_open
@@ -166,26 +171,35 @@ WHERE e.kind = 'message.dead' AND e.at >= :since AND e.at < :until {where}
 
 
 def _scoped(sql: str, district: str | None, **parts: str) -> str:
-    return sql.format(where="AND r.area_key = :district" if district else "", **parts)
+    return sql.format(where=f"AND {in_district('r.area_key')}" if district else "", **parts)
 
 
 def counts(
-    reader: Reader, *, since: dt.datetime, until: dt.datetime, district: str | None = None
+    reader: Reader,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    district: str | None = None,
+    areas_on: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     """Per pathway and district: the clients and referrals launched in [since, until) and how
-    they stood at `until` (successful, not, open, overdue)."""
-    return _table(reader, {"since": since, "until": until, "asof": until, **_in(district)})
+    they stood at `until` (successful, not, open, overdue); with `areas_on`, each under the
+    units in force that day (the dashboard: today's)."""
+    groups = grouping(reader, areas_on) if areas_on else None
+    bind = {"since": since, "until": until, "asof": until, **_in(district)}
+    return _table(reader, bind, groups)
 
 
-def _table(reader: Reader, bind: dict[str, Any]) -> list[dict[str, Any]]:
-    district = bind.get("district")
+def _table(reader: Reader, bind: dict[str, Any], groups: Grouping | None) -> list[dict[str, Any]]:
+    district, area = bind.get("district"), groups.sql if groups else "r.area_key"
+    bind = bind | (groups.params if groups else {})
     late = {
         (r["pathway"], r["district"]): int(r["overdue"])
-        for r in reader.rows(_scoped(LATE_SQL, district), **bind)
+        for r in reader.rows(_scoped(LATE_SQL, district, area=area), **bind)
     }
     return [
         {**_ints(r), "overdue": late.get((r["pathway"], r["district"]), 0)}
-        for r in reader.rows(_scoped(COUNTS_SQL, district), **bind)
+        for r in reader.rows(_scoped(COUNTS_SQL, district, area=area), **bind)
     ]
 
 
@@ -196,15 +210,20 @@ def build_report(
     calendar: WorkingCalendar,
     now: dt.datetime,
     district: str | None = None,
+    areas_on: dt.date | None = None,
+    service_groups: Sequence[ServiceGroup] = (),
 ) -> dict[str, Any]:
     """Every figure of the period report, as plain data (see referrals/reports for formats).
-    A period not over yet is read as of `now`."""
+    A period not over yet is read as of `now`. Records count under the units in force at the
+    period's end, or on `areas_on` (2020's districts for a period of 2026, through the
+    succession: queries/areas.py)."""
     since, until = period.since, period.until
     asof = min(until, now)
+    groups = grouping(reader, areas_on or period.last)
     bind = {"since": since, "until": until, "asof": asof, **_in(district)}
-    rows = _table(reader, bind)
+    rows = _table(reader, bind, groups)
     people, everyone = _clients(reader, district, bind)
-    reasons, declines = _not_successful(reader, district, bind)
+    reasons, declines = _not_successful(reader, district, bind | groups.params, groups.sql)
     for row in rows:
         row["not_successful_by"] = dict(reasons[(row["pathway"], row["district"])])
     services = [
@@ -216,6 +235,7 @@ def build_report(
         for key in sorted(people)
     ]
     total = _summed(rows, clients=everyone)
+    grouped = _grouped(reader, district, bind, services, service_groups)
     partners = _partners(reader, period, calendar, district, bind, declines)
     return {
         "period": {
@@ -225,18 +245,51 @@ def build_report(
             "until": until.isoformat(),
             "as_of": asof.astimezone(period.tz).isoformat(timespec="minutes"),
             "district": district,
+            "areas_as_of": groups.on.isoformat(),
         },
         "rows": rows,
         "services": services,
+        "service_groups": grouped,
         "total": total,
         "partners": partners,
         "messages": _messages(reader, district, bind),
         "peer_groups": peer_groups(reader, district, bind),
         "names": {
             "pathways": {p["key"]: {"vi": p["name"], "en": p["name_en"]} for p in pathways(reader)},
-            "districts": {a["key"]: {"vi": a["name"], "en": a["name_en"]} for a in areas(reader)},
+            "districts": {
+                **{a["key"]: {"vi": a["name"], "en": a["name_en"]} for a in areas(reader)},
+                **groups.names,
+            },
         },
     }
+
+
+def _grouped(
+    reader: Reader,
+    district: str | None,
+    bind: dict[str, Any],
+    services: list[dict[str, Any]],
+    groups: Sequence[ServiceGroup],
+) -> list[dict[str, Any]]:
+    """Per service group (pathways.yaml): its services' figures added up, with its people
+    counted once however many of its services they used, and the services inside."""
+    out = []
+    for group in groups:
+        keys = {f"pathway_{i}": key for i, key in enumerate(group.pathways)}
+        inside = f"AND r.pathway_key IN ({', '.join(':' + k for k in keys)})"
+        sql = _scoped(CLIENTS_SQL, district, key="", group=inside)
+        (people,) = reader.rows(sql, **bind, **keys)
+        lines = [s for s in services if s["pathway"] in group.pathways]
+        out.append(
+            {
+                "key": group.key,
+                "name": group.name,
+                "name_en": group.name_en,
+                **_summed(lines, clients=int(people["clients"])),
+                "services": [s["pathway"] for s in lines],
+            }
+        )
+    return out
 
 
 def _clients(
@@ -260,13 +313,13 @@ def _clients(
 
 
 def _not_successful(
-    reader: Reader, district: str | None, bind: dict[str, Any]
+    reader: Reader, district: str | None, bind: dict[str, Any], area: str
 ) -> tuple[dict[tuple[str, str], dict[str, int]], dict[int, dict[str, int]]]:
     """Unsuccessful closes by reason: per (pathway, district) and per pathway (district ""),
     and the declines per partner (organisation id)."""
     reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     declines: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in reader.rows(_scoped(REASONS_SQL, district), **bind):
+    for r in reader.rows(_scoped(REASONS_SQL, district, area=area), **bind):
         reason = r["reason"] or "other"
         for key in ((r["pathway"], r["district"]), (r["pathway"], "")):
             reasons[key][reason] += int(r["n"])
@@ -440,7 +493,7 @@ ORDER BY o.name
 
 def peer_groups(reader: Reader, district: str | None, bind: dict[str, Any]) -> list[dict[str, Any]]:
     """Per peer group: intakes received in the period, and clients taken from them."""
-    sql = PEER_GROUPS_SQL.format(where="AND i.area_key = :district" if district else "")
+    sql = PEER_GROUPS_SQL.format(where=f"AND {in_district('i.area_key')}" if district else "")
     return [
         {**r, "received": int(r["received"] or 0), "clients": int(r["clients"] or 0)}
         for r in reader.rows(sql, **bind)

@@ -10,6 +10,7 @@ import statistics
 from typing import Any
 
 from referrals.models.lifecycle import StepStatus
+from referrals.queries.areas import in_district
 from referrals.queries.reading import OPEN_SQL, Reader
 
 
@@ -50,7 +51,7 @@ def scorecard(
 
     A step counts if it was done since `since`, or is still waiting past its deadline (late).
     """
-    only = "AND r.area_key = :district" if district else ""
+    only = f"AND {in_district('r.area_key')}" if district else ""
     cards = {
         r["slug"]: {**r, "ack_hours": [], "on_time": 0, "counted": 0}
         for r in reader.rows(LOAD_SQL.format(district=only), **_in(district))

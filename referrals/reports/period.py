@@ -24,15 +24,16 @@ def period_report(
     district: str | None = None,
     lang: str = "vi",
     user: str | None = None,
+    areas_as_of: str | None = None,
 ) -> str:
-    """The report as text; for `user` (a username), within what the policy lets them see."""
+    """The report as text; for `user` (a username), within what the policy lets them see;
+    grouped by the units in force at the period's end, or on `areas_as_of` (a day typed)."""
     if lang not in ("vi", "en"):
         raise ValueError(f"unknown language {lang!r} (vi or en)")
     settings = get_settings()
     period = Period(parse_day(first), parse_day(last), settings.tz)
-    calendar = WorkingCalendar.for_province(
-        load_province(settings.config_dir).province, settings.tz
-    )
+    province = load_province(settings.config_dir)
+    calendar = WorkingCalendar.for_province(province.province, settings.tz)
     with Reader.open(settings.database_url) as reader:
         if user:
             district = listing_district(acting_user(reader, user), district)
@@ -40,5 +41,13 @@ def period_report(
             "SELECT key FROM area WHERE key = :key", key=district
         ):
             raise ValueError(f"unknown district {district!r}")
-        data = build_report(reader, period=period, calendar=calendar, now=now, district=district)
+        data = build_report(
+            reader,
+            period=period,
+            calendar=calendar,
+            now=now,
+            district=district,
+            areas_on=parse_day(areas_as_of) if areas_as_of else None,
+            service_groups=province.service_groups,
+        )
     return render(data, fmt, lang=lang)

@@ -39,6 +39,9 @@ class _Labels:
     def service(self, key: str) -> str:
         return self.r["names"]["pathways"].get(key, {}).get(self.lang, key)
 
+    def group(self, g: dict[str, Any]) -> str:
+        return str(g["name"] if self.lang == "vi" else g["name_en"])
+
     def district(self, key: str) -> str:
         return self.r["names"]["districts"].get(key, {}).get(self.lang, key)
 
@@ -60,7 +63,8 @@ class _Labels:
         where = (
             f" · {self.w['district_only']}: {self.district(p['district'])}" if p["district"] else ""
         )
-        return f"{first} – {last}{where}"
+        on = locale.day(dt.date.fromisoformat(p["areas_as_of"]), self.lang)
+        return f"{first} – {last}{where} · {self.w['areas_as_of'] % {'day': on}}"
 
     def as_of(self) -> str:
         at = locale.when(dt.datetime.fromisoformat(self.r["period"]["as_of"]), self.lang)
@@ -88,6 +92,14 @@ class _Labels:
             for x in r["services"]
         ]
         by_service.append([w["total"], *(r["total"][c] for c in COLUMNS), ""])
+        by_group = []
+        for g in r.get("service_groups", []):  # none in reports made before issue 23
+            by_group.append([self.group(g), *(g[c] for c in COLUMNS)])
+            by_group += [
+                [f"   · {self.service(x['pathway'])}", *(x[c] for c in COLUMNS)]
+                for x in r["services"]
+                if x["pathway"] in g["services"]
+            ]
         partners = [
             [
                 self.partner(p),
@@ -116,6 +128,7 @@ class _Labels:
                 by_district,
             ),
             (w["by_service"], [w["service"], *head, w["reasons"]], by_service),
+            *([(w["by_group"], [w["group"], *head], by_group)] if by_group else []),
             (
                 w["partners"],
                 [

@@ -59,7 +59,13 @@ def _dashboard_page(
         cards = scorecard(read, since=starts["year"], now=me.now, district=scope)
         dead = list_messages(read, tz=tz, status="dead", limit=50) if me.is_manager else []
         periods = {
-            name: counts(read, since=start, until=me.now, district=scope)
+            name: counts(
+                read,
+                since=start,
+                until=me.now,
+                district=scope,
+                areas_on=me.now.astimezone(tz).date(),  # today's units (queries/areas.py)
+            )
             for name, start in starts.items()
         }
         names = {p["key"]: p for p in pathways(read)}

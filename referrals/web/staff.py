@@ -214,9 +214,13 @@ class Staff:
         return self.user.role in (Role.manager.value, Role.admin.value)
 
     def area_name(self, key: str | None) -> str:
-        """A district's name in the page's language ("Thành phố Nha Trang"), never its key."""
+        """A district's name in the page's language ("Thành phố Nha Trang"), never its key; a
+        group of the units that took over a split district ("p-bac+p-nam", queries/areas.py)
+        by its units' names."""
         if not key:
             return ""
+        if "+" in key:
+            return " + ".join(self.area_name(part) for part in key.split("+"))
         names = _area_names(self.rt)
         return names.get((key, self.lang)) or names.get((key, "vi")) or key
 

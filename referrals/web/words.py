@@ -106,6 +106,7 @@ STAFF: dict[str, Msg] = {
     "template_referral.no_show": C_("message", "Client did not come"),
     "template_client.remind": C_("message", "Reminder through a peer educator"),
     "template_webhook": C_("message", "Webhook"),
+    "template_privacy.alert": C_("message", "Data-protection alert"),
     # A referral's and a client's timeline.
     "event_client.added": C_("event", "client registered"),
     "event_consent.granted": C_("event", "consent recorded"),
@@ -151,6 +152,19 @@ STAFF: dict[str, Msg] = {
     "event_client.exported": C_("event", "personal data exported"),
     "event_client.not_same_person": C_("event", "registered as a different person"),
     "event_client.source": C_("event", "brought in by a peer group"),
+    "event_client.moved": C_("event", "recorded under another area"),
+    "event_privacy.request.received": C_("event", "data request received"),
+    "event_privacy.request.acknowledged": C_("event", "data request answered"),
+    "event_privacy.request.extended": C_("event", "data request extended"),
+    "event_privacy.request.closed": C_("event", "data request closed"),
+    "event_privacy.request.escalated": C_("event", "data request late, managers told"),
+    "event_privacy.retention.notice": C_("event", "retention: erasure announced"),
+    "event_privacy.retention.erased": C_("event", "erased at the end of retention"),
+    "event_privacy.breach.recorded": C_("event", "breach recorded"),
+    "event_privacy.breach.notified": C_("event", "breach notified"),
+    "event_privacy.breach.notice": C_("event", "breach notice written"),
+    "event_privacy.breach.warned": C_("event", "breach: 72 hours nearly over"),
+    "event_privacy.breach.overdue": C_("event", "breach: 72 hours over, not notified"),
     # The domain's refusals (models/errors.py `DomainError.key`, its params by name).
     "err_unknown_pathway": N_("No such service."),
     "err_date_not_after_today": N_("The new date must be after today."),
@@ -205,6 +219,11 @@ STAFF: dict[str, Msg] = {
     "err_area_not_in_force": N_(
         "%(area)s is not in force today: choose one of today's units (%(choices)s)."
     ),
+    "err_client_area_ended": N_(
+        "Client %(client)s is recorded under %(area)s, which is no longer in force: move them "
+        "to one of today's units (%(choices)s) first."
+    ),
+    "err_same_area": N_("The client is already recorded under this unit."),
     "err_self": N_("You cannot deactivate your own account."),
     "err_erased": N_("This client's personal data was erased at their request."),
     # Merging two records of one person (usecases/clients/merging.py).

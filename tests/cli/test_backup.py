@@ -224,6 +224,7 @@ def test_doctor_on_a_sound_engine_and_with_the_wrong_secret(
         "schema": "ok",
         "data keys": "ok",
         "consistency": "ok",
+        "areas": "ok",
         "channels": "?",
         "prefect": "ok",
     }

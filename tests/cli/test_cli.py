@@ -75,8 +75,18 @@ def test_the_coordinator_path(rt: Runtime, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_partners_and_pathways(rt: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
-    partners = ok_json(capsys, "partners")
-    assert len(partners) == 12 and any(p["slug"] == "sao-bien-ninh-hoa" for p in partners)
+    partners = {p["slug"]: p for p in ok_json(capsys, "partners")}
+    # Today's: the twelve units' police of 2025, not the city and town police of the reports.
+    assert len(partners) == 22 and "sao-bien-ninh-hoa" in partners
+    assert "police-nha-trang" in partners and "police-tp-nha-trang" not in partners
+    everyone = {p["slug"]: p for p in ok_json(capsys, "partners", "--all")}
+    assert len(everyone) == 24 and everyone["police-tp-nha-trang"]["valid_to"] == "2025-02-28"
+    assert everyone["police-tp-nha-trang"]["successors"] == [  # as partners.yaml lists them
+        "police-nha-trang",
+        "police-bac-nha-trang",
+        "police-tay-nha-trang",
+        "police-nam-nha-trang",
+    ]
     pathways = {p["key"]: p for p in ok_json(capsys, "pathways")}
     assert pathways["emergency_shelter"]["steps"][0]["due"] == "2 hours"
 

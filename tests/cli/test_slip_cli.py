@@ -44,7 +44,7 @@ def test_slip_in_a_fresh_process(rt: Runtime, now: dt.datetime, tmp_path: Path) 
 
     pdf = out.read_bytes()
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
-    assert code in text and "24/11/2026" in text and "Công an thành phố Nha Trang" in text
+    assert code in text and "24/11/2026" in text and "Công an phường Nha Trang" in text
     assert NAME not in text and "975 312" not in text
     with transaction(rt.engine) as s:
         referral_id = s.scalars(select(Referral.id).where(Referral.code == code)).one()

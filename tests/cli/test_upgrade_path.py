@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import create_engine, text
 
 from referrals.migrations import head_revision, pending_revisions, upgrade
+from support.reform import old_keys_config
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 09:00 in Nha Trang
 ADMIN = "quantri"
@@ -287,20 +288,30 @@ def fill_as_the_first_release(url: str) -> None:
 
 
 def referrals(
-    url: str, tmp_path: Path, *args: str, status: int = 0, user: str = ADMIN
+    url: str,
+    tmp_path: Path,
+    *args: str,
+    status: int = 0,
+    user: str = ADMIN,
+    config: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`referrals ARGS` in a fresh process, with only this installation's settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("REFERRALS_") and k != "PREFECT_API_URL"
-    } | {
-        "REFERRALS_DATABASE_URL": url,
-        "REFERRALS_SECRET_KEY": SECRET,
-        "REFERRALS_DATA_DIR": str(tmp_path / "data"),
-        "REFERRALS_USER": user,
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # no settings file of the machine's
-    }
+    """`referrals ARGS` in a fresh process, with only this installation's settings (and its
+    own province config folder, if given)."""
+    env = (
+        {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("REFERRALS_") and k != "PREFECT_API_URL"
+        }
+        | {
+            "REFERRALS_DATABASE_URL": url,
+            "REFERRALS_SECRET_KEY": SECRET,
+            "REFERRALS_DATA_DIR": str(tmp_path / "data"),
+            "REFERRALS_USER": user,
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),  # no settings file of the machine's
+        }
+        | ({"REFERRALS_CONFIG_DIR": str(config)} if config else {})
+    )
     done = subprocess.run(
         [sys.executable, "-m", "referrals.cli", *args],
         env=env,
@@ -351,19 +362,36 @@ def test_a_database_of_the_first_release_upgrades_and_holds(
 
     # The rest of the upgrade, as deploy/README.md has it: the province's YAML loaded onto the
     # old directory, the old clients given data keys, the old events sealed into the chain.
-    done = referrals(url, tmp_path, "init")
+    # The bundled config of today gives `nha-trang` to the ward of 2025, not the city the first
+    # release meant: `init` refuses to move the records under it, and says what to do.
+    refused = referrals(url, tmp_path, "init", status=1)
+    assert refused.stderr.startswith(
+        "error: 'nha-trang' would change from district 'Thành phố Nha Trang' to ward 'Phường Nha "
+        "Trang' under 2 clients and 3 referrals"
+    )
+    assert "REFERRALS_CONFIG_DIR" in refused.stderr and refused.stderr.count("\n") == 1
+    config = old_keys_config(tmp_path)  # the office's own copy keeps the first release's keys
+    done = referrals(url, tmp_path, "init", config=config)
     assert "database ready" in done.stdout and "clients' names indexed" in done.stdout
-    rotated = json.loads(referrals(url, tmp_path, "keys", "rotate", "--json").stdout)
+    # Its records of November 2026 are under the city, which ended in 2025: named, to be moved.
+    areas = checks(referrals(url, tmp_path, "upgrade-check", "--json", config=config, status=1))
+    assert areas["areas"]["level"] == "fail"
+    assert areas["areas"]["detail"].startswith(
+        "nha-trang (Thành phố Nha Trang): 2 clients and 3 referrals recorded when it was not in force"
+    )
+    rotated = json.loads(referrals(url, tmp_path, "keys", "rotate", "--json", config=config).stdout)
     assert rotated["rotated"] == len(NAMES)
-    sealed = json.loads(referrals(url, tmp_path, "audit", "seal", "--json").stdout)
+    sealed = json.loads(referrals(url, tmp_path, "audit", "seal", "--json", config=config).stdout)
     assert sealed["sealed"] > 0
     for code, name in NAMES.items():
         out = tmp_path / f"{code}.json"
-        referrals(url, tmp_path, "client", "export", code, "--out", str(out))
+        referrals(url, tmp_path, "client", "export", code, "--out", str(out), config=config)
         assert json.loads(out.read_text(encoding="utf-8"))["client"]["name"] == name
-    done = referrals(url, tmp_path, "check", "--json")
+    done = referrals(url, tmp_path, "check", "--json", config=config)
     assert json.loads(done.stdout) == {"ok": True, "broken": []}
-    listed = json.loads(referrals(url, tmp_path, "list", "--json", "--limit", "0").stdout)
+    listed = json.loads(
+        referrals(url, tmp_path, "list", "--json", "--limit", "0", config=config).stdout
+    )
     assert {r["code"]: r["status"] for r in listed} == {
         "R-F7SV4-RCFHM": "requested",
         "R-9KX2W-T5BQA": "cancelled",

@@ -18,7 +18,37 @@ import pytest
 
 from referrals.config import ConfigError, load_province
 from referrals.config.areas import areas_on, descendants, predecessors
-from support.reform import WARDS, config_with
+from support.reform import config_with
+
+# Two wards from 01/07/2025, the first merged again into a third from 01/01/2028.
+WARDS: list[dict[str, object]] = [
+    {
+        "key": "p-bac",
+        "name": "Phường Bắc",
+        "name_en": "North Ward",
+        "level": "ward",
+        "parent": "khanh-hoa",
+        "valid_from": "2025-07-01",
+        "valid_to": "2027-12-31",
+        "successors": ["p-lon"],
+    },
+    {
+        "key": "p-nam",
+        "name": "Phường Nam",
+        "name_en": "South Ward",
+        "level": "ward",
+        "parent": "khanh-hoa",
+        "valid_from": "2025-07-01",
+    },
+    {
+        "key": "p-lon",
+        "name": "Phường Lớn",
+        "name_en": "Big Ward",
+        "level": "ward",
+        "parent": "khanh-hoa",
+        "valid_from": "2028-01-01",
+    },
+]
 
 P_NINH_HOA = {
     "key": "p-ninh-hoa",

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -137,10 +138,11 @@ def test_export_is_hsds_and_names_no_client(
     ids = list(_ids(doc))
     assert all(uuid.UUID(i).version == 5 for i in ids)
     objects = [o["id"] for o in doc["organizations"]] + [s["id"] for s in doc["services"]]
+    today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()  # the export's day
     with Session(office.engine) as s:
-        assert (
-            len(objects) == len(set(objects)) == sum(len(p["services"]) + 1 for p in directory(s))
-        )
+        in_force = directory(s, today)  # the export carries the directory of its day only
+        assert len(objects) == len(set(objects)) == sum(len(p["services"]) + 1 for p in in_force)
+        assert len(in_force) == len(directory(s)) - 2  # the city and town police of 2019-2025
     assert doc == {**_export(capsys, tmp_path / "again.json"), "exported_at": doc["exported_at"]}
 
     (station,) = [o for o in doc["organizations"] if o["uri"].endswith(":phuong-son-health")]
@@ -149,7 +151,7 @@ def test_export_is_hsds_and_names_no_client(
         "id": None,
         "location_id": None,
         "address_1": "12 Đường Demo, phường Phương Sơn",
-        "city": "Thành phố Nha Trang",
+        "city": "Phường Nha Trang",
         "state_province": "Khánh Hòa",
         "postal_code": "57000",
         "country": "VN",
@@ -185,9 +187,7 @@ def test_coordinator_sees_where_the_client_goes(office: Runtime, now: dt.datetim
     staff_users(office)
     browser = logged_in(Clock(now), "mai")
     page = browser.get(f"/referrals/{code}").text
-    assert (
-        "Nơi tiếp nhận:" in page and "12 Đường Demo, phường Phương Sơn, Thành phố Nha Trang" in page
-    )
+    assert "Nơi tiếp nhận:" in page and "12 Đường Demo, phường Phương Sơn, Phường Nha Trang" in page
     assert "T2–T6 07:00–11:30; T2–T6 13:30–17:00; T7 07:30–11:00" in page
     assert 'id="places"' not in browser.get(f"/referrals/{other}").text
     browser.cookies.set("lang", "en")
@@ -321,14 +321,20 @@ def test_foreign_directory_maps_onto_keys(
         (new,) = [p for p in directory(s) if p["slug"] == "nhom-dong-dang-hoa-binh"]
     assert new["kind"] == "peer_group"
     assert new["contacts"][0]["phone"] == "+84905000199"
-    assert new["services"][0] | {"name_en": None} == {
+    assert new["services"][0] | {"name_en": None, "areas": None} == {
         "pathway": "psychosocial_support",
         "name": "Sinh hoạt nhóm",
         "name_en": None,
-        "areas": ["ninh-hoa"],
+        "areas": None,
         "locations": ["nha-van-hoa"],
         "capacity": "full",
     }
+    # "Ninh Hoa Town" is the town of 2019-2025: the group serves it and the units after it.
+    (written,) = [
+        p for p in load_province(office.settings.config_dir).partners if p.slug == new["slug"]
+    ]
+    assert written.services[0].areas == ["tx-ninh-hoa"]
+    assert {"tx-ninh-hoa", "ninh-hoa", "xa-hoa-tri"} <= set(new["services"][0]["areas"])
     assert new["locations"][0]["hours"] == [
         {"days": ["SA", "SU"], "opens": "18:00", "closes": "21:00"}
     ]

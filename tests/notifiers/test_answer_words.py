@@ -24,7 +24,7 @@ from support.receivers import SmtpSink
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NAME, PHONE, ID_NUMBER = "Phạm Thị Kín Tiếng", "0905 444 555", "079190008888"
-POLICE = "Công an thành phố Nha Trang"
+POLICE = "Công an phường Nha Trang"
 
 
 def local(text: str) -> dt.datetime:

@@ -70,6 +70,15 @@ def worst_case(language: str) -> dict[str, object]:
         "granted": False,
         "was_due_at": "2026-12-20T10:00:00+00:00",
         "new_due_at": "2026-12-24T10:00:00+00:00",
+        # privacy.alert: a late request names its code, its work and the command that shows it
+        "what": "request",
+        "about": "Yêu cầu R-7K2QX-9MB4T của chủ thể dữ liệu (rút lại sự đồng ý)",
+        "work": "Thực hiện yêu cầu (Nghị định 356, Điều 5)",
+        "state": "late",
+        "late": "99 ngày",
+        "count": 100,
+        "clients": ["C-8QP9B-9NYE8"] * 100,
+        "command": "referrals privacy requests show R-7K2QX-9MB4T",
     }
 
 

@@ -222,14 +222,14 @@ def test_formats_keep_vietnamese_intact(rt: Runtime, october: dict[str, object])
     assert rows[0][0] == "Báo cáo kết quả chuyển gửi"
     header = rows.index(["Theo dịch vụ và địa bàn"]) + 1
     assert rows[header][:3] == ["Dịch vụ", "Địa bàn", "Số người"]
-    assert ["Khám sức khỏe", "Thành phố Nha Trang", "1", "1", "1", "0", "0", "0", ""] in rows
+    assert ["Khám sức khỏe", "Phường Nha Trang", "1", "1", "1", "0", "0", "0", ""] in rows
     html = render(r, "html")
-    assert "Khám sức khỏe" in html and "Thị xã Ninh Hòa" in html
+    assert "Khám sức khỏe" in html and "Phường Ninh Hòa" in html
     assert '<svg xmlns="http://www.w3.org/2000/svg" role="img" id="chart-services"' in html
     assert 'id="chart-partners"' in html and "http" not in html.split("<svg", 1)[0]
     markdown = render(r, "md", lang="en")
     assert (
-        "| Health check | Nha Trang City | 1 | 1 | 1 | 0 | 0 | 0 |" in markdown.replace("  ", " ")
+        "| Health check | Nha Trang Ward | 1 | 1 | 1 | 0 | 0 | 0 |" in markdown.replace("  ", " ")
         or "Health" in markdown
     )
     data = json.loads(render(r, "json"))

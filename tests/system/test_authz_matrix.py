@@ -46,7 +46,7 @@ MATRIX: dict[str, dict[str, bool]] = {
 # Each successful launch needs a pathway of its own (one open referral per client and pathway).
 PATHWAYS = [
     ("legal_aid", "legal-aid-centre"),
-    ("tax_code", "police-nha-trang"),
+    ("tax_code", "legal-aid-centre"),
     ("health_check", "phuong-son-health"),
     ("emergency_aid", "social-work-centre"),
     ("psychosocial_support", "social-work-centre"),

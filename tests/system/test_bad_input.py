@@ -803,7 +803,7 @@ def test_bad_config_files_are_refused_with_where(tmp_path: Path) -> None:
         ),
         "unknown area": (
             "partners.yaml",
-            lambda t: t.replace("[nha-trang, ninh-hoa]", "[atlantis]", 1),
+            lambda t: t.replace("[tp-nha-trang, tx-ninh-hoa]", "[atlantis]", 1),
         ),
         "invalid UTF-8": ("province.yaml", b"name: \xff\xfe\n"),
         "empty file": ("pathways.yaml", b""),

@@ -66,7 +66,7 @@ def test_coordinator_partner_and_manager_in_chromium(
     page.select_option("#consent select[name=purpose]", "id_papers")
     page.select_option("#consent select[name=partner]", "police-nha-trang")
     page.click("#consent button")
-    expect(page.locator("#consents")).to_contain_text("Công an thành phố Nha Trang")
+    expect(page.locator("#consents")).to_contain_text("Công an phường Nha Trang")
     page.select_option("#reveal select[name=purpose]", "contact_client")
     page.click("#reveal button")
     expect(page.locator("#pii")).to_contain_text("Nguyễn Thị Trình Duyệt")

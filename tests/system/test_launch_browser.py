@@ -124,7 +124,7 @@ def test_a_client_without_consent_is_referred_in_three_screens(
     page.select_option("#partner", "police-nha-trang")
     expect(block).to_be_visible()
     script = page.locator("#consent-script")
-    expect(script).to_contain_text("Công an thành phố Nha Trang")
+    expect(script).to_contain_text("Công an phường Nha Trang")
     expect(script).to_contain_text("Làm giấy tờ tùy thân")
     expect(page.locator("#recorded-by")).to_contain_text("Coordinator NT")
     expect(page.locator("#partner option:checked")).to_contain_text("Còn nhận")  # capacity

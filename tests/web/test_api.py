@@ -172,7 +172,7 @@ def test_the_closed_loop_through_http(rt: Runtime, api, smtp: SmtpSink) -> None:
     deliver(rt, now=dt.datetime.now(dt.UTC), channels=channels)
     (mail,) = [m for m in smtp.mails if m.to == ["mai@chicuc.example.vn"]]
     assert (
-        mail.subject == f"{code}: Công an thành phố Nha Trang đã nhận"
+        mail.subject == f"{code}: Công an phường Nha Trang đã nhận"
         and "Loop Client" not in mail.body
     )
     openapi = client.get("/openapi.json").json()

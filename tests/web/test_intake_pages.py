@@ -102,7 +102,7 @@ def test_the_peer_educator_gets_a_code_and_never_a_clients_record(
     text = visible(page.text)
     assert OFFICE in text and "0258 000 0100" in text
     assert "Nhóm đồng đẳng Sao Biển Nha Trang" in text
-    assert "Thành phố Nha Trang" in text and "Thị xã Ninh Hòa" in text
+    assert "Phường Nha Trang" in text and "Phường Ninh Hòa" in text
     assert "Tỉnh Khánh Hòa" not in text  # the province is not where a client is registered
     assert not KEYS.search(text), KEYS.search(text)
     assert 'name="services" value="id_papers"' in page.text
@@ -194,7 +194,7 @@ def test_the_queue_and_one_submit_on_the_launch_page(
     assert page.status_code == 200
     text = visible(page.text)
     assert said("Introduced by peer groups", "intakes") in text  # the page and the header
-    for shown in (here, "Bé Na", "Thành phố Nha Trang", "23/11/2026", "Sao Biển Nha Trang"):
+    for shown in (here, "Bé Na", "Phường Nha Trang", "23/11/2026", "Sao Biển Nha Trang"):
         assert shown in text, shown
     assert there not in text and "Chị Tư" not in text
     assert f'href="/launch?intake={here}"' in page.text

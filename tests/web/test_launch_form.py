@@ -114,14 +114,14 @@ def test_the_form_offers_the_clients_district_with_capacity_in_words_and_no_keys
     page = mai.get(f"/launch?client={code}")
     assert page.status_code == 200
     words = shown(page.text)
-    assert "Công an thành phố Nha Trang — Hết chỗ" in words  # capacity beside the partner
+    assert "Công an phường Nha Trang — Hết chỗ" in words  # capacity beside the partner
     assert "Trạm Y tế phường Phương Sơn — Còn nhận" in words
     assert "police-ninh-hoa" not in page.text and "Ninh Hòa" not in words  # the client's district
     assert not KEYS.search(words), KEYS.search(words)
-    assert code in words and "Thành phố Nha Trang" in words
+    assert code in words and "Phường Nha Trang" in words
     assert 'name="agreed"' in page.text and "Coordinator NT" in words  # recorded by, shown
     english = shown(_english(mai).get(f"/launch?client={code}").text)
-    assert "Nha Trang City Police — Full" in english and "Identity papers" in english
+    assert "Nha Trang Ward Police — Full" in english and "Identity papers" in english
     assert not KEYS.search(english), KEYS.search(english)
 
 
@@ -343,8 +343,8 @@ def test_an_admin_registers_and_launches_in_the_district_they_choose(
 ) -> None:
     admin = logged_in(clock, "admin")
     form = admin.get("/launch").text
-    assert 'select name="district"' in form and "Thị xã Ninh Hòa" in shown(form)
-    assert 'data-area="ninh-hoa"' in form and "(Thị xã Ninh Hòa)" in shown(form)
+    assert 'select name="district"' in form and "Phường Ninh Hòa" in shown(form)
+    assert 'data-area="ninh-hoa"' in form and "(Phường Ninh Hòa)" in shown(form)
     answer = post_form(
         admin,
         "/launch",

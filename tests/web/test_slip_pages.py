@@ -57,7 +57,7 @@ def test_the_arrival_page_shows_codes_writes_nothing_and_records_one_press(
     html = page.text
     for shown in (code, "Chi cục Phòng, chống tệ nạn xã hội tỉnh Khánh Hòa", "0258 000 0100"):
         assert shown in html, shown
-    assert "Công an thành phố Nha Trang" in html and "Làm giấy tờ tùy thân" in html
+    assert "Công an phường Nha Trang" in html and "Làm giấy tờ tùy thân" in html
     assert locale.gettext("vi", BUTTON, "slip page") in html and 'id="arrived"' not in html
     assert "<script" not in html
     no_client(html)

@@ -204,8 +204,8 @@ def test_one_bad_row_writes_nothing_and_each_problem_is_listed(rt: Runtime, cloc
     assert finished(mai, job)["outcome"] == "refused"
     page = mai.get(f"/import/jobs/{job}/result")
     assert (
-        "<li>Line 5: unknown district &#39;cam-ranh&#39; (known: khanh-hoa, nha-trang, ninh-hoa)</li>"
-        in page.text
+        "<li>Line 5: unknown district &#39;cam-ranh&#39; (in force today: dac-khu-truong-sa, "
+        "khanh-hoa, nha-trang, ninh-hoa, phuong-ba-ngoi, " in page.text
     )
     assert 'href="/import"' in page.text
     assert row_counts(rt) == before

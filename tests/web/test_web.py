@@ -419,7 +419,7 @@ def test_a_coordinators_dashboard_is_their_districts(
     clock.now += dt.timedelta(minutes=1)
     binh, hoa = logged_in(clock, "binh"), logged_in(clock, "hoa")
     theirs, everyone = binh.get("/dashboard").text, hoa.get("/dashboard").text
-    assert "Thành phố Nha Trang" in everyone and "Thành phố Nha Trang" not in theirs
+    assert "Phường Nha Trang" in everyone and "Phường Nha Trang" not in theirs
     assert re.search(r'id="counts-year"', everyone) and not re.search(r'id="counts-year"', theirs)
 
 

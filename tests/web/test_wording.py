@@ -234,7 +234,7 @@ def test_vietnamese_pages_show_names_not_keys(rt: Runtime, clock: Clock, now: dt
     shown = visible(logged_in(clock, "mai").get(f"/referrals/{code}").text)
     assert VI["actor_system"] in shown and VI["channel_email"] in shown
     assert VI["escalated_partner_backup"] in shown  # level 1, a working day after the deadline
-    assert "Thành phố Nha Trang" in visible(logged_in(clock, "mai").get("/cases").text)  # header
+    assert "Phường Nha Trang" in visible(logged_in(clock, "mai").get("/cases").text)  # header
     admin = visible(logged_in(clock, "admin").get(f"/admin/contacts/{contact}").text)
     by = vi("Deactivated by %(who)s at %(day)s.", who="Admin", day="09:00 23/11/2026")
     assert by in admin  # the admin's name, not `user:admin`

@@ -54,6 +54,37 @@ def client_add(
     print(c.code)
 
 
+@client_app.command("move")
+def client_move(
+    code: Annotated[str, typer.Argument(help="The client's code.")],
+    district: Annotated[
+        str, typer.Option("--district", help="The area in force today to record them under.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a client under another area from today, e.g. a client of a district that ended
+    in the 2025 reform under the ward that took it over (`referrals areas` lists them). Their
+    referrals keep the area they were launched in."""
+    from referrals.cli.clock import parse_now
+    from referrals.infra.db import transaction
+    from referrals.usecases.clients.clients import move_client
+
+    rt = runtime()
+    with transaction(rt.engine) as s:
+        c = move_client(
+            s,
+            code=code,
+            district=district,
+            by=rt.user(s),
+            now=parse_now(None),
+            tz=rt.settings.tz,
+        )
+        moved = {"code": c.code, "district": c.area_key}
+    if as_json:
+        return emit_json(moved)
+    print(f"{moved['code']} → {moved['district']}")
+
+
 @client_app.command("find")
 def client_find(
     text: Annotated[

@@ -18,17 +18,33 @@ directory_app = typer.Typer(
 )
 
 
-def partners(as_json: JsonOpt = False) -> None:
-    """The partner directory: organisations, services, areas served, contacts."""
+def partners(
+    everyone: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also the partners, services and contacts no longer (or not yet) in force.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The partner directory as it is today: organisations, services, the areas they serve,
+    contacts (--all: with those no longer in force, their dates and successors)."""
+    import datetime as dt
+
     from referrals.queries.directory import directory
 
     rt = runtime()
+    today = dt.datetime.now(rt.settings.tz).date()
     with rt_session(rt) as s:
-        data = directory(s)
+        data = directory(s, None if everyone else today)
     if as_json:
         return emit_json(data)
     for p in data:
-        print(f"{p['slug']}  {p['name']}")
+        ended = (
+            f"  (until {dt.date.fromisoformat(p['valid_to']):%d/%m/%Y})" if p["valid_to"] else ""
+        )
+        print(f"{p['slug']}  {p['name']}{ended}")
         for svc in p["services"]:
             print(f"    {svc['pathway']:<22} {svc['name']}  [{', '.join(svc['areas'])}]")
         for place in p["locations"]:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from referrals.config.areas import in_force
 from referrals.config.province import Hours, Province
 from referrals.interop.hsds.shared import CAPACITY, HSDS_VERSION, UNIT, hsds_id, urn
 from referrals.models.directory import (
@@ -25,18 +26,23 @@ from referrals.models.directory import (
 def export_directory(
     session: Session, *, province: Province, tz: dt.tzinfo, now: dt.datetime
 ) -> dict[str, Any]:
-    """The active directory as HSDS 3.1; opening hours carry `tz`'s UTC offset at `now`."""
+    """The active directory as HSDS 3.1, as it is today: partners, services, contacts and
+    service areas in force (an ended partner or district is history, not a place to refer to);
+    opening hours carry `tz`'s UTC offset at `now`."""
     offset = now.astimezone(tz).utcoffset() or dt.timedelta()
+    today = now.astimezone(tz).date()
     key = province.province.key
     areas = {a.key: a for a in session.scalars(select(Area))}
-    orgs = list(
-        session.scalars(
+    orgs = [
+        o
+        for o in session.scalars(
             select(Organization).where(col(Organization.active)).order_by(col(Organization.id))
         )
-    )
+        if o.in_force(today)
+    ]
     org_ids = {o.id: hsds_id(key, "organization", o.slug) for o in orgs}
     places_of, place_ids = _places(session, key, {o.id: o.slug for o in orgs})
-    contacts_of = _contacts(session)
+    contacts_of = _contacts(session, today)
     organizations = [
         _organization(
             key,
@@ -50,7 +56,7 @@ def export_directory(
         )
         for o in orgs
     ]
-    services = _services(session, key, orgs, org_ids, place_ids, areas, tz)
+    services = _services(session, key, orgs, org_ids, place_ids, areas, tz, today)
     return {
         "hsds_version": HSDS_VERSION,
         "publisher": {"name": province.province.name, "uri": urn(key, "province", key)},
@@ -96,11 +102,12 @@ def _places(
     return places_of, place_ids
 
 
-def _contacts(session: Session) -> dict[int | None, list[Contact]]:
-    """The active contacts, by partner row id, in id order."""
+def _contacts(session: Session, today: dt.date) -> dict[int | None, list[Contact]]:
+    """The active contacts in force today, by partner row id, in id order."""
     contacts_of: dict[int | None, list[Contact]] = {}
     for c in session.scalars(select(Contact).where(col(Contact.active)).order_by(col(Contact.id))):
-        contacts_of.setdefault(c.organization_id, []).append(c)
+        if in_force(c, today):
+            contacts_of.setdefault(c.organization_id, []).append(c)
     return contacts_of
 
 
@@ -230,13 +237,16 @@ def _services(
     place_ids: dict[int | None, str],
     areas: dict[str, Area],
     tz: dt.tzinfo,
+    today: dt.date,
 ) -> list[dict[str, Any]]:
-    """The active services of the exported partners, with their areas, locations and capacity."""
+    """The active services in force today of the exported partners, with their areas in force
+    today, locations and capacity."""
     services = []
     by_org = {o.id: o for o in orgs}
     served: dict[int | None, list[str]] = {}
     for link in session.scalars(select(ServiceArea).order_by(col(ServiceArea.area_key))):
-        served.setdefault(link.service_id, []).append(link.area_key)
+        if areas[link.area_key].in_force(today):
+            served.setdefault(link.service_id, []).append(link.area_key)
     at: dict[int | None, list[int]] = {}
     for sl in session.scalars(select(ServiceLocation)):
         at.setdefault(sl.service_id, []).append(sl.location_id)
@@ -245,6 +255,8 @@ def _services(
         .where(col(Service.active), col(Service.organization_id).in_(list(by_org)))
         .order_by(col(Service.id))
     ):
+        if not s.in_force(today):
+            continue
         org = by_org[s.organization_id]
         sid = hsds_id(province, "service", org.slug, s.pathway_key)
         services.append(

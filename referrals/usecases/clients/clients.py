@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -105,8 +106,9 @@ def require_area(session: Session, key: str, *, on: dt.date | None = None) -> Ar
     that took over its territory, else every unit in force."""
     area = session.get(Area, key)
     if area is None:
-        known = ", ".join(session.scalars(select(col(Area.key)).order_by(col(Area.key))))
-        raise NotFound(f"unknown district {key!r} (known: {known})")
+        rows = session.scalars(select(Area).order_by(col(Area.key)))
+        known = ", ".join(a.key for a in rows if on is None or a.in_force(on))
+        raise NotFound(f"unknown district {key!r} ({'in force' if on else 'known'}: {known})")
     if on is not None and not area.in_force(on):
         now_in_force = [
             a for a in session.scalars(select(Area).order_by(col(Area.key))) if a.in_force(on)
@@ -132,8 +134,15 @@ def successors_in_force(session: Session, key: str, on: dt.date) -> list[str]:
     """The areas in force on ON that took over KEY's territory, through every later reform
     (config/areas.py follows the succession, here over the directory's rows)."""
     rows = {a.key: a for a in session.scalars(select(Area))}
+    return successors_of(rows, list(session.scalars(select(AreaSuccessor))), key, on)
+
+
+def successors_of(
+    rows: dict[str, Area], links: list[AreaSuccessor], key: str, on: dt.date
+) -> list[str]:
+    """successors_in_force over rows already loaded (a bulk launch loads them once)."""
     successors: dict[str, list[str]] = {}
-    for link in session.scalars(select(AreaSuccessor)):
+    for link in links:
         successors.setdefault(link.area_key, []).append(link.successor_key)
     dated = [
         SimpleNamespace(
@@ -142,6 +151,50 @@ def successors_in_force(session: Session, key: str, on: dt.date) -> list[str]:
         for k, a in rows.items()
     ]
     return [k for k in descendants(dated, key) if rows[k].in_force(on)]
+
+
+def refuse_ended_area(client: Client, area: Area, successors: list[str], on: dt.date) -> None:
+    """A referral is recorded under the client's area, which must be in force on its day: a
+    client recorded under a unit that has since ended is moved first (move_client), to one of
+    the units that took over its territory."""
+    if area.in_force(on):
+        return
+    choices = "|".join(successors) or "KEY"
+    raise DomainError(
+        f"client {client.code} is recorded under {area.name} ({area.key}), not in force on "
+        f"{on:%d/%m/%Y}: move them first (referrals client move {client.code} --district "
+        f"{choices}), then launch",
+        key="client_area_ended",
+        client=client.code,
+        area=area.name,
+        choices=", ".join(successors),
+    )
+
+
+def move_client(
+    session: Session, *, code: str, district: str, by: User, now: dt.datetime, tz: ZoneInfo
+) -> Client:
+    """Record client CODE under DISTRICT from now on: a unit in force today that `by` acts in,
+    as well as in the client's present area (a coordinator of a former district moves its
+    clients to the wards that replaced it). Their referrals keep the area they were launched
+    in; the move is on the client's history."""
+    client = client_for(session, by, code)
+    before = client.area_key
+    area = require_area(session, district, on=now.astimezone(tz).date())
+    policy.require_area(by, area.key, what=f"area {area.key!r}")
+    if area.key == before:
+        raise DomainError(f"client {code} is already recorded under {area.key}", key="same_area")
+    client.area_key = area.key
+    session.add(
+        Event(
+            client_id=client.id,
+            kind="client.moved",
+            at=now,
+            actor=actor_name(by),
+            data={"client": client.code, "from": before, "to": area.key},
+        )
+    )
+    return client
 
 
 class SamePerson(Conflict):

@@ -265,7 +265,7 @@ def _in_scope(session: Session, vault: Vault, by: User, ids: Ids) -> list[Found]
     )
     scope = policy.district_scope(by)
     if scope is not None:
-        query = query.where(col(Client.area_key) == scope)
+        query = query.where(col(Client.area_key).in_(policy.area_scope(scope)))
     rows = list(session.execute(query).tuples())
     opened = _open_counts(session, [c.id for c, _, _ in rows if c.id is not None])
     return [

@@ -315,7 +315,7 @@ def intake_queue(
     )
     scope = policy.district_scope(by)
     if scope is not None:
-        query = query.where(col(Intake.area_key) == scope)
+        query = query.where(col(Intake.area_key).in_(policy.area_scope(scope)))
     names = {s.key: s for s in service_choices(session)}
     rows = [
         Waiting(

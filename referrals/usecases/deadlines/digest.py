@@ -22,6 +22,7 @@ from referrals.infra.context import Context
 from referrals.models.directory import Organization
 from referrals.models.lifecycle import WORKING, MessageStatus, ReferralStatus, StepStatus
 from referrals.models.people import User
+from referrals.models.policy import area_scope
 from referrals.models.workflow import Notification, PathwayVersion, Referral, Step
 from referrals.notifiers import messages
 from referrals.queries.lateness import counts_hours, how_late, step_of
@@ -68,7 +69,7 @@ def _figures(
     language: str,
 ) -> dict[str, Any]:
     def scoped(query: _Query) -> _Query:
-        return query.where(col(Referral.area_key) == area) if area else query
+        return query.where(col(Referral.area_key).in_(area_scope(area))) if area else query
 
     late = scoped(
         select(

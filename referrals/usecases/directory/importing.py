@@ -24,6 +24,8 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from referrals.config.areas import in_force
+from referrals.config.partners import Partner
 from referrals.config.province import ConfigError, PartnersFile, Province, cross_check
 from referrals.config.settings import BUNDLED_CONFIG
 from referrals.infra.db import transaction
@@ -71,7 +73,10 @@ def import_directory(
         document, province=province, tz=tz, keep=_inactive_contacts(engine, province)
     )
     target = config_dir / "partners.yaml"
-    proposed = replace(province, partners=list(incoming.partners.partners))
+    merged = PartnersFile(
+        partners=with_history(province, incoming.partners.partners, now.astimezone(tz).date())
+    )
+    proposed = replace(province, partners=list(merged.partners))
     try:
         cross_check(proposed, target, None)
     except ConfigError as exc:  # it names partners.N...: the same problems, in HSDS terms
@@ -92,7 +97,7 @@ def import_directory(
         day=now.astimezone(tz).strftime("%d/%m/%Y"),
         user=user,
     )
-    text = _partners_yaml(incoming.partners, header=header)
+    text = _partners_yaml(merged, header=header)
     backup = target.with_name(f"partners.yaml.{now.astimezone(tz):%Y%m%d-%H%M%S}.bak")
     with _staged(text, target, backup) as swap, transaction(engine) as s:
         load_province_data(s, province=proposed)
@@ -113,6 +118,50 @@ def import_directory(
         s.flush()
         swap()  # the file goes in last before the commit: one rename, the old file kept beside it
     return change
+
+
+def with_history(province: Province, incoming: list[Partner], today: dt.date) -> list[Partner]:
+    """An HSDS export carries the directory of its day only (interop/hsds/export.py); what it
+    cannot say is kept from partners.yaml. A partner keeps its dates, successors and source; a
+    service its dates, and the areas it lists when they serve the same areas in force today (a
+    service listed for a district that ended is exported with the wards after it); a contact its
+    dates. Partners, services and contacts not in force today, which the file leaves out, stay
+    as written: history keeps pointing at them."""
+    before = {p.slug: p for p in province.partners}
+    current = {a.key for a in province.province.areas if in_force(a, today)}
+
+    def served(keys: list[str]) -> set[str]:
+        return set().union(*(province.area_scopes.get(k, {k}) for k in keys)) & current
+
+    merged = []
+    for partner in incoming:
+        old = before.get(partner.slug)
+        if old is None:
+            merged.append(partner)
+            continue
+        was = {s.pathway: s for s in old.services}
+        services = [
+            s.model_copy(
+                update={"areas": o.areas, "valid_from": o.valid_from, "valid_to": o.valid_to}
+            )
+            if (o := was.get(s.pathway)) is not None and served(o.areas) == served(s.areas)
+            else s
+            for s in partner.services
+        ]
+        given = {s.pathway for s in partner.services}
+        services += [s for s in old.services if s.pathway not in given and not in_force(s, today)]
+        dates = {c.name: {"valid_from": c.valid_from, "valid_to": c.valid_to} for c in old.contacts}
+        contacts = [c.model_copy(update=dates.get(c.name, {})) for c in partner.contacts]
+        named = {c.name for c in partner.contacts}
+        contacts += [c for c in old.contacts if c.name not in named and not in_force(c, today)]
+        kept = {k: getattr(old, k) for k in ("valid_from", "valid_to", "successors", "source")}
+        merged.append(
+            partner.model_copy(update={**kept, "services": services, "contacts": contacts})
+        )
+    given = {p.slug for p in incoming}
+    merged += [p for p in province.partners if p.slug not in given and not in_force(p, today)]
+    order = {p.slug: i for i, p in enumerate(province.partners)}  # as the file had them
+    return sorted(merged, key=lambda p: order.get(p.slug, len(order)))
 
 
 def _compare(province: Province, proposed: Province, *, capacities: int) -> Change:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from referrals.config import Province
+from referrals.config import ConfigError, Province
 from referrals.models.directory import (
     Area,
     AreaSuccessor,
     Contact,
     Location,
     Organization,
+    OrganizationSuccessor,
     Service,
     ServiceArea,
     ServiceLocation,
 )
-from referrals.models.workflow import PathwayVersion
+from referrals.models.people import Client
+from referrals.models.workflow import PathwayVersion, Referral
 
 if TYPE_CHECKING:
     from referrals.config.province import Partner
@@ -39,6 +42,53 @@ def _successions(session: Session, province: Province) -> None:
     session.flush()
 
 
+def _refuse_new_meanings(session: Session, province: Province, areas: dict[str, Area]) -> None:
+    """Refuse a config that makes an area key another kind of unit (a district a ward) under
+    existing records: they would silently count under the new unit. Before the 2025 reform the
+    bundled `nha-trang` was the city; it is now Phường Nha Trang (README, "Areas across the 2025
+    reform")."""
+    problems = []
+    for area in province.province.areas:
+        old = areas.get(area.key)
+        if old is None or not old.level or old.level == area.level:
+            continue
+        used = {
+            table.__tablename__: session.scalar(
+                select(func.count()).select_from(table).where(col(table.area_key) == area.key)
+            )
+            or 0
+            for table in (Client, Referral)
+        }
+        if any(used.values()):
+            problems.append(
+                f"{area.key!r} would change from {old.level} {old.name!r} to {area.level} "
+                f"{area.name!r} under {used['client']} clients and {used['referral']} referrals"
+            )
+    if problems:
+        raise ConfigError(
+            "; ".join(problems) + ": keep the meaning your records have in your own copy of the "
+            "config (REFERRALS_CONFIG_DIR), as README's 'Areas across the 2025 reform' says"
+        )
+
+
+def _partner_successions(session: Session, province: Province) -> None:
+    """The YAML's partner successors, as rows: those of the partners it lists are replaced."""
+    ids = {o.slug: o.id for o in session.exec(select(Organization)) if o.id is not None}
+    listed = [ids[p.slug] for p in province.partners]
+    query = select(OrganizationSuccessor).where(
+        col(OrganizationSuccessor.organization_id).in_(listed)
+    )
+    for old in session.exec(query):
+        session.delete(old)
+    session.flush()
+    session.add_all(
+        OrganizationSuccessor(organization_id=ids[p.slug], successor_id=ids[s])
+        for p in province.partners
+        for s in p.successors
+    )
+    session.flush()
+
+
 def load_province_data(session: Session, *, province: Province) -> dict[str, int]:
     """Upsert areas, partners, services, contacts; add a pathway version when a template changed.
 
@@ -47,7 +97,13 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
     """
     counts = {"areas": 0, "partners": 0, "contacts": 0, "pathway_versions": 0}
     areas = {a.key: a for a in session.exec(select(Area))}
-    for area in sorted(province.province.areas, key=lambda a: a.parent is not None):
+    _refuse_new_meanings(session, province, areas)
+    parents = {a.key: a.parent for a in province.province.areas}
+
+    def depth(key: str | None) -> int:  # parents first: a ward's row points at its district's
+        return 0 if key is None or key not in parents else 1 + depth(parents[key])
+
+    for area in sorted(province.province.areas, key=lambda a: depth(a.parent)):
         row = areas.get(area.key) or Area(key=area.key, name="", name_en="", level="")
         row.name, row.name_en, row.level, row.parent_key = (
             area.name,
@@ -74,14 +130,16 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
             partner.kind,
             True,
         )
+        org.valid_from, org.valid_to = partner.valid_from, partner.valid_to
         session.add(org)
         session.flush()
         assert org.id is not None  # flushed: the database gave it its id
         places = _load_locations(session, org.id, partner)
-        _load_services(session, org.id, partner, places)
+        _load_services(session, org.id, partner, places, province.area_scopes)
         _load_contacts(session, org.id, partner)
         counts["partners"] += 1
         counts["contacts"] += len(partner.contacts)
+    _partner_successions(session, province)
 
     latest: dict[str, PathwayVersion] = {}
     for pv in session.exec(select(PathwayVersion).order_by(col(PathwayVersion.version))):
@@ -132,13 +190,23 @@ def _load_locations(session: Session, org_id: int, partner: Partner) -> dict[str
     return {key: row.id for key, row in existing.items() if row.active and row.id is not None}
 
 
-def _load_services(session: Session, org_id: int, partner: Partner, places: dict[str, int]) -> None:
+def _load_services(
+    session: Session,
+    org_id: int,
+    partner: Partner,
+    places: dict[str, int],
+    scopes: dict[str, frozenset[str]],
+) -> None:
+    """Upsert the partner's services; each serves the areas it lists and every area within
+    them or after them (config/areas.py `covered`): a service of the province serves each of
+    its wards, one of a district that ended serves the wards that replaced it."""
     existing = _deactivated(session, Service, org_id, "pathway_key")
     for svc in partner.services:
         row = existing.get(svc.pathway) or Service(
             organization_id=org_id, pathway_key=svc.pathway, name="", name_en=""
         )
         row.name, row.name_en, row.active = svc.name, svc.name_en, True
+        row.valid_from, row.valid_to = svc.valid_from, svc.valid_to
         session.add(row)
         session.flush()
         assert row.id is not None  # flushed: the database gave it its id
@@ -146,7 +214,8 @@ def _load_services(session: Session, org_id: int, partner: Partner, places: dict
             for link in session.exec(select(table).where(table.service_id == row.id)):
                 session.delete(link)
         session.flush()
-        session.add_all(ServiceArea(service_id=row.id, area_key=a) for a in svc.areas)
+        served = sorted(set().union(*(scopes.get(a, frozenset({a})) for a in svc.areas)))
+        session.add_all(ServiceArea(service_id=row.id, area_key=a) for a in served)
         session.add_all(
             ServiceLocation(service_id=row.id, location_id=places[k]) for k in svc.locations
         )
@@ -166,6 +235,8 @@ def _load_contacts(session: Session, org_id: int, partner: Partner) -> None:
             "sms_unaccented",
             "quiet_hours",
             "active",
+            "valid_from",
+            "valid_to",
         ):
             setattr(row, field, getattr(c, field))
         row.active = row.active and row.deactivated_at is None

@@ -194,7 +194,10 @@ def import_referrals(
     rows, problems = validate_rows(parsed, ctx.tz, progress)
     if problems:
         raise ImportRefused(problems)
-    areas = set(session.scalars(select(col(Area.key))))
+    rows_of_areas = list(session.scalars(select(Area)))
+    areas = {a.key for a in rows_of_areas}
+    today = now.astimezone(ctx.tz).date()
+    current = ", ".join(sorted(a.key for a in rows_of_areas if a.in_force(today)))
     orgs: dict[str, int] = {}
     for o in session.scalars(select(Organization)):
         assert o.id is not None  # a loaded row has its id
@@ -202,7 +205,7 @@ def import_referrals(
     problems = [
         (
             line,
-            f"unknown district {row.district!r} (known: {', '.join(sorted(areas))})"
+            f"unknown district {row.district!r} (in force today: {current})"
             if row.district not in areas
             else f"unknown partner {row.partner!r} (known: {', '.join(sorted(orgs))})",
         )

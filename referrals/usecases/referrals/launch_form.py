@@ -20,7 +20,7 @@ from referrals.infra.context import Context
 from referrals.models.directory import Area, Organization, Service, ServiceArea
 from referrals.models.errors import DomainError
 from referrals.models.people import Client, Consent, ConsentMethod, User
-from referrals.models.policy import district_scope
+from referrals.models.policy import area_scope, district_scope
 from referrals.models.workflow import PathwayVersion
 from referrals.usecases.clients.clients import ClientIn, add_client, client_for
 from referrals.usecases.referrals.launching import LaunchRequest, launch_one
@@ -113,19 +113,23 @@ def launch_choices(
     client = client_for(session, by, client_code, act=False) if client_code else None
     scope = client.area_key if client else district_scope(by)
     query = select(Area).order_by(col(Area.name))
-    areas = list(session.scalars(query.where(col(Area.key) == scope) if scope else query))
+    # A new client of a coordinator whose district ended is recorded under the units that
+    # replaced it (policy.area_scope), the units in force today below.
+    within = [scope] if client else sorted(area_scope(scope)) if scope else None
+    areas = list(session.scalars(query.where(col(Area.key).in_(within)) if within else query))
+    today = now.astimezone(tz).date()
     if client is None:
-        today = now.astimezone(tz).date()
         areas = [a for a in areas if a.in_force(today)]
-    offers = _offers(session, [a.key for a in areas])
+    offers = _offers(session, [a.key for a in areas], today)
     offered = {o.pathway for o in offers}
     services = [s for s in _services(session) if s.key in offered]
     consented = _consented(session, client, now) if client else set()
     return LaunchChoices(client, areas, services, offers, consented)
 
 
-def _offers(session: Session, areas: list[str]) -> list[Offer]:
-    """Active partners' active services serving `areas`: the pairs `_served` accepts."""
+def _offers(session: Session, areas: list[str], today: dt.date) -> list[Offer]:
+    """Active partners' active services serving `areas`, both in force today: the pairs
+    `_served` accepts."""
     rows = session.execute(
         select(Organization, Service, col(ServiceArea.area_key))
         .join(Service, col(Service.organization_id) == col(Organization.id))
@@ -140,6 +144,7 @@ def _offers(session: Session, areas: list[str]) -> list[Offer]:
     return [
         Offer(org.slug, org.name, org.name_en, service.pathway_key, area, service.capacity)
         for org, service, area in rows
+        if org.in_force(today) and service.in_force(today)
     ]
 
 

@@ -24,14 +24,21 @@ from referrals.infra.client_keys import refuse_if_erased
 from referrals.infra.context import Context
 from referrals.infra.db import chunks
 from referrals.models.codes import new_code
-from referrals.models.directory import Organization, Service, ServiceArea
+from referrals.models.directory import (
+    Area,
+    AreaSuccessor,
+    Organization,
+    OrganizationSuccessor,
+    Service,
+    ServiceArea,
+)
 from referrals.models.errors import DomainError, NotFound
 from referrals.models.lifecycle import OPEN
 from referrals.models.people import Client, Consent, ConsentMethod, User
 from referrals.models.policy import require_launch
 from referrals.models.workflow import PathwayVersion, Referral
 from referrals.notifiers.messages import People
-from referrals.usecases.clients.clients import grant_consent
+from referrals.usecases.clients.clients import grant_consent, refuse_ended_area, successors_of
 from referrals.usecases.clients.merging import kept_codes, refuse_if_merged
 from referrals.usecases.referrals.launch_rows import Plan, write_launches
 
@@ -83,9 +90,12 @@ class _Directory:
     services: dict[tuple[int, str], Service]
     service_areas: set[tuple[int, str]]
     people: People
+    areas: dict[str, Area]
+    succession: list[AreaSuccessor]
+    partner_succession: dict[int, list[int]]
 
     @classmethod
-    def load(cls, session: Session) -> _Directory:
+    def load(cls, session: Session, on: dt.date | None = None) -> _Directory:
         pathways: dict[str, PathwayVersion] = {}
         for pv in session.scalars(select(PathwayVersion).order_by(col(PathwayVersion.version))):
             pathways[pv.key] = pv
@@ -95,7 +105,49 @@ class _Directory:
             for s in session.scalars(select(Service).where(col(Service.active)))
         }
         areas = {(sa.service_id, sa.area_key) for sa in session.scalars(select(ServiceArea))}
-        return cls(pathways, orgs, services, areas, People.load(session))
+        return cls(
+            pathways,
+            orgs,
+            services,
+            areas,
+            People.load(session, on),
+            {a.key: a for a in session.scalars(select(Area))},
+            list(session.scalars(select(AreaSuccessor))),
+            _successors(session),
+        )
+
+    def refuse_ended_partner(self, org: Organization, on: dt.date) -> None:
+        """A launch goes to a partner in force that day; an ended one is refused naming the
+        partners in force that took over its work (through later changes too)."""
+        if org.in_force(on):
+            return
+        by_id = {o.id: o for o in self.orgs.values()}
+        found: list[Organization] = []
+        todo = list(self.partner_succession.get(org.id or 0, []))
+        while todo:
+            nxt = by_id[todo.pop(0)]
+            if nxt not in found:
+                found.append(nxt)
+                todo += self.partner_succession.get(nxt.id or 0, [])
+        now_in_force = [o.slug for o in found if o.active and o.in_force(on)]
+        ended = (
+            f"ended on {org.valid_to:%d/%m/%Y}"
+            if org.valid_to and org.valid_to < on
+            else "is not in force yet"
+        )
+        hint = f": launch to {' or '.join(now_in_force)}" if now_in_force else ""
+        raise DomainError(
+            f"partner {org.slug} ({org.name}) {ended}{hint}",
+            key="partner_not_in_force",
+            partner=org.name,
+            choices=", ".join(now_in_force),
+        )
+
+    def refuse_ended_area(self, client: Client, on: dt.date) -> None:
+        area = self.areas[client.area_key]
+        if not area.in_force(on):
+            successors = successors_of(self.areas, self.succession, area.key, on)
+            refuse_ended_area(client, area, successors, on)
 
     def partners_serving(self, pathway: str, area: str) -> list[str]:
         by_id = {o.id: o.slug for o in self.orgs.values() if o.active}
@@ -117,7 +169,7 @@ def launch_referrals(
     progress: Progress = no_progress,
 ) -> list[str]:
     """Launch every request or none; return the new referral codes in request order."""
-    directory = _Directory.load(session)
+    directory = _Directory.load(session, now.astimezone(ctx.tz).date())
     client_codes = sorted({r.client_code for r in requests})
     clients: dict[str, Client] = {}
     for part in chunks(client_codes):
@@ -168,6 +220,14 @@ def launch_referrals(
     return codes
 
 
+def _successors(session: Session) -> dict[int, list[int]]:
+    """Each ended partner's successors' ids (partners.yaml, usecases/directory/loading.py)."""
+    found: dict[int, list[int]] = {}
+    for link in session.scalars(select(OrganizationSuccessor)):
+        found.setdefault(link.organization_id, []).append(link.successor_id)
+    return found
+
+
 def _authorise(by: User, req: LaunchRequest, client: Client | None) -> None:
     """The bulk step asks the policy about consent overrides only: its callers
     (`launch_one`, `import_referrals`) have checked the districts, each in its own terms."""
@@ -187,7 +247,8 @@ def _check(
     now: dt.datetime,
 ) -> tuple[Client, Organization, Service, PathwayVersion, dt.datetime]:
     """One request against the directory, the client's consents and open referrals; the first
-    problem found is raised (in this order: pathway, partner, client, time, service, consent,
+    problem found is raised (in this order: pathway, partner, client, time, the client's area
+    in force that day, service, consent,
     an open referral, the partner's contacts). A client merged into another (a tombstone,
     usecases/clients/merging.py) is refused naming the client `kept`."""
     pathway = _pathway(req, directory)
@@ -199,8 +260,11 @@ def _check(
     refuse_if_merged(client, kept)
     assert client.id is not None and org.id is not None  # loaded rows have their ids
     at = _launch_time(req, ctx, now)
+    day = at.astimezone(ctx.tz).date()
+    directory.refuse_ended_area(client, day)
+    directory.refuse_ended_partner(org, day)
     offered = directory.services.get((org.id, pathway.key))
-    service = _served(directory, offered, org, pathway, client)
+    service = _served(directory, offered, org, pathway, client, day)
     consent = consents.get((client.id, org.id, pathway.key))
     _require_consent(req, consent, client, org, pathway, at, ctx)
     if (existing := open_refs.get((client.id, pathway.key))) is not None:
@@ -253,8 +317,18 @@ def _served(
     org: Organization,
     pathway: PathwayVersion,
     client: Client,
+    on: dt.date,
 ) -> Service:
-    """The partner's `service` for the pathway, if it has one and it serves the client's area."""
+    """The partner's `service` for the pathway, if it has one in force ON and it serves the
+    client's area."""
+    if service is not None and not service.in_force(on):
+        since = f" since {service.valid_to:%d/%m/%Y}" if service.valid_to else " yet"
+        raise DomainError(
+            f"partner {org.slug} does not offer {pathway.key}{since}",
+            key="not_offered",
+            partner=org.name,
+            pathway=pathway.name,
+        )
     if service is None:
         raise DomainError(
             f"partner {org.slug} does not offer {pathway.key}",

@@ -66,7 +66,7 @@ def test_a_name_is_found_without_accents_in_any_order_and_by_one_word(
     assert set(_codes(_find(rt, now, "Nguyen"))) == {lan, other}
     assert _find(rt, now, "nguyen thi lan hoa") == []  # every word typed must be in the name
     found = _find(rt, now, "lan")[0]
-    assert (found.name, found.district_name) == ("Nguyễn Thị Lan", "Thành phố Nha Trang")
+    assert (found.name, found.district_name) == ("Nguyễn Thị Lan", "Phường Nha Trang")
 
 
 def test_a_phone_in_any_form_an_id_number_and_codes_find_the_client(
@@ -173,7 +173,7 @@ def test_the_header_search_lists_names_with_a_way_to_refer(rt: Runtime, now: dt.
     shown = post_form(mai, "/search", "/cases", q="nguyen thi lan")
     assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
     assert shown.text.count('class="name"') == 1  # not Ninh Hòa's client
-    assert "Nguyễn Thị Lan" in shown.text and "Thành phố Nha Trang" in shown.text
+    assert "Nguyễn Thị Lan" in shown.text and "Phường Nha Trang" in shown.text
     assert f'href="/clients/{lan}"' in shown.text and f'href="/launch?client={lan}"' in shown.text
     assert "nha-trang" not in shown.text.split("<main")[1]  # names, not keys
     refused = post_form(mai, "/search", "/cases", q="!")
@@ -206,7 +206,7 @@ def test_the_api_finds_and_registers_within_the_token_holders_district(
     assert elsewhere.status_code == 404  # another district: as if absent (models/policy.py)
     found = api.get("/api/v1/clients", params={"q": "mai chin"}, headers=auth)
     assert found.status_code == 200 and [f["code"] for f in found.json()] == [code]
-    assert found.json()[0]["district_name"] == "Thành phố Nha Trang"
+    assert found.json()[0]["district_name"] == "Phường Nha Trang"
     assert api.get("/api/v1/clients", params={"q": "x"}, headers=auth).status_code == 422
     assert api.get("/api/v1/clients", params={"q": "mai chin"}).status_code == 401
 

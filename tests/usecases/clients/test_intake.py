@@ -133,7 +133,7 @@ def test_an_intake_reaches_only_its_areas_coordinators(rt: Runtime, now: dt.date
 
     mine = queue(rt, now, "mai")
     assert [(w.code, w.nickname, w.group) for w in mine] == [(here, "Bé Na", NT)]
-    assert mine[0].actionable and mine[0].area_name == "Thành phố Nha Trang"
+    assert mine[0].actionable and mine[0].area_name == "Phường Nha Trang"
     (theirs,) = queue(rt, now, "binh")
     assert (theirs.code, theirs.nickname, theirs.services) == (
         there,

@@ -86,7 +86,7 @@ def test_the_digest_reaches_each_manager_once_a_day_without_pii(
     assert "Hoàn thành hôm qua: 1" in mail.body
     # names in the manager's language, not keys, and the coordinator responsible
     assert (
-        f"- {late}  Công an thành phố Nha Trang  Xác nhận tiếp nhận  trễ 1 ngày làm việc"
+        f"- {late}  Công an phường Nha Trang  Xác nhận tiếp nhận  trễ 1 ngày làm việc"
         "  (cán bộ điều phối: Coordinator NT)"
     ) in mail.body
     assert "police-nha-trang" not in mail.body and "acknowledge" not in mail.body
@@ -158,7 +158,7 @@ def test_the_digest_counts_hours_on_hour_counted_steps(rt: Runtime) -> None:
     coordinator = "(cán bộ điều phối: Coordinator NT)"
     assert f"- {shelter}  {centre}  Xác nhận tiếp nhận  trễ 20 giờ  {coordinator}" in mail.body
     assert f"- {aid}  {centre}  Xác nhận tiếp nhận  trễ chưa đến 1 giờ  {coordinator}" in mail.body
-    assert f"- {papers}  Công an thành phố Nha Trang  Xác nhận tiếp nhận  trễ 3 ngày làm việc" in (
+    assert f"- {papers}  Công an phường Nha Trang  Xác nhận tiếp nhận  trễ 3 ngày làm việc" in (
         mail.body
     )
     assert "trễ 0 ngày làm việc" not in mail.body and "trễ 0 giờ" not in mail.body

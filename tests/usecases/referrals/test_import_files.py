@@ -80,7 +80,8 @@ def test_an_unknown_district_or_partner_lists_the_valid_keys(rt: Runtime, now: d
     with pytest.raises(ImportRefused) as refused:
         _import(rt, _workbook(bad), now)
     said = dict(refused.value.problems)
-    assert said[2].startswith("unknown district 'cam-ranh' (known: ") and "nha-trang" in said[2]
+    assert said[2].startswith("unknown district 'cam-ranh' (in force today: ")
+    assert " nha-trang," in said[2] and "tp-nha-trang" not in said[2]  # today's units only
     assert said[3].startswith("unknown partner 'police-cam-ranh' (known: ")
     assert "police-nha-trang" in said[3]
     assert row_counts(rt) == before

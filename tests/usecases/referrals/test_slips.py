@@ -127,17 +127,17 @@ def test_the_slip_prints_where_to_go_and_the_code_and_nothing_of_the_client(
     for shown in (
         OFFICE,
         "0258 000 0100",
-        "Công an thành phố Nha Trang",
+        "Công an phường Nha Trang",
         DISCREET,
         ADDRESS,
-        "Thành phố Nha Trang",
+        "Phường Nha Trang",
         "T2–T6 07:30–11:30, 13:30–17:00; T7 07:30–11:00",
         code,
         "23/11/2026",  # the day printed, in Nha Trang
     ):
         assert shown in text, shown
     # Vietnamese only: the partner's first contact reads Vietnamese.
-    assert "Nha Trang City Police" not in text and "Mon–Fri" not in text
+    assert "Nha Trang Ward Police" not in text and "Mon–Fri" not in text
 
     # Nothing of the client, nor of what the referral is about beyond the partner-facing name.
     with transaction(rt.engine) as s:
@@ -172,7 +172,7 @@ def test_an_english_reading_partner_gets_english_lines_under_the_vietnamese(
             .values(language="en")
         )
     text = text_of(printed(rt, code, now))
-    for shown in ("Công an thành phố Nha Trang", "Nha Trang City Police", OFFICE):
+    for shown in ("Công an phường Nha Trang", "Nha Trang Ward Police", OFFICE):
         assert shown in text, shown
     assert "Khanh Hoa Sub-department of Social Evils Prevention" in text
     assert "Mon–Fri 07:30–11:30, 13:30–17:00; Sat 07:30–11:00" in text
@@ -184,7 +184,7 @@ def test_a_service_without_an_address_says_so(rt: Runtime, now: dt.datetime) -> 
     code = launched(rt, now)
     text = text_of(printed(rt, code, now))
     assert NO_PLACE.said_in("vi") in text
-    assert "Công an thành phố Nha Trang" in text and code in text
+    assert "Công an phường Nha Trang" in text and code in text
 
 
 def test_without_an_office_the_province_stands_for_it_with_no_phone(rt: Runtime) -> None:
@@ -196,7 +196,7 @@ def test_without_an_office_the_province_stands_for_it_with_no_phone(rt: Runtime)
         url=f"{PUBLIC}/s/abc",
         english=False,
         office=office,
-        partner=("Công an thành phố Nha Trang", "Nha Trang City Police"),
+        partner=("Công an phường Nha Trang", "Nha Trang Ward Police"),
         service=("Hẹn", "Appointment"),
         places=[],
         printed_on="23/11/2026",
@@ -244,7 +244,7 @@ def test_the_arrival_is_recorded_once_on_an_open_referral_held_ones_too(
     with transaction(rt.engine) as s:
         view = view_slip_link(s, ctx=rt.ctx, token=token)
     assert (view.code, view.arrived_at, view.office_phone) == (code, None, "0258 000 0100")
-    assert view.language == "vi" and view.partner == "Công an thành phố Nha Trang"
+    assert view.language == "vi" and view.partner == "Công an phường Nha Trang"
     with transaction(rt.engine) as s:
         advance(
             s,
