@@ -13,7 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from referrals import locale
 from referrals.infra.db import transaction
+from referrals.models.directory import Area
 from referrals.models.errors import DomainError
 from referrals.models.people import ConsentMethod
 from referrals.models.policy import acts_in_area, district_scope
@@ -34,7 +36,9 @@ from referrals.usecases.clients.clients import (
     add_client,
     client_for,
     grant_consent,
+    move_client,
     reveal_client,
+    successors_in_force,
     withdraw_consent,
 )
 from referrals.usecases.clients.finding import LIMIT, find_clients
@@ -105,8 +109,21 @@ async def client_new(request: Request, me: Me) -> Response:
     return RedirectResponse(f"/clients/{code}", 303)
 
 
+def _moves(me: Staff, area_key: str) -> tuple[Any, list[Any]]:
+    """The client's area if it is no longer in force, and the units in force today `me` may
+    record them under: those that took over its territory (usecases/clients/clients.py)."""
+    today = me.now.astimezone(me.rt.settings.tz).date()
+    with transaction(me.rt.engine) as s:
+        area = s.get(Area, area_key)
+        if area is None or area.in_force(today):
+            return None, []
+        keys = [k for k in successors_in_force(s, area_key, today) if acts_in_area(me.user, k)]
+        return area, [s.get(Area, k) for k in keys]
+
+
 def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Response:
     client = _client_or_404(me, code)
+    ended, move_to = _moves(me, client.area_key)
     with me.reader() as read:
         referrals = list_referrals(read, tz=me.rt.settings.tz, now=me.now, client=code, limit=0)
         consents = client_consents(read, code=code)
@@ -130,6 +147,8 @@ def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Respo
         partners=partners,
         district=places.get(client.area_key, {}).get("name", client.area_key),
         may_act=acts_in_area(me.user, client.area_key),
+        ended=locale.day(ended.valid_to, me.lang) if ended and ended.valid_to else None,
+        move_to=move_to,
         **extra,
     )
 
@@ -137,6 +156,23 @@ def _client_page(me: Staff, code: str, status: int = 200, **extra: Any) -> Respo
 @router.get("/clients/{code}")
 def client_page(code: Code, me: Me) -> Response:
     return _client_page(me, code)
+
+
+@router.post("/clients/{code}/move")
+async def client_move(code: Code, request: Request, me: Me) -> Response:
+    """Record the client under a unit in force today (after the 2025 reform)."""
+    form = await me.form(request)
+    district = form.get("district", "")
+    try:
+        with transaction(me.rt.engine) as s:
+            move_client(
+                s, code=code, district=district, by=me.user, now=me.now, tz=me.rt.settings.tz
+            )
+    except REFUSALS:
+        raise
+    except DomainError as exc:
+        return _client_page(me, code, 422, error=me.say(exc))
+    return RedirectResponse(f"/clients/{code}", 303)
 
 
 @router.post("/clients/{code}/reveal")

@@ -104,7 +104,7 @@ def intake_page(
     request.app.state.limits[LIMIT].check(request, now)
     try:
         with transaction(rt.engine) as s:
-            view = peer_form(s, ctx=rt.ctx, token=token, sent=sent)
+            view = peer_form(s, ctx=rt.ctx, token=token, now=now, sent=sent)
     except PeerLinkRefused as refused:
         return _refused(refused)
     if view.sent:
@@ -121,7 +121,7 @@ async def intake_send(token: str, request: Request) -> Response:
     typed = _typed(fields)
     try:
         with transaction(rt.engine) as s:
-            view = peer_form(s, ctx=rt.ctx, token=token)
+            view = peer_form(s, ctx=rt.ctx, token=token, now=now)
     except PeerLinkRefused as refused:
         return _refused(refused)
     try:

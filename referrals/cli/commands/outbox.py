@@ -153,6 +153,14 @@ def sweep(
             else ""
         )
     )
+    late, noticed, erased = (
+        summary.get(k, 0) for k in ("privacy_alerts", "retention_noticed", "retention_erased")
+    )
+    if late or noticed or erased:  # data-protection work (usecases/privacy/sweep.py)
+        print(
+            f"data protection: {late} late requests or breaches escalated; retention: "
+            f"{noticed} clients announced, {erased} erased"
+        )
 
 
 def digest(now: NowOpt = None, as_json: JsonOpt = False) -> None:

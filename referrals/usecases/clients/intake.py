@@ -195,10 +195,11 @@ def _open_link(session: Session, ctx: Context, token: str) -> tuple[PeerLink, Co
     return link, contact
 
 
-def intake_areas(session: Session) -> list[Choice]:
-    """The areas clients are registered in: those with no area beneath them, below the
-    province (districts in Khánh Hòa's seeds; wards and communes after the 2025 reform)."""
-    areas = list(session.scalars(select(Area).order_by(col(Area.name))))
+def intake_areas(session: Session, on: dt.date) -> list[Choice]:
+    """The areas clients are registered in on ON: those in force that day with no area in
+    force beneath them, below the province (districts in Khánh Hòa's seeds; wards and communes
+    after the 2025 reform)."""
+    areas = [a for a in session.scalars(select(Area).order_by(col(Area.name))) if a.in_force(on)]
     parents = {a.parent_key for a in areas}
     return [
         Choice(a.key, a.name, a.name_en)
@@ -215,7 +216,9 @@ def service_choices(session: Session) -> list[Choice]:
     return sorted((Choice(p.key, p.name, p.name_en) for p in latest.values()), key=lambda c: c.name)
 
 
-def peer_form(session: Session, *, ctx: Context, token: str, sent: str | None = None) -> PeerForm:
+def peer_form(
+    session: Session, *, ctx: Context, token: str, now: dt.datetime, sent: str | None = None
+) -> PeerForm:
     """The form behind a standing link (refused as `PeerLinkRefused`); `sent` is kept only if it
     is the code of an intake sent through this very link."""
     link, contact = _open_link(session, ctx, token)
@@ -231,7 +234,7 @@ def peer_form(session: Session, *, ctx: Context, token: str, sent: str | None = 
         org.name,
         org.name_en,
         contact.language,
-        intake_areas(session),
+        intake_areas(session, now.astimezone(ctx.tz).date()),
         service_choices(session),
         sent,
     )
@@ -243,7 +246,7 @@ def submit_intake(
     """One person brought in through a standing link: the intake's code. Every check comes
     before the one insert, so a refusal writes nothing."""
     link, contact = _open_link(session, ctx, token)
-    if data.area not in {a.key for a in intake_areas(session)}:
+    if data.area not in {a.key for a in intake_areas(session, now.astimezone(ctx.tz).date())}:
         raise DomainError(f"unknown area {data.area!r}", key="intake_area")
     known = {s.key for s in service_choices(session)}
     if unknown := [s for s in data.services if s not in known]:

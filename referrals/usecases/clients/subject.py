@@ -65,11 +65,28 @@ def export_client(
             for e in held.events
         ],
         "extensions": _extensions_out(session, held, ciphers),
+        "data_requests": _requests_out(session, [client, *merged], ctx, now),
     }
     session.add(
         Event(client_id=client.id, kind="client.exported", at=now, actor=actor_name(by), data={})
     )
     return out
+
+
+def _requests_out(
+    session: Session, people: list[Client], ctx: Context, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The person's own requests about their data (usecases/privacy/requests.py), their words
+    opened: they are the person's data too."""
+    from referrals.models.privacy import PrivacyRequest
+    from referrals.usecases.privacy.requests import as_dict, opened_text
+
+    codes = {c.id: c.code for c in people}
+    query = select(PrivacyRequest).where(col(PrivacyRequest.client_id).in_(list(codes)))
+    return [
+        {**as_dict(r, codes[r.client_id], now), **opened_text(session, r, ctx)}
+        for r in session.scalars(query.order_by(col(PrivacyRequest.id)))
+    ]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from referrals.models import policy
 from referrals.models.errors import DomainError
 from referrals.models.people import User
 from referrals.models.roles import Role
+from referrals.notifiers.messages import People
 from referrals.queries.reading import Reader, acting_user, list_referrals
 from referrals.queries.views import client_events, list_clients
 from referrals.usecases.clients.finding import find_clients
@@ -99,6 +100,21 @@ def test_a_former_districts_coordinator_works_on_its_successors(reformed: Runtim
     assert policy.acts_in_area(acting_user_of(rt, "mai"), "p-lon")  # through the 2028 merger
     assert not policy.acts_in_area(acting_user_of(rt, "binh"), "tp-nha-trang")
     assert policy.acts_in_area(acting_user_of(rt, "lan"), "p-lon")  # p-lon took Ninh Hòa ward
+    # A manager of the former city is told of its wards' late referrals; one of the town not.
+    with transaction(rt.engine) as s:
+        for name, area in (("city-manager", "tp-nha-trang"), ("town-manager", "tx-ninh-hoa")):
+            s.add(
+                User(
+                    username=name,
+                    full_name=name,
+                    role=Role.manager.value,
+                    area_key=area,
+                    email=f"{name}@example.vn",
+                )
+            )
+    with transaction(rt.engine) as s:
+        told, _ = People.load(s).managers("phuong-bac-nha-trang")
+        assert {u.username for u in told} == {"city-manager"}
     # The name search, through the ORM, keeps to the same scope.
     with transaction(rt.engine) as s:
         found = find_clients(

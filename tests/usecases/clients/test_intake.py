@@ -202,7 +202,7 @@ def test_a_revoked_link_refuses_and_writes_nothing(rt: Runtime, now: dt.datetime
         send(rt, token, now)
     assert refused.value.why == "revoked"
     with Session(rt.engine) as s, pytest.raises(PeerLinkRefused):
-        peer_form(s, ctx=rt.ctx, token=token)
+        peer_form(s, ctx=rt.ctx, token=token, now=now)
     with pytest.raises(PeerLinkRefused) as forged:
         send(rt, "aaaaaaaaaaaaaaaaa", now)
     assert forged.value.why == "invalid"
@@ -213,6 +213,8 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("no area", {"area": None}),
     ("the province is not a client's area", {"area": "khanh-hoa"}),
     ("unknown area", {"area": "da-nang"}),
+    ("an area no longer in force", {"area": "tp-nha-trang"}),
+    ("a ward of 2024", {"area": "nha-trang-loc-tho"}),
     ("oversize nickname", {"nickname": "N" * 61}),
     ("empty nickname", {"nickname": "   "}),
     ("control characters", {"nickname": "Na\x07"}),

@@ -268,9 +268,13 @@ def test_closing_an_access_request_links_its_export(rt: Runtime) -> None:
     # An export made before, from the client's page: the latest since the request is linked.
     earlier = add(rt, client, RequestKind.provide, local("2026-03-02 10:00"))
     with transaction(rt.engine) as s:
-        export_client(
+        exported = export_client(
             s, code=client, by=rt.user(s, "hoa"), ctx=rt.ctx, now=local("2026-03-03 10:00")
         )
+    # The export holds the person's requests too, their words opened: they are theirs.
+    held = {r["code"]: r for r in exported["data_requests"]}
+    assert set(held) == {made_now, earlier} and held[earlier]["text"] == WORDS
+    assert held[made_now]["outcome"] == Outcome.done and held[earlier]["closed_at"] is None
     request, linked = closing(
         rt, earlier, "2026-03-04 10:00", outcome="done", note="Đã gửi bản sao"
     )
