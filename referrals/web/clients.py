@@ -68,7 +68,9 @@ async def search(request: Request, me: Me) -> Response:
             found = find_clients(s, by=me.user, text=q, ctx=me.rt.ctx, now=me.now, via="web")
     except (ValidationError, DomainError) as exc:
         return me.page("search.html", 422, q=q, found=None, limit=LIMIT, error=me.why(exc))
-    response = me.page("search.html", q=q, found=found, limit=LIMIT)
+    # Who may refer whom is the policy's (models/policy.py), not the template's.
+    may_refer = {f.code for f in found if acts_in_area(me.user, f.district)}
+    response = me.page("search.html", q=q, found=found, limit=LIMIT, may_refer=may_refer)
     response.headers["Cache-Control"] = "no-store"  # names: never kept by the browser
     return response
 

@@ -186,6 +186,12 @@ def _launch_page(
         next_steps=_next_steps(me, refusal, chosen) if refusal else [],
         same_person=isinstance(refusal, SamePerson),
         area_names={a.key: a.name if me.lang == "vi" else a.name_en for a in choices.areas},
+        # A client of a unit the 2025 reform ended is moved first (their page's form).
+        area_ended=bool(
+            choices.client
+            and choices.areas
+            and not choices.areas[0].in_force(me.now.astimezone(me.rt.settings.tz).date())
+        ),
     )
 
 
