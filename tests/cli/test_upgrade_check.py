@@ -121,7 +121,7 @@ def test_unknown_variables_are_named_with_the_one_meant(
     settings.write_text("REFERRALS_PUBLIC_URL=https://kh.example.vn\nREFERRALS_SMS_URL=json://x\n")
     out = referrals("upgrade-check", status=0, REFERRALS_SETTINGS_FILE=str(settings))
     lines = [line for line in out.splitlines() if not line.startswith("    ")]
-    assert [line[:2] for line in lines] == ["✓ "] * 5 + ["! "], out
+    assert [line[:2] for line in lines] == ["✓ "] * 6 + ["! "], out
     assert (
         f"✓ variables: 6 REFERRALS_* variables in the environment and {settings}, all known to "
         "this version"
