@@ -3,9 +3,8 @@ district and those that succeeded it, and a report's grouping by the units of on
 
 A coordinator of Nha Trang city, which ended on 30/06/2025, keeps its referrals and works on the
 wards that replaced it; a manager asking for the city's referrals gets those too. The policy
-answers that for one record from the province config (models/policy.py `area_scope`); a listing
-asks the database, whose `area` and `area_successor` tables are loaded from the same config, so
-the two follow the same links.
+answers that from the province config (models/policy.py `area_scope`), for one record and for a
+listing's filter alike.
 
 A report puts 2020 beside 2026 by counting every record under the units in force on one day
 (`grouping`): the period's end by default, or the day asked for.
@@ -19,25 +18,28 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from referrals.config.areas import regroup
+from referrals.models.policy import area_scope
 
 if TYPE_CHECKING:
     from referrals.queries.reading import Reader
 
-# :district and every area below it (area.parent_key) or after it (area_successor), through
-# every later reform. UNION (not UNION ALL) stops at areas already found.
-AREA_SCOPE_SQL = """(WITH RECURSIVE scope(k) AS (
-    SELECT CAST(:district AS VARCHAR(60))
-    UNION
-    SELECT x.k FROM scope JOIN (
-        SELECT area_key AS f, successor_key AS k FROM area_successor
-        UNION ALL SELECT parent_key AS f, key AS k FROM area WHERE parent_key IS NOT NULL
-    ) x ON x.f = scope.k
-) SELECT k FROM scope)"""
+
+def scope_of(district: str) -> list[str]:
+    """DISTRICT and every area within or after it (models/policy.py `area_scope`)."""
+    return sorted(area_scope(district))
 
 
-def in_district(column: str) -> str:
-    """`COLUMN IN (...)`: the column's area is :district, within it or after it."""
-    return f"{column} IN {AREA_SCOPE_SQL}"
+def in_district(column: str, district: str) -> str:
+    """`COLUMN IN (:district_0, ...)`: the column's area is DISTRICT, within it or after it;
+    its parameters are `district_params(DISTRICT)`. A list of keys, not a recursive query, so
+    the planner uses the column's index and statistics."""
+    names = ", ".join(f":district_{i}" for i in range(len(scope_of(district))))
+    return f"{column} IN ({names})"
+
+
+def district_params(district: str | None) -> dict[str, str]:
+    """The parameters `in_district` names (none without a district)."""
+    return {f"district_{i}": k for i, k in enumerate(scope_of(district))} if district else {}
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,10 @@ def grouping(reader: Reader, on: dt.date) -> Grouping:
         for r in rows
     ]
     named = {r["key"]: r for r in rows}
-    moved = {k: g for k, g in regroup(areas, on).items() if g != (k,)}
+    # Only the areas referrals use (from the index): the expression stays short, and plain
+    # `r.area_key` when no referral is under a unit of another day.
+    used = {r["area_key"] for r in reader.rows("SELECT DISTINCT area_key FROM referral")}
+    moved = {k: g for k, g in regroup(areas, on).items() if g != (k,) and k in used}
     whens, params = [], {}
     for i, (key, group) in enumerate(sorted(moved.items())):
         params[f"area_{i}"], params[f"group_{i}"] = key, "+".join(group)

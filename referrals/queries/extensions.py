@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from referrals.queries.areas import in_district
+from referrals.queries.areas import district_params, in_district
 from referrals.queries.reading import Reader, local_iso
 
 WAITING_SQL = """
@@ -28,10 +28,8 @@ def waiting_requests(
 ) -> list[dict[str, Any]]:
     """The requests waiting for a decision, oldest first (in one district, if given); times
     in local ISO 8601 with their offset."""
-    where = f"AND {in_district('r.area_key')}" if district else ""
-    rows = reader.rows(
-        WAITING_SQL.format(where=where), **({"district": district} if district else {})
-    )
+    where = f"AND {in_district('r.area_key', district)}" if district else ""
+    rows = reader.rows(WAITING_SQL.format(where=where), **district_params(district))
     for row in rows:
         for name in TIMES:
             row[name] = local_iso(_aware(row[name]), tz)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from referrals.models.errors import NotFound
-from referrals.queries.areas import in_district
+from referrals.queries.areas import district_params, in_district
 from referrals.queries.lateness import counts_hours, escalated_to, how_late
 
 if TYPE_CHECKING:
@@ -158,8 +158,8 @@ def count_overdue(reader: Reader, *, now: dt.datetime, district: str | None = No
         f" AND a.status = '{StepStatus.active.value}' WHERE {OVERDUE_SQL}"
     )
     if district is not None:
-        sql += f" AND {in_district('r.area_key')}"
-    return int(reader.rows(sql, now=now, **({"district": district} if district else {}))[0]["n"])
+        sql += f" AND {in_district('r.area_key', district)}"
+    return int(reader.rows(sql, now=now, **district_params(district))[0]["n"])
 
 
 def is_overdue(status: str, due_at: dt.datetime | None, now: dt.datetime) -> bool:
@@ -219,8 +219,8 @@ def list_referrals(
             where.append(f"{column} = :{column[2:]}")
             params[column[2:]] = value
     if district is not None:
-        where.append(in_district("r.area_key"))
-        params["district"] = district
+        where.append(in_district("r.area_key", district))
+        params.update(district_params(district))
     if open_only:
         where.append(f"r.status IN ({OPEN_SQL})")
     if overdue:

@@ -38,7 +38,7 @@ from referrals.config.pathways import ServiceGroup
 from referrals.infra.calendar import WorkingCalendar
 from referrals.models.bounds import check_day
 from referrals.models.lifecycle import MessageStatus, Outcome, ReferralStatus, StepStatus
-from referrals.queries.areas import Grouping, grouping, in_district
+from referrals.queries.areas import Grouping, district_params, grouping, in_district
 from referrals.queries.reading import Reader
 from referrals.queries.views import areas, pathways
 
@@ -171,7 +171,9 @@ WHERE e.kind = 'message.dead' AND e.at >= :since AND e.at < :until {where}
 
 
 def _scoped(sql: str, district: str | None, **parts: str) -> str:
-    return sql.format(where=f"AND {in_district('r.area_key')}" if district else "", **parts)
+    return sql.format(
+        where=f"AND {in_district('r.area_key', district)}" if district else "", **parts
+    )
 
 
 def counts(
@@ -373,7 +375,8 @@ def _ints(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _in(district: str | None) -> dict[str, str]:
-    return {"district": district} if district else {}
+    """The district (read back by the queries that scope) and its areas' parameters."""
+    return {"district": district, **district_params(district)} if district else {}
 
 
 def _summed(rows: list[dict[str, Any]], *, clients: int) -> dict[str, int]:
@@ -493,7 +496,8 @@ ORDER BY o.name
 
 def peer_groups(reader: Reader, district: str | None, bind: dict[str, Any]) -> list[dict[str, Any]]:
     """Per peer group: intakes received in the period, and clients taken from them."""
-    sql = PEER_GROUPS_SQL.format(where=f"AND {in_district('i.area_key')}" if district else "")
+    where = f"AND {in_district('i.area_key', district)}" if district else ""
+    sql = PEER_GROUPS_SQL.format(where=where)
     return [
         {**r, "received": int(r["received"] or 0), "clients": int(r["clients"] or 0)}
         for r in reader.rows(sql, **bind)

@@ -10,12 +10,12 @@ import statistics
 from typing import Any
 
 from referrals.models.lifecycle import StepStatus
-from referrals.queries.areas import in_district
+from referrals.queries.areas import district_params, in_district
 from referrals.queries.reading import OPEN_SQL, Reader
 
 
 def _in(district: str | None) -> dict[str, str]:
-    return {"district": district} if district else {}
+    return district_params(district)
 
 
 def period_starts(now: dt.datetime, tz: Any) -> dict[str, dt.datetime]:
@@ -51,7 +51,7 @@ def scorecard(
 
     A step counts if it was done since `since`, or is still waiting past its deadline (late).
     """
-    only = f"AND {in_district('r.area_key')}" if district else ""
+    only = f"AND {in_district('r.area_key', district)}" if district else ""
     cards = {
         r["slug"]: {**r, "ack_hours": [], "on_time": 0, "counted": 0}
         for r in reader.rows(LOAD_SQL.format(district=only), **_in(district))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from referrals.queries.areas import in_district
+from referrals.queries.areas import district_params, in_district
 from referrals.queries.lateness import escalation_rungs
 from referrals.queries.reading import OPEN_SQL, Reader, definitions
 
@@ -22,11 +22,11 @@ def list_clients(reader: Reader, *, district: str | None, limit: int = 500) -> l
                (SELECT COUNT(*) FROM referral r
                  WHERE r.client_id = c.id AND r.status IN ({OPEN_SQL})) AS open_referrals
         FROM client c JOIN area a ON a.key = c.area_key
-        WHERE c.merged_into_id IS NULL {"AND " + in_district("c.area_key") if district else ""}
+        WHERE c.merged_into_id IS NULL {"AND " + in_district("c.area_key", district) if district else ""}
         ORDER BY c.created_at DESC, c.id DESC LIMIT :limit"""
     params: dict[str, Any] = {"limit": limit}
     if district:
-        params["district"] = district
+        params.update(district_params(district))
     return reader.rows(sql, **params)
 
 
