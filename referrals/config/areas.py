@@ -109,11 +109,8 @@ def succession_problems(
         if area.valid_from and area.valid_to and area.valid_to < area.valid_from:
             problem(i, "valid_to", msg=f"ends ({area.valid_to}) before it starts")
         if area.successors and area.valid_to is None:
-            problem(
-                i,
-                "successors",
-                msg=f"a{'n' if noun[0] in 'aeiou' else ''} {noun} with successors must end: set valid_to",
-            )
+            article = "an" if noun[0] in "aeiou" else "a"
+            problem(i, "successors", msg=f"{article} {noun} with successors must end: set valid_to")
         for k, key in enumerate(area.successors):
             successor = by_key.get(key)
             if successor is None:

@@ -62,9 +62,9 @@ class Forbidden(DomainError):
 
 
 def area_scope(key: str) -> frozenset[str]:
-    """The areas a user scoped to KEY works on, from the installation's province config (the
-    one place the areas and their succession are defined; the directory's tables are loaded
-    from it, and queries/areas.py follows the same links in SQL)."""
+    """The areas a user scoped to KEY works on, from the installation's province config: the
+    one place the areas and their succession are defined (the directory's tables are loaded
+    from it; a listing binds this same list: queries/areas.py)."""
     from referrals.config.province import load_province
     from referrals.config.settings import get_settings
 
