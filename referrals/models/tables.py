@@ -13,6 +13,7 @@ from referrals.models.directory import (
 )
 from referrals.models.intake import Intake, PeerLink
 from referrals.models.people import Client, ClientKey, Consent, User
+from referrals.models.privacy import Breach, BreachNotice, PrivacyRequest
 from referrals.models.search import ClientTerm
 from referrals.models.subscriptions import Webhook
 from referrals.models.tokens import ApiToken
@@ -30,6 +31,8 @@ __all__ = [
     "ApiToken",
     "Area",
     "AreaSuccessor",
+    "Breach",
+    "BreachNotice",
     "Client",
     "ClientKey",
     "ClientTerm",
@@ -44,6 +47,7 @@ __all__ = [
     "OrganizationSuccessor",
     "PathwayVersion",
     "PeerLink",
+    "PrivacyRequest",
     "Referral",
     "Service",
     "ServiceArea",
