@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from referrals.config import ConfigError, Province
@@ -210,15 +210,19 @@ def _load_services(
         session.add(row)
         session.flush()
         assert row.id is not None  # flushed: the database gave it its id
+        # The links as plain rows, in one statement each way: a provincial service serves a
+        # hundred areas once the reform's are listed, and the tests load the directory often.
         for table in (ServiceArea, ServiceLocation):
-            for link in session.exec(select(table).where(table.service_id == row.id)):
-                session.delete(link)
-        session.flush()
+            session.execute(delete(table).where(col(table.service_id) == row.id))
         served = sorted(set().union(*(scopes.get(a, frozenset({a})) for a in svc.areas)))
-        session.add_all(ServiceArea(service_id=row.id, area_key=a) for a in served)
-        session.add_all(
-            ServiceLocation(service_id=row.id, location_id=places[k]) for k in svc.locations
+        session.execute(
+            insert(ServiceArea), [{"service_id": row.id, "area_key": a} for a in served]
         )
+        if svc.locations:
+            session.execute(
+                insert(ServiceLocation),
+                [{"service_id": row.id, "location_id": places[k]} for k in svc.locations],
+            )
     session.flush()
 
 
