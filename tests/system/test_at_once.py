@@ -187,7 +187,10 @@ def test_a_launch_is_sent_at_once_with_no_pass_running(
     command = time.monotonic() - started
     took = until(lambda: code in codes_sent(http), 30, "the SMS of a launch") + command
     assert codes_sent(http) == Counter({code: 1, off: 1})  # the pass also sent the waiting one
-    assert command < 5, f"the command kept its user {command:.1f} s (its kick is handed off)"
+    # Alone the command takes about 2 s; waiting for a pass would take the 30 s above. The bound
+    # leaves room for a 2-core CI whose other worker runs the cluster and guide tests meanwhile
+    # (5.4 s was measured there on 2026-12-02).
+    assert command < 8, f"the command kept its user {command:.1f} s (its kick is handed off)"
     assert took < 15, took
 
 
