@@ -1,0 +1,1 @@
+"""Loopback fakes of the gateways our Apprise plugins talk to (tests and benchmarks only)."""
