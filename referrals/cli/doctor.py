@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from referrals.cli.deployments import Deployments
+    from referrals.notifiers.channels import Channels
 
 Level = Literal["ok", "warn", "fail"]
 MAX_SKEW = dt.timedelta(seconds=30)
@@ -375,10 +376,46 @@ class Doctor:
                 "channels",
                 "warn",
                 "no channel is on: messages wait in the outbox",
-                "set REFERRALS_SMS_URL and/or REFERRALS_EMAIL_URL",
+                "set REFERRALS_ZALO_URL, REFERRALS_SMS_URL and/or REFERRALS_EMAIL_URL",
             )
         else:
             self.add("channels", "ok", f"Apprise accepts {', '.join(channels.kinds)}")
+        self.check_zalo(channels)
+
+    def check_zalo(self, channels: Channels) -> None:
+        """Zalo carries only approved templates: a contact that tries Zalo first, with no
+        template for a message type it is sent, gets that message by its next channel."""
+        from referrals.notifiers.messages import PARTNER_MESSAGES
+
+        assert self.runtime is not None  # checked by the caller
+        delivery = self.runtime.province.province.delivery
+        first = sum(
+            1
+            for p in self.runtime.province.partners
+            for c in p.contacts
+            if (c.channels or delivery.order)[0] == "zalo"
+        )
+        if not first:
+            return
+        missing = sorted(set(PARTNER_MESSAGES) - set(delivery.zalo_templates))
+        if "zalo" not in channels.kinds:
+            self.add(
+                "zalo",
+                "warn",
+                f"{first} contacts try Zalo first, and the Zalo channel is off here: "
+                "their messages move on to their next channel",
+                "set REFERRALS_ZALO_URL (README: Zalo, brandname SMS)",
+            )
+        elif missing:
+            self.add(
+                "zalo",
+                "warn",
+                f"{first} contacts try Zalo first; no ZNS template for {', '.join(missing)}: "
+                "those go by their next channel",
+                "add the approved templates under delivery.zalo_templates in province.yaml",
+            )
+        else:
+            self.add("zalo", "ok", f"{first} contacts try Zalo first; every message has a template")
 
     def check_prefect(self) -> None:
         api = os.environ.get("PREFECT_API_URL", "").rstrip("/")

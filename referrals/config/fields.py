@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -79,6 +80,14 @@ def quiet_window(value: str | None) -> tuple[dt.time, dt.time] | None:
 Phone = Annotated[str, AfterValidator(e164)]
 Email = Annotated[str, AfterValidator(_email)]
 QuietHours = Annotated[str, AfterValidator(_quiet_hours)]
+# The ways a message reaches a person: Zalo (ZNS) and SMS to a phone, e-mail to an address.
+Channel = Literal["zalo", "sms", "email"]
+DEFAULT_ORDER: tuple[Channel, ...] = ("sms", "email")  # Delivery.order's default
+
+
+def reachable(order: Sequence[str], *, phone: str | None, email: str | None) -> list[str]:
+    """The channels of `order` a person has an address for: Zalo and SMS need a phone."""
+    return [c for c in order if (email if c == "email" else phone)]
 
 
 class Strict(BaseModel):

@@ -8,7 +8,17 @@ from typing import Literal
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
-from referrals.config.fields import Email, Key, Phone, QuietHours, Slug, Strict, Text
+from referrals.config.fields import (
+    Channel,
+    Email,
+    Key,
+    Phone,
+    QuietHours,
+    Slug,
+    Strict,
+    Text,
+    reachable,
+)
 
 
 class Contact(Strict):
@@ -25,11 +35,21 @@ class Contact(Strict):
     active: bool = True
     valid_from: dt.date | None = None
     valid_to: dt.date | None = None
+    channels: list[Channel] | None = Field(
+        default=None,
+        min_length=1,
+        description="the channels to try, in order, one at a time; default: the province's",
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> Contact:
         if not (self.phone or self.email):
             raise ValueError("a contact needs a phone or an e-mail")
+        if self.channels is not None:
+            if len(set(self.channels)) < len(self.channels):
+                raise ValueError(f"channels repeat one: {', '.join(self.channels)}")
+            if not reachable(self.channels, phone=self.phone, email=self.email):
+                raise ValueError("none of the contact's channels has an address (phone, e-mail)")
         return self
 
 

@@ -19,8 +19,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 # The schema lives in three modules; every name stays importable from here.
 from referrals.config.areas import covered, succession_problems
 from referrals.config.fields import (
+    DEFAULT_ORDER,
     EMAIL,
     PHONE_TEXT,
+    Channel,
     Email,
     Key,
     Phone,
@@ -115,16 +117,52 @@ class DayOff(Strict):
     name: Text
 
 
+class ZaloTemplate(Strict):
+    """A message type's pre-approved ZNS template: its id, and each of its parameters as a
+    Jinja expression over the message's context (the same codes and names the SMS sees; `link`
+    is the partner's link, bound to the template's button, never written in its text)."""
+
+    template_id: str = Field(min_length=1, max_length=40)
+    params: dict[str, str] = Field(min_length=1)
+
+
 class Delivery(Strict):
-    """How messages leave: Apprise URL templates per channel, retries, quiet hours.
+    """How messages leave: Apprise URL templates per channel, retries, quiet hours, the order a
+    contact's channels are tried in, and what a message costs.
 
     A channel URL names secrets as `${ENV_VAR}` (read from the environment, or from a Prefect
     Secret block as `${prefect:block-name}`), never literally, and the recipient as `{phone}`
-    (E.164) or `{email}`. A channel whose URL expands to nothing is off: its messages wait.
+    (E.164; Zalo and SMS) or `{email}`. A channel whose URL expands to nothing is off: its
+    messages wait, or move on to the contact's next channel.
     """
 
-    channels: dict[Literal["sms", "email"], str] = Field(
-        default={"sms": "${REFERRALS_SMS_URL}", "email": "${REFERRALS_EMAIL_URL}"}
+    channels: dict[Channel, str] = Field(
+        default={
+            "zalo": "${REFERRALS_ZALO_URL}",
+            "sms": "${REFERRALS_SMS_URL}",
+            "email": "${REFERRALS_EMAIL_URL}",
+        }
+    )
+    order: list[Channel] = Field(
+        default=list(DEFAULT_ORDER),
+        min_length=1,
+        description="a contact's channels, tried one at a time in this order unless the contact "
+        "has its own (partners.yaml)",
+    )
+    confirm_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="a message on a channel that reports delivery, with no receipt after this, "
+        "is unconfirmed: the contact's next channel is tried",
+    )
+    prices: dict[Channel, int] = Field(
+        default={},
+        description="what one billed unit costs, in đồng (an SMS segment, a Zalo message), for "
+        "the period report",
+    )
+    zalo_templates: dict[str, ZaloTemplate] = Field(
+        default={}, description="message type -> its approved ZNS template"
     )
     sender: str | None = Field(
         default=None, max_length=20, description="who the SMS is from; default: the province name"
@@ -152,6 +190,13 @@ class Delivery(Strict):
             if re.search(r"://[^/@?]*:[^/@$?]+@", url):
                 raise ValueError(f"{kind}: put the password in ${{AN_ENV_VAR}}, not in the file")
         return channels
+
+    @field_validator("order")
+    @classmethod
+    def _once_each(cls, order: list[str]) -> list[str]:
+        if len(set(order)) < len(order):
+            raise ValueError(f"a channel repeats: {', '.join(order)}")
+        return order
 
 
 class Office(Strict):

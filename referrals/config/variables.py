@@ -20,6 +20,7 @@ READ_ELSEWHERE: frozenset[str] = frozenset(
         "REFERRALS_SETTINGS_FILE",
         # The bundled province.yaml's channels (`${REFERRALS_SMS_URL}`), expanded by
         # notifiers/channels.py. A province's own ${NAMES} are known to doctor from its YAML.
+        "REFERRALS_ZALO_URL",
         "REFERRALS_SMS_URL",
         "REFERRALS_EMAIL_URL",
         # notifiers/background.py: the Prefect global concurrency limit every delivery pass holds.

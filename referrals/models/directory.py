@@ -124,6 +124,8 @@ class Contact(SQLModel, table=True):
     rank: int = 1
     sms_unaccented: bool = False
     quiet_hours: str | None = Field(default=None, max_length=11)  # None: the province's
+    # The channels to try, in order, one at a time (partners.yaml); None: the province's order.
+    channels: list[str] | None = Field(default=None, sa_type=JSON)
     active: bool = True
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # An admin's decision (web admin page) that outlives re-loading the YAML: while set, the

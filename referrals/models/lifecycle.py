@@ -132,11 +132,16 @@ def step_move(trigger: str, current: T) -> T:
 
 
 class MessageStatus(StrEnum):
-    """An outbox row: queued, then sent; failed (will retry) until dead; cancelled if pointless."""
+    """An outbox row: queued, then sent; failed (will retry) until dead; cancelled if pointless.
+
+    On a channel whose gateway reports delivery (Zalo, brandname SMS), a sent message becomes
+    delivered or undelivered when its receipt comes (issue 24)."""
 
     queued = "queued"
     failed = "failed"
     sent = "sent"
+    delivered = "delivered"
+    undelivered = "undelivered"
     dead = "dead"
     cancelled = "cancelled"
 
@@ -150,7 +155,15 @@ MESSAGE_MOVES: dict[str, tuple[frozenset[M], M]] = {
     "die": (DUE, M.dead),
     "cancel": (DUE, M.cancelled),
     "retry": (frozenset({M.failed, M.dead}), M.queued),
+    # A gateway's receipt: only a sent message takes one, once (a replay changes nothing).
+    "deliver": (frozenset({M.sent}), M.delivered),
+    "undeliver": (frozenset({M.sent}), M.undelivered),
 }
+# What left us: the gateway took it (and bills it), whatever its receipt said.
+LEFT = frozenset({M.sent, M.delivered, M.undelivered})
+# What reached or may have reached the recipient: a referral's partners "were told" when their
+# prompt is one of these (an undelivered one reached the gateway, not the phone).
+OUT = frozenset({M.sent, M.delivered})
 
 
 def message_sources(trigger: str) -> list[str]:

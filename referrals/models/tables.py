@@ -1,5 +1,6 @@
 """Every table, imported in one place so the metadata is complete (Alembic, tests)."""
 
+from referrals.models.channels import ChannelSecret
 from referrals.models.directory import (
     Area,
     AreaSuccessor,
@@ -33,6 +34,7 @@ __all__ = [
     "AreaSuccessor",
     "Breach",
     "BreachNotice",
+    "ChannelSecret",
     "Client",
     "ClientKey",
     "ClientTerm",

@@ -153,6 +153,19 @@ class Notification(SQLModel, table=True):
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Issue 24. The gateway's id for the message, which its delivery receipt names; when the
+    # receipt said delivered or not (and the carrier's reason in `last_error`).
+    provider_id: str | None = Field(default=None, max_length=100)
+    receipt_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A sent message on a channel that reports delivery and has no receipt by then counts as
+    # unconfirmed, and the prompt moves on to the next channel.
+    confirm_by: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The contact's channels still to try for this prompt, in order, and when the next one was
+    # queued (once: the guard of a conditional UPDATE).
+    fallback: list[str] = Field(default_factory=list, sa_type=JSON)
+    fell_back_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the gateway bills: SMS segments, one Zalo message; none for e-mail (reports' costs).
+    units: int | None = None
 
     __table_args__ = (
         # What a delivery pass claims: due messages, oldest first.
@@ -161,6 +174,21 @@ class Notification(SQLModel, table=True):
             "next_attempt_at",
             sqlite_where=text(f"status IN ({_due_statuses})"),
             postgresql_where=text(f"status IN ({_due_statuses})"),
+        ),
+        # Receipts find their message by the gateway's id.
+        Index(
+            "ix_notification_provider",
+            "channel",
+            "provider_id",
+            sqlite_where=text("provider_id IS NOT NULL"),
+            postgresql_where=text("provider_id IS NOT NULL"),
+        ),
+        # Sent and not yet confirmed: what the delivery pass moves on when time is up.
+        Index(
+            "ix_notification_confirm",
+            "confirm_by",
+            sqlite_where=text("status = 'sent' AND confirm_by IS NOT NULL"),
+            postgresql_where=text("status = 'sent' AND confirm_by IS NOT NULL"),
         ),
     )
 

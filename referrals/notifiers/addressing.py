@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
+from referrals.config.fields import DEFAULT_ORDER, reachable
 from referrals.infra.db import insert_many
 from referrals.models.directory import Contact
 from referrals.models.lifecycle import MessageStatus
@@ -41,10 +42,19 @@ def in_language(language: str, vi: str, en: str) -> str:
 
 
 def channels_of(person: Person) -> list[str]:
-    """A contact is reached on each address it has (SMS, e-mail); staff by e-mail."""
+    """The channels a message to this person tries, in order, one at a time: a contact's own
+    order (partners.yaml) or the province's (`delivery.order`), as `referrals init` stored it,
+    keeping those it has an address for; staff by e-mail. The first is queued, the rest wait as
+    its fallback (issue 24: never two channels at once for one message)."""
     if isinstance(person, Contact):
-        return [ch for ch, address in (("sms", person.phone), ("email", person.email)) if address]
+        order = person.channels if person.channels is not None else DEFAULT_ORDER
+        return reachable(order, phone=person.phone, email=person.email)
     return ["email"] if person.email else []
+
+
+def after(chain: list[str], channel: str) -> list[str]:
+    """What is left to try once `channel` of `chain` has been tried."""
+    return chain[chain.index(channel) + 1 :] if channel in chain else []
 
 
 def who(person: Person) -> str:
@@ -62,8 +72,10 @@ def outbox_row(
     key: str,
     now: dt.datetime,
     referral_id: int | None,
+    fallback: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One queued message to `person` on `channel`, due now, under the idempotency `key`."""
+    """One queued message to `person` on `channel`, due now, under the idempotency `key`;
+    `fallback`: the channels to try next, in order, if this one fails or is not confirmed."""
     return {
         "referral_id": referral_id,
         "contact_id": person.id if isinstance(person, Contact) else None,
@@ -77,6 +89,7 @@ def outbox_row(
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
+        "fallback": list(fallback or []),
     }
 
 

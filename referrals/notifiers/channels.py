@@ -1,8 +1,9 @@
 """Channels as Apprise URLs: the province's URL templates, expanded with secrets and a recipient.
 
 `${NAME}` reads the environment and `${prefect:NAME}` a Prefect Secret block (through the
-`secrets` callable a flow passes in: this module does not import Prefect). `{phone}` and
-`{email}` are the recipient, URL-quoted. Secret values never appear in what we log or store:
+`secrets` callable a flow passes in: this module does not import Prefect). `{phone}` (Zalo,
+SMS) and `{email}` are the recipient, URL-quoted. Our own plugins (plugins/: Zalo ZNS, eSMS)
+are registered with Apprise before any URL is read. Secret values never appear in what we log or store:
 `masked()` uses Apprise's own privacy rendering and `scrub()` blanks every expanded secret.
 """
 
@@ -53,13 +54,14 @@ class Channels:
     secrets: Secrets = environment
     _urls: dict[str, str] = field(default_factory=dict, init=False)
     _secret_values: set[str] = field(default_factory=set, init=False)
+    _reports: dict[str, bool] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for kind, template in self.delivery.channels.items():
             url = self._expand(kind, template).strip()
             if not url:
                 continue  # off: its messages wait
-            placeholder = "{phone}" if kind == "sms" else "{email}"
+            placeholder = "{email}" if kind == "email" else "{phone}"
             if placeholder not in url:
                 if kind == "email" and url.startswith(("mailto://", "mailtos://")):
                     url += ("&" if "?" in url else "?") + "to={email}"
@@ -90,9 +92,9 @@ class Channels:
         return sorted(self._urls)
 
     def url(self, kind: str, *, phone: str | None = None, email: str | None = None) -> str:
-        recipient = phone if kind == "sms" else email
+        recipient = email if kind == "email" else phone
         if not recipient:
-            raise ChannelError(f"the recipient has no {'phone' if kind == 'sms' else 'e-mail'}")
+            raise ChannelError(f"the recipient has no {'e-mail' if kind == 'email' else 'phone'}")
         template = self._urls[kind]
         return template.replace("{phone}", quote(recipient, safe="")).replace(
             "{email}", quote(recipient, safe="")
@@ -105,6 +107,19 @@ class Channels:
             if instantiate(url) is None:
                 raise ChannelError(f"{kind} channel: Apprise does not accept {self.scrub(url)}")
 
+    def plugin(self, kind: str) -> NotifyBase | None:
+        """The channel's plugin as configured (for a made-up recipient): it reads the channel's
+        receipts; None when the channel is off here."""
+        if kind not in self._urls:
+            return None
+        return instantiate(self.url(kind, phone="+84905000000", email="check@example.vn"))
+
+    def reports(self, kind: str) -> bool:
+        """Whether the channel's gateway sends delivery receipts (our plugins say so)."""
+        if kind not in self._reports:
+            self._reports[kind] = bool(getattr(self.plugin(kind), "receipts", False))
+        return self._reports[kind]
+
     def scrub(self, text: str) -> str:
         """`text` with every secret value we expanded replaced by ****."""
         for secret in sorted(self._secret_values, key=len, reverse=True):
@@ -115,6 +130,10 @@ class Channels:
 def instantiate(url: str) -> NotifyBase | None:
     """A fresh Apprise plugin for `url` (fresh: a reused one throttles), or None if invalid."""
     import apprise
+
+    from referrals.notifiers.plugins import register
+
+    register()  # our own schemes: zns://, esms://
 
     return apprise.Apprise.instantiate(url, suppress_exceptions=True)
 

@@ -35,15 +35,33 @@ from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact
 from referrals.models.links import link_url
 from referrals.models.people import User
-from referrals.notifiers import outbox
+from referrals.notifiers import fallback, outbox
 from referrals.notifiers.channels import ChannelError, Channels, instantiate, masked
-from referrals.notifiers.rendering import Rendered, RenderError, render
+from referrals.notifiers.plugins.base import use_tokens
+from referrals.notifiers.rendering import Rendered, RenderError, render, render_zalo
+from referrals.notifiers.sms import encoding
+from referrals.notifiers.tokens import DatabaseTokens
 from referrals.notifiers.webhooks import COUNTS as webhook_counts
 from referrals.notifiers.webhooks import deliver_webhooks
 
 log = logging.getLogger("referrals.deliver")
-Send = Callable[[str, Rendered], str | None]  # (url, message) -> None when sent, else the reason
 WINDOW_PER_WORKER = 4  # sent-but-unrecorded messages per worker: the most a crash can repeat
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one send found out (plugins/base.py): sent (no error) with the gateway's id, or
+    why not, and whether retrying can help or the gateway asked us to wait."""
+
+    error: str | None = None
+    provider_id: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+    receipts: bool = False  # the gateway will report delivery
+
+
+# (url, message, our message id, the pass's clock) -> what happened
+Send = Callable[[str, Rendered, str, Callable[[], dt.datetime]], Result]
 
 
 @dataclass
@@ -53,6 +71,7 @@ class Summary:
     failed: int = 0
     dead: int = 0
     deferred: int = 0
+    handed_on: int = 0  # to the contact's next channel: unconfirmed, or due on a channel off
     lost: int = 0  # outcomes not recorded: the lease had passed to another pass
     waiting: dict[str, int] = field(default_factory=dict)  # due, on a channel that is off
     webhooks: dict[str, int] = field(default_factory=dict)  # notifiers/webhooks.py
@@ -95,19 +114,35 @@ _apprise_log.addHandler(_capture)
 _apprise_log.propagate = False  # its reasons are recorded per message, scrubbed, not printed
 
 
-def send_apprise(url: str, message: Rendered) -> str | None:
+def send_apprise(
+    url: str, message: Rendered, tracking_id: str, clock: Callable[[], dt.datetime]
+) -> Result:
+    """Send through a fresh plugin; our plugins also say the gateway's id, whether a failure is
+    permanent, whether to wait, and whether a receipt will come (plugins/base.py). They learn
+    our message id (the gateways echo it) and the pass's clock (eSMS's callback URL is signed
+    with the time)."""
     plugin = instantiate(url)
     if plugin is None:
-        return "Apprise does not accept the channel URL"
+        return Result("Apprise does not accept the channel URL", permanent=True)
+    plugin.tracking_id = tracking_id  # type: ignore[attr-defined]  # read by our plugins only
+    plugin.clock = clock  # type: ignore[attr-defined]  # likewise
     with _capture.lines() as lines:
         try:
             ok = plugin.notify(body=message.body, title=message.subject or "")
         except Exception as exc:  # a plugin bug must not stop the pass
-            return f"{type(exc).__name__}: {exc}"
+            return Result(f"{type(exc).__name__}: {exc}")
+    provider_id = getattr(plugin, "provider_id", None)
+    receipts = bool(getattr(plugin, "receipts", False))
     if ok:
-        return None
+        return Result(provider_id=provider_id, receipts=receipts)
     log.debug("not delivered through %s", masked(plugin))
-    return lines[-1] if lines else "not delivered (Apprise gave no reason)"
+    return Result(
+        lines[-1] if lines else "not delivered (Apprise gave no reason)",
+        provider_id=provider_id,
+        permanent=bool(getattr(plugin, "permanent", False)),
+        retry_after=getattr(plugin, "retry_after", None),
+        receipts=receipts,
+    )
 
 
 def quiet_until(now: dt.datetime, window: str | None, tz: ZoneInfo) -> dt.datetime | None:
@@ -165,8 +200,11 @@ def deliver(
     def clock() -> dt.datetime:  # `now`, moving on: what leases are stamped and renewed with
         return now + dt.timedelta(seconds=time.monotonic() - began)
 
+    use_tokens(DatabaseTokens(rt.engine, rt.ctx.vault))  # a gateway's rotating tokens, shared
     with outbox.Keeper(rt.engine, lease_seconds=cfg.lease_seconds, clock=clock):
         summary.webhooks = deliver_webhooks(rt.engine, vault=rt.ctx.vault, delivery=cfg, now=now)
+        with transaction(rt.engine) as s:
+            summary.handed_on = fallback.hand_on_waiting(s, kinds_on=channels.kinds, now=now)
         with transaction(rt.engine) as s:
             off = [k for k in cfg.channels if k not in channels.kinds]
             summary.waiting = outbox.waiting(s, kinds_off=off, now=now)
@@ -208,11 +246,11 @@ def _pump(
     window = cfg.concurrency * WINDOW_PER_WORKER
     queue: deque[Job] = deque()
     in_flight = 0
-    finished: list[tuple[Job, str | None]] = []
+    finished: list[tuple[Job, Result]] = []
     ready = threading.Condition()
     drained = False
 
-    def done(job: Job, future: Future[str | None]) -> None:
+    def done(job: Job, future: Future[Result]) -> None:
         with ready:
             finished.append((job, future.result()))
             ready.notify()
@@ -239,7 +277,8 @@ def _pump(
             while queue and in_flight < window:
                 job = queue.popleft()
                 in_flight += 1
-                pool.submit(send, job.url, job.message).add_done_callback(partial(done, job))
+                future = pool.submit(send, job.url, job.message, str(job.claimed.id), clock)
+                future.add_done_callback(partial(done, job))
             if not in_flight:
                 if queue or (not drained and room):
                     continue
@@ -255,7 +294,7 @@ def _pump(
                 _record(rt, db, outcomes, channels, now, summary)
 
 
-def _reached(finished: list[tuple[Job, str | None]], n: int) -> bool:
+def _reached(finished: list[tuple[Job, Result]], n: int) -> bool:
     """At least `n` outcomes are in (the pump's wake-up condition)."""
     return len(finished) >= n
 
@@ -274,7 +313,7 @@ def _prepare(
     contact = people.contacts.get(c.contact_id) if c.contact_id else None
     user = people.users.get(c.user_id) if c.user_id else None
     tz = rt.settings.tz
-    if c.channel == "sms" and contact is not None and not c.context.get("urgent"):
+    if c.channel != "email" and contact is not None and not c.context.get("urgent"):
         until = quiet_until(now, contact.quiet_hours or cfg.quiet_hours, tz)
         if until is not None:
             with transaction(db) as s:
@@ -291,55 +330,98 @@ def _prepare(
     sender = (
         (cfg.sender or province.name) if c.language == "vi" else (cfg.sender_en or province.name_en)
     )
+    context = {**c.context, "link": link, "sender": sender}
     try:
-        message = render(
-            c.template,
-            channel=c.channel,
-            language=c.language,
-            context={**c.context, "link": link, "sender": sender},
-            tz=tz,
-            unaccented=bool(contact and contact.sms_unaccented),
-        )
+        if c.channel == "zalo":
+            template = cfg.zalo_templates.get(c.template)
+            message = render_zalo(c.template, template=template, context=context, tz=tz)
+        else:
+            message = render(
+                c.template,
+                channel=c.channel,
+                language=c.language,
+                context=context,
+                tz=tz,
+                unaccented=bool(contact and contact.sms_unaccented),
+            )
         url = channels.url(
             c.channel,
             phone=contact.phone if contact else None,
             email=contact.email if contact else (user.email if user else None),
         )
-    except (RenderError, ChannelError) as exc:  # retrying cannot help: tell people now
+    except (RenderError, ChannelError) as exc:  # retrying cannot help: move on, or tell people
         with transaction(db) as s:
             if outbox.mark_failed(s, c, now=now, error=str(exc), delivery=cfg, permanent=True):
-                summary.dead += 1
-        log.warning("message %d given up: %s", c.id, exc)
+                _ended(summary, c)
+        log.warning("message %d given up on %s: %s", c.id, c.channel, exc)
         return None
     return Job(c, url, message)
+
+
+def _sent(job: Job, result: Result, now: dt.datetime, confirm_minutes: int) -> outbox.Sent:
+    """What is recorded of a message the gateway took: its id, what it bills, and by when its
+    receipt should come (on a channel that sends receipts)."""
+    units = {"sms": encoding(job.message.body).segments, "zalo": 1}.get(job.claimed.channel)
+    confirm = now + dt.timedelta(minutes=confirm_minutes) if result.receipts else None
+    return outbox.Sent(
+        job.claimed, job.message.subject, job.message.body, result.provider_id, units, confirm
+    )
 
 
 def _record(
     rt: Runtime,
     db: Connection,
-    outcomes: list[tuple[Job, str | None]],
+    outcomes: list[tuple[Job, Result]],
     channels: Channels,
     now: dt.datetime,
     summary: Summary,
 ) -> None:
     """Write what happened to finished sends, in one transaction."""
-    sent = [(j.claimed, j.message.subject, j.message.body) for j, error in outcomes if not error]
-    failed = [(j.claimed, channels.scrub(error)) for j, error in outcomes if error]
     delivery = rt.province.province.delivery
+    sent = [_sent(j, r, now, delivery.confirm_minutes) for j, r in outcomes if r.error is None]
+    wait = [(j.claimed, r.retry_after) for j, r in outcomes if r.error and r.retry_after]
+    failed = [
+        (j.claimed, channels.scrub(r.error), r.permanent)
+        for j, r in outcomes
+        if r.error and not r.retry_after
+    ]
     with transaction(db) as s:
         recorded = outbox.mark_sent(s, sent, now=now)
         summary.sent += recorded
         summary.lost += len(sent) - recorded
+        for c, seconds in wait:  # the gateway asked us to slow down: not an attempt
+            outbox.defer(s, c, until=now + dt.timedelta(seconds=seconds))
+            summary.deferred += 1
         statuses = [
-            (c, error, outbox.mark_failed(s, c, now=now, error=error, delivery=delivery))
-            for c, error in failed
+            (
+                c,
+                error,
+                outbox.mark_failed(
+                    s, c, now=now, error=error, delivery=delivery, permanent=permanent
+                ),
+            )
+            for c, error, permanent in failed
         ]
     for c, error, status in statuses:
         if status is None:
             summary.lost += 1
         elif status == "dead":
-            summary.dead += 1
-            log.warning("message %d dead after %d attempts: %s", c.id, c.attempts + 1, error)
+            _ended(summary, c)
+            log.warning(
+                "message %d dead on %s after %d attempts: %s",
+                c.id,
+                c.channel,
+                c.attempts + 1,
+                error,
+            )
         else:
             summary.failed += 1
             log.info("message %d failed (attempt %d): %s", c.id, c.attempts + 1, error)
+
+
+def _ended(summary: Summary, c: outbox.Claimed) -> None:
+    """A message given up on its channel: handed on to the contact's next, or dead."""
+    if c.fallback:
+        summary.handed_on += 1
+    else:
+        summary.dead += 1

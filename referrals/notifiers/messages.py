@@ -43,7 +43,7 @@ from sqlmodel import Session, col
 from referrals.config.areas import in_force
 from referrals.models.deadlines import ACTOR
 from referrals.models.directory import Contact, Organization, Service
-from referrals.models.lifecycle import MessageStatus
+from referrals.models.lifecycle import OUT
 from referrals.models.people import Role, User
 from referrals.models.policy import area_scope
 from referrals.models.workflow import Notification, Referral
@@ -52,6 +52,7 @@ from referrals.models.workflow import Notification, Referral
 from referrals.notifiers.addressing import (
     STAFF_LANGUAGE,
     Person,
+    after,
     channels_of,
     in_language,
     language_of,
@@ -88,6 +89,16 @@ ALERTS = {
     "escalation": Template.escalation,
 }
 CHASING = tuple(t.value for t in ALERTS.values())
+# What partner contacts are sent (on their own channels, Zalo among them: each needs its ZNS
+# template there); the rest goes to staff by e-mail.
+PARTNER_MESSAGES = (
+    Template.new.value,
+    Template.closed.value,
+    *CHASING,
+    Template.yours.value,
+    Template.remind.value,
+    Template.extension_decided.value,
+)
 
 
 def first_rank(
@@ -264,22 +275,24 @@ def _to_contacts(
     referral_id: int | None,
 ) -> list[dict[str, Any]]:
     """Outbox rows of one message to partner contacts: each in their language (`context` of
-    it), on each of their channels, under `key` of the contact and channel."""
+    it), on the first of their channels with the rest as its fallback, under `key` of the
+    contact and channel."""
     rows = []
     for contact in contacts:
         language = language_of(contact)
-        said = context(language)
-        for channel in channels_of(contact):
+        chain = channels_of(contact)
+        if chain:
             rows.append(
                 outbox_row(
                     template=template,
                     person=contact,
-                    channel=channel,
+                    channel=chain[0],
                     language=language,
-                    context=said,
-                    key=key(contact, channel),
+                    context=context(language),
+                    key=key(contact, chain[0]),
                     now=now,
                     referral_id=referral_id,
+                    fallback=chain[1:],
                 )
             )
     return rows
@@ -329,37 +342,43 @@ def step_alert(
             "hours_late": about.hours_late,
             "escalated_to": to if kind == "escalation" else None,
         }
-        for channel in channels_of(person):
+        chain = channels_of(person)
+        if chain:
             key = (
                 f"{about.code}:{about.step_id}:{kind}{level}:{about.due_at.isoformat()}"
-                f":{who(person)}:{channel}"
+                f":{who(person)}:{chain[0]}"
             )
             rows.append(
                 outbox_row(
                     template=template,
                     person=person,
-                    channel=channel,
+                    channel=chain[0],
                     language=language,
                     context=context,
                     key=key,
                     now=now,
                     referral_id=about.referral_id,
+                    fallback=chain[1:],
                 )
             )
     return rows
 
 
 def referral_closed(session: Session, referral: Referral, now: dt.datetime) -> int:
-    """Whoever received the referral learns it is closed: same contacts, channels, language."""
+    """Whoever received the referral learns it is closed: same contacts, language, and the
+    channel that last reached them (the one the prompt did not move on from), the rest of their
+    channels after it as its fallback."""
     told = session.scalars(
         select(Notification).where(
             col(Notification.referral_id) == referral.id,
             col(Notification.template) == Template.new.value,
-            col(Notification.status) == MessageStatus.sent.value,
+            col(Notification.status).in_([s.value for s in OUT]),
+            col(Notification.fell_back_at).is_(None),
         )
     )
     rows = []
     for n in told:
+        contact = session.get(Contact, n.contact_id) if n.contact_id else None
         context = {
             "code": referral.code,
             "service": n.context["service"],
@@ -375,6 +394,7 @@ def referral_closed(session: Session, referral: Referral, now: dt.datetime) -> i
             key=key,
             now=now,
             referral_id=referral.id,
+            fallback=after(channels_of(contact), n.channel) if contact else [],
         )
         rows.append({**row, "contact_id": n.contact_id})
     return queue(session, rows)
@@ -622,6 +642,7 @@ def extension_decided(
         "due_at": due.isoformat(),
         "new_due_at": asked.isoformat(),
     }
+    chain = channels_of(contact)
     rows = [
         outbox_row(
             template=Template.extension_decided,
@@ -632,7 +653,8 @@ def extension_decided(
             key=f"{referral.code}:{Template.extension_decided}:{extension_id}:{contact.id}:{channel}",
             now=now,
             referral_id=referral.id,
+            fallback=chain[1:],
         )
-        for channel in channels_of(contact)
+        for channel in chain[:1]
     ]
     return queue(session, rows)

@@ -23,7 +23,7 @@ import random
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -50,7 +50,7 @@ from referrals.models.policy import Acting, actor_of, require_role
 from referrals.models.roles import Role
 from referrals.models.subscriptions import Webhook
 from referrals.models.workflow import Event, Notification
-from referrals.notifiers import messages
+from referrals.notifiers import fallback, messages
 from referrals.notifiers.kick import mark
 
 N = Notification
@@ -71,19 +71,25 @@ class Claimed:
     context: dict[str, Any]
     attempts: int
     token: str
+    fallback: list[str] = field(default_factory=list)  # the contact's channels left to try
 
 
 def anything_to_do(engine: Engine, *, now: dt.datetime) -> bool:
-    """One query: is a message due (leased or not), or an event not yet fanned out to an active
-    webhook? A delivery pass with neither ends there (issue 21: an idle pass costs one query,
+    """One query: is a message due (leased or not), an event not yet fanned out to an active
+    webhook, or a sent message whose receipt is overdue? A delivery pass with neither ends there (issue 21: an idle pass costs one query,
     not the webhooks' fan-out, the directory's load and the claims it used to make)."""
     due = exists().where(col(N.status).in_(message_sources("send")), col(N.next_attempt_at) <= now)
     unfanned = exists().where(
         col(Webhook.active),
         exists().where(col(Event.id) > col(Webhook.after_event_id)).correlate(Webhook),
     )
+    unconfirmed = exists().where(  # its turn is up: the contact's next channel (fallback.py)
+        col(N.status) == MessageStatus.sent.value,
+        col(N.confirm_by) <= now,
+        col(N.fell_back_at).is_(None),
+    )
     with engine.connect() as db:
-        return bool(db.execute(select(or_(due, unfanned))).scalar())
+        return bool(db.execute(select(or_(due, unfanned, unconfirmed))).scalar())
 
 
 def claim(
@@ -135,6 +141,7 @@ def claim(
             t.language,
             t.context,
             t.attempts,
+            t.fallback,
         )
     )
     rows = session.connection().execute(stmt).all()
@@ -267,6 +274,9 @@ _SENT = (
         attempts=_notifications.c.attempts + 1,
         subject=bindparam("b_subject"),
         body=bindparam("b_body"),
+        provider_id=bindparam("b_provider"),
+        units=bindparam("b_units"),
+        confirm_by=bindparam("b_confirm"),
         last_error=None,
         lease_until=None,
         lease_token=None,
@@ -274,15 +284,34 @@ _SENT = (
 )
 
 
-def mark_sent(
-    session: Session, sent: list[tuple[Claimed, str | None, str]], *, now: dt.datetime
-) -> int:
-    """Record deliveries (message, subject, body) at once; returns how many were still ours."""
+@dataclass(frozen=True)
+class Sent:
+    """What is recorded of a message the gateway took."""
+
+    claimed: Claimed
+    subject: str | None
+    body: str
+    provider_id: str | None = None  # the gateway's id, which its receipt will name
+    units: int | None = None  # what it bills: SMS segments, one Zalo message
+    confirm_by: dt.datetime | None = None  # a receipt is expected by then
+
+
+def mark_sent(session: Session, sent: list[Sent], *, now: dt.datetime) -> int:
+    """Record deliveries at once; returns how many were still ours."""
     if not sent:
         return 0
     params = [
-        {"b_id": c.id, "b_token": c.token, "b_now": now, "b_subject": subject, "b_body": body}
-        for c, subject, body in sent
+        {
+            "b_id": m.claimed.id,
+            "b_token": m.claimed.token,
+            "b_now": now,
+            "b_subject": m.subject,
+            "b_body": m.body,
+            "b_provider": m.provider_id,
+            "b_units": m.units,
+            "b_confirm": m.confirm_by,
+        }
+        for m in sent
     ]
     result = session.connection().execute(_SENT, params)
     return result.rowcount if result.rowcount >= 0 else len(sent)
@@ -323,7 +352,8 @@ def mark_failed(
 
 
 def die(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> bool:
-    """Give up on a message: mark it dead and tell the people who can act on it."""
+    """Give up on a message on its channel: mark it dead, and hand it on to the contact's next
+    channel, or, with none left, tell the people who can act on it."""
     result = session.exec(
         update(N)
         .where(*_ours(c))
@@ -337,6 +367,9 @@ def die(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> bool:
     )
     if result.rowcount != 1:
         return False
+    if c.fallback:  # the contact's next channel carries it: no one need act
+        fallback.hand_on(session, c.id, reason=fallback.DEAD, now=now)
+        return True
     _alert(session, c, now=now, error=error[:200])
     return True
 

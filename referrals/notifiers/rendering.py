@@ -12,14 +12,16 @@ link: no client PII can reach them because none is ever put in a message's conte
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 
+from referrals.config.province import ZaloTemplate
 from referrals.notifiers.sms import one_line, unaccent
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -98,6 +100,30 @@ def render(
         text = one_line(parts["sms"])
         return Rendered(None, unaccent(text) if unaccented else text)
     return Rendered(one_line(parts["subject"]), parts["body"] + "\n")
+
+
+def render_zalo(
+    message: str, *, template: ZaloTemplate | None, context: dict[str, Any], tz: ZoneInfo
+) -> Rendered:
+    """A Zalo (ZNS) message: the approved template's id and its parameters, each rendered from
+    the message's context (province.yaml `delivery.zalo_templates`), as the JSON body our ZNS
+    plugin sends. ZNS carries no free text: a message type without a template cannot go."""
+    if template is None:
+        raise RenderError(f"no ZNS template for {message} (province.yaml delivery.zalo_templates)")
+    try:
+        data = {
+            name: one_line(_expression(str(tz.key), expr).render(context))
+            for name, expr in template.params.items()
+        }
+    except Exception as exc:  # StrictUndefined, a bad filter: a config mistake
+        raise RenderError(f"ZNS template of {message}: {exc}") from None
+    payload = {"template_id": template.template_id, "template_data": data}
+    return Rendered(None, json.dumps(payload, ensure_ascii=False))
+
+
+@lru_cache(maxsize=256)
+def _expression(tz_name: str, source: str) -> Template:
+    return _environment(tz_name).from_string(source)
 
 
 def declared_segments(message: str, language: str) -> int | None:

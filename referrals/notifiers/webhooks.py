@@ -127,7 +127,9 @@ def deliver_webhooks(
                 down.add(hook.id)
             with transaction(engine) as s:
                 if error is None:
-                    counts["sent"] += outbox.mark_sent(s, [(c, None, body.decode())], now=now)
+                    counts["sent"] += outbox.mark_sent(
+                        s, [outbox.Sent(c, None, body.decode())], now=now
+                    )
                     continue
                 permanent = hook is None or not hook.active
                 status = outbox.mark_failed(

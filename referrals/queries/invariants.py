@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from referrals.infra.crypto import Vault
-from referrals.models.lifecycle import CLOSED, OPEN, WORKING, MessageStatus, ReferralStatus
+from referrals.models.lifecycle import CLOSED, LEFT, OPEN, WORKING, MessageStatus, ReferralStatus
 from referrals.models.lifecycle import StepStatus as T
 from referrals.queries.audit import verify
 from referrals.queries.reading import Reader
@@ -21,7 +21,7 @@ def _in(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
 
 
-FINISHED = {MessageStatus.sent, MessageStatus.dead, MessageStatus.cancelled}
+FINISHED = LEFT | {MessageStatus.dead, MessageStatus.cancelled}
 
 # rule -> (what it means, the SQL selecting the ids that break it)
 RULES: dict[str, tuple[str, str]] = {
@@ -50,16 +50,16 @@ RULES: dict[str, tuple[str, str]] = {
         f" OR status NOT IN {_in(T)}",
     ),
     "messages are in a known status": (
-        "every outbox row is queued, failed, sent, dead or cancelled",
+        "every outbox row is in a status of the message lifecycle",
         f"SELECT id FROM notification WHERE status NOT IN {_in(MessageStatus)}",
     ),
     "sent messages say when, once": (
-        "sent_at is set exactly for sent messages, with at least one attempt",
-        f"SELECT id FROM notification WHERE (status = '{MessageStatus.sent}')"
-        " != (sent_at IS NOT NULL) OR (status = 'sent' AND attempts < 1)",
+        "sent_at is set exactly for messages that were sent, with at least one attempt",
+        f"SELECT id FROM notification WHERE (status IN {_in(LEFT)})"
+        f" != (sent_at IS NOT NULL) OR (status IN {_in(LEFT)} AND attempts < 1)",
     ),
     "finished messages hold no lease": (
-        "no worker still holds a sent, dead or cancelled message",
+        "no worker still holds a message that was sent, is dead or was cancelled",
         f"SELECT id FROM notification WHERE status IN {_in(FINISHED)} AND lease_token IS NOT NULL",
     ),
     "erased clients hold nothing personal": (

@@ -24,7 +24,7 @@ from referrals.queries.lateness import counts_hours, escalated_to, how_late
 
 if TYPE_CHECKING:
     from referrals.infra.calendar import WorkingCalendar
-from referrals.models.lifecycle import OPEN, WORKING, StepStatus
+from referrals.models.lifecycle import OPEN, WORKING, MessageStatus, StepStatus
 from referrals.models.policy import User as Staff
 from referrals.models.policy import require_area
 
@@ -160,6 +160,16 @@ def count_overdue(reader: Reader, *, now: dt.datetime, district: str | None = No
     if district is not None:
         sql += f" AND {in_district('r.area_key', district)}"
     return int(reader.rows(sql, now=now, **district_params(district))[0]["n"])
+
+
+def count_unconfirmed(reader: Reader, *, now: dt.datetime) -> int:
+    """Messages sent on a channel that reports delivery whose receipt is overdue (issue 24): the
+    gateway took them, and nothing says they reached the phone."""
+    sql = (
+        "SELECT COUNT(*) AS n FROM notification"
+        f" WHERE status = '{MessageStatus.sent.value}' AND confirm_by <= :now"
+    )
+    return int(reader.rows(sql, now=now)[0]["n"])
 
 
 def is_overdue(status: str, due_at: dt.datetime | None, now: dt.datetime) -> bool:

@@ -29,15 +29,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from referrals.config.fields import Channel
 from referrals.config.pathways import ServiceGroup
 from referrals.infra.calendar import WorkingCalendar
 from referrals.models.bounds import check_day
-from referrals.models.lifecycle import MessageStatus, Outcome, ReferralStatus, StepStatus
+from referrals.models.lifecycle import LEFT, Outcome, ReferralStatus, StepStatus
 from referrals.queries.areas import Grouping, district_params, grouping, in_district
 from referrals.queries.reading import Reader
 from referrals.queries.views import areas, pathways
@@ -161,8 +162,17 @@ GROUP BY r.organization_id
 """
 SENT_SQL = f"""
 SELECT n.channel, COUNT(*) AS n FROM notification n {{join}}
-WHERE n.status = '{MessageStatus.sent.value}' AND n.sent_at >= :since AND n.sent_at < :until
+WHERE n.status IN ({", ".join(sorted(f"'{s}'" for s in LEFT))}) AND n.sent_at >= :since AND n.sent_at < :until
 {{where}} GROUP BY n.channel
+"""
+# What each channel billed, per local month: the months' bounds come bound as parameters, so
+# the same CASE runs on both databases (queries/report.py `_costs`).
+COSTS_SQL = f"""
+SELECT n.channel, CASE {{months}} END AS month, COUNT(*) AS n, SUM(COALESCE(n.units, 0)) AS units
+FROM notification n {{join}}
+WHERE n.status IN ({", ".join(sorted(f"'{s}'" for s in LEFT))}) AND n.sent_at >= :since
+  AND n.sent_at < :until {{where}}
+GROUP BY 1, 2
 """
 DEAD_SQL = """
 SELECT COUNT(*) AS n FROM event e {join}
@@ -214,6 +224,7 @@ def build_report(
     district: str | None = None,
     areas_on: dt.date | None = None,
     service_groups: Sequence[ServiceGroup] = (),
+    prices: Mapping[Channel, int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the period report, as plain data (see referrals/reports for formats).
     A period not over yet is read as of `now`. Records count under the units in force at the
@@ -255,6 +266,7 @@ def build_report(
         "total": total,
         "partners": partners,
         "messages": _messages(reader, district, bind),
+        "costs": _costs(reader, period, district, bind, prices or {}),
         "peer_groups": peer_groups(reader, district, bind),
         "names": {
             "pathways": {p["key"]: {"vi": p["name"], "en": p["name_en"]} for p in pathways(reader)},
@@ -464,6 +476,48 @@ def _percentiles(histogram: dict[int, int]) -> dict[str, Any]:
         for name, rank in ranks.items():
             if name not in out and seen >= rank:
                 out[name] = value
+    return out
+
+
+def months(period: Period) -> list[tuple[str, dt.datetime]]:
+    """Each local month the period touches, as ("2026-11", where it ends in UTC)."""
+    out, day = [], period.first.replace(day=1)
+    while day <= period.last:
+        nxt = (day + dt.timedelta(days=32)).replace(day=1)
+        end = dt.datetime.combine(nxt, dt.time(), tzinfo=period.tz).astimezone(dt.UTC)
+        out.append((day.strftime("%Y-%m"), end))
+        day = nxt
+    return out
+
+
+def _costs(
+    reader: Reader,
+    period: Period,
+    district: str | None,
+    bind: dict[str, Any],
+    prices: Mapping[Channel, int],
+) -> list[dict[str, Any]]:
+    """Messages and billed units (SMS segments, Zalo messages) per channel and local month, and
+    what they cost at the province's prices (issue 24: Zalo and brandname SMS are paid)."""
+    bounds = months(period)
+    cases = " ".join(f"WHEN n.sent_at < :m{i} THEN :k{i}" for i in range(len(bounds)))
+    params: dict[str, object] = {f"m{i}": end for i, (_, end) in enumerate(bounds)}
+    params |= {f"k{i}": key for i, (key, _) in enumerate(bounds)}
+    join = "JOIN referral r ON r.id = n.referral_id" if district else ""
+    rows = reader.rows(_scoped(COSTS_SQL, district, months=cases, join=join), **bind, **params)
+    out = []
+    for r in sorted(rows, key=lambda r: (r["month"], r["channel"])):
+        units, price = int(r["units"] or 0), prices.get(r["channel"])
+        out.append(
+            {
+                "month": r["month"],
+                "channel": r["channel"],
+                "messages": int(r["n"]),
+                "units": units,
+                "price": price,
+                "cost": units * price if price is not None else None,
+            }
+        )
     return out
 
 

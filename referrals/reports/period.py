@@ -49,5 +49,6 @@ def period_report(
             district=district,
             areas_on=parse_day(areas_as_of) if areas_as_of else None,
             service_groups=province.service_groups,
+            prices=province.province.delivery.prices,
         )
     return render(data, fmt, lang=lang)

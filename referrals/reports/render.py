@@ -153,8 +153,28 @@ class _Labels:
                 [w["sent"], *(self.channel(c) for c in sorted(m["sent"])), w["dead"]],
                 [[m["sent_total"], *(m["sent"][c] for c in sorted(m["sent"])), m["dead"]]],
             ),
+            *self.costs(),
             *self.peer_groups(),
         ]
+
+    def costs(self) -> list[tuple[str, list[str], list[list[Any]]]]:
+        """What each channel sent and cost per month (none in an older report)."""
+        if not self.r.get("costs"):
+            return []
+        w = self.w
+        head = [w["month"], w["channel"], w["sent"], w["units"], w["price"], w["cost"]]
+        rows = [
+            [
+                f"{c['month'][5:]}/{c['month'][:4]}",
+                self.channel(c["channel"]),
+                c["messages"],
+                c["units"],
+                _blank(c["price"]),
+                _blank(c["cost"]),
+            ]
+            for c in self.r["costs"]
+        ]
+        return [(w["costs"], head, rows)]
 
     def peer_groups(self) -> list[tuple[str, list[str], list[list[Any]]]]:
         """The people peer groups brought in: a table of its own (none in an older report)."""

@@ -47,7 +47,15 @@ REPORT: dict[str, Msg] = {
     "messages": C_("report", "Messages"),
     "sent": C_("report", "Sent"),
     "dead": C_("report", "Undeliverable"),
+    # What each channel billed per month (Zalo and brandname SMS are paid per message).
+    "costs": C_("report", "Messages and their cost, by month and channel"),
+    "month": C_("report", "Month"),
+    "channel": C_("report", "Channel"),
+    "units": C_("report", "Billed units (SMS segments, Zalo messages)"),
+    "price": C_("report", "Price per unit (đồng)"),
+    "cost": C_("report", "Cost (đồng)"),
     # How messages went (the outbox's channel names), as the messages table's headings.
+    "channel_zalo": C_("report", "Zalo"),
     "channel_sms": C_("report", "SMS"),
     "channel_email": C_("report", "E-mail"),
     "channel_webhook": C_("report", "Webhook (another system)"),

@@ -46,6 +46,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         login,
         merging,
         no_shows,
+        receipts,
         slips,
         uploads,
     )
@@ -70,6 +71,7 @@ def create_app(clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(fhir.router)
     app.include_router(extensions.router)  # more time (gia hạn): partners ask, staff decide
+    app.include_router(receipts.router)  # the gateways' delivery receipts (issue 24)
     pages_routers = (
         login.router,
         cases.router,

@@ -21,7 +21,12 @@ from referrals.models.errors import DomainError, NotFound
 from referrals.models.people import Role
 from referrals.models.policy import district_scope
 from referrals.notifiers.outbox import retry
-from referrals.queries.reading import count_overdue, list_messages, list_referrals
+from referrals.queries.reading import (
+    count_overdue,
+    count_unconfirmed,
+    list_messages,
+    list_referrals,
+)
 from referrals.queries.report import Period, build_report, counts
 from referrals.queries.stats import period_starts, scorecard
 from referrals.queries.views import pathways
@@ -58,6 +63,7 @@ def _dashboard_page(
         late_count = count_overdue(read, now=me.now, district=scope)
         cards = scorecard(read, since=starts["year"], now=me.now, district=scope)
         dead = list_messages(read, tz=tz, status="dead", limit=50) if me.is_manager else []
+        unconfirmed = count_unconfirmed(read, now=me.now) if me.is_manager else None
         periods = {
             name: counts(
                 read,
@@ -81,6 +87,7 @@ def _dashboard_page(
         cards=cards,
         most_hours=most,
         dead=dead,
+        unconfirmed=unconfirmed,
         periods=periods,
         names=names,
         starts=starts,
@@ -154,6 +161,8 @@ def period_report_page(
             calendar=me.rt.ctx.calendar,
             now=me.now,
             district=district_scope(me.user),
+            service_groups=me.rt.province.service_groups,
+            prices=me.rt.province.province.delivery.prices,
         )
     response = Response(render(data, fmt, lang=me.lang), media_type=REPORT_TYPES[fmt])
     if fmt == "html":  # a standalone page with its own styles, and no script at all

@@ -57,6 +57,7 @@ STAFF: dict[str, Msg] = {
     # Who did it, on a timeline, when no person did: the engine (a sweep, an undelivered message).
     "actor_system": C_("actor", "the system"),
     # How a message went (the outbox's channel names), in a messages list.
+    "channel_zalo": C_("channel", "Zalo"),
     "channel_sms": C_("channel", "SMS"),
     "channel_email": C_("channel", "E-mail"),
     "channel_webhook": C_("channel", "Webhook (another system)"),
@@ -89,6 +90,8 @@ STAFF: dict[str, Msg] = {
     "msg_queued": C_("message status", "queued"),
     "msg_failed": C_("message status", "failed, will retry"),
     "msg_sent": C_("message status", "sent"),
+    "msg_delivered": C_("message status", "delivered"),
+    "msg_undelivered": C_("message status", "not delivered"),
     "msg_dead": C_("message status", "undeliverable"),
     "msg_cancelled": C_("message status", "cancelled"),
     # The kinds of message (notifiers/templates/), as the staff pages list them.
@@ -143,6 +146,14 @@ STAFF: dict[str, Msg] = {
     "event_link.revoked": C_("event", "link withdrawn"),
     "event_message.dead": C_("event", "message undeliverable"),
     "event_message.retry": C_("event", "message retried"),
+    "event_message.delivered": C_("event", "message delivered"),
+    "event_message.undelivered": C_("event", "message not delivered"),
+    "event_message.fallback": C_("event", "message sent on the next channel"),
+    # Why a message moved on to the contact's next channel (notifiers/fallback.py).
+    "why_failed": C_("fallback", "could not be sent"),
+    "why_undelivered": C_("fallback", "not delivered"),
+    "why_unconfirmed": C_("fallback", "no delivery receipt in time"),
+    "why_off": C_("fallback", "channel not set up"),
     "event_service.capacity": C_("event", "partner updated its capacity"),
     # More time on a step (usecases/referrals/extending.py), with the new date after them.
     "event_extension.requested": C_("event", "partner asked for more time"),

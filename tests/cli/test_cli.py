@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from referrals.infra.runtime import Runtime
-from support.domain import cli
+from support.domain import cli, use_channels
 from support.receivers import SmtpSink, free_port
 
 
@@ -231,21 +231,51 @@ def test_deliver_and_the_outbox_from_the_command_line(
         now,
     )["code"]
 
+    # SMS is off here: the prompt moves on to the contact's e-mail
     summary = ok_json(capsys, "deliver", "--now", now)
-    assert (summary["sent"], summary["waiting"]) == (1, {"sms": 1})
+    assert (summary["sent"], summary["waiting"], summary["handed_on"]) == (1, {}, 1)
     assert [m.to for m in smtp.mails] == [["tiepnhan.police-nha-trang@example.vn"]]
-    exit_code, out, _ = cli(capsys, "deliver", "--now", now)
-    assert exit_code == 0 and "1 sms messages wait: the sms channel is off" in out
 
     rows = ok_json(capsys, "outbox")
     assert {(m["channel"], m["status"], m["referral"]) for m in rows} == {
         ("email", "sent", code),
-        ("sms", "queued", code),
+        ("sms", "cancelled", code),
     }
     (sent,) = ok_json(capsys, "outbox", "--status", "sent")
     assert sent["sent_at"].startswith("2026-11-23T09:00:00+07:00") and sent["attempts"] == 1
     shown = ok_json(capsys, "show", code)
-    assert sorted(m["status"] for m in shown["messages"]) == ["queued", "sent"]
+    assert sorted(m["status"] for m in shown["messages"]) == ["cancelled", "sent"]
+    # a contact with SMS only: its prompt waits, and the pass says why
+    use_channels(rt, "saphira-legal", ["sms"])
+    other = ok_json(capsys, "client", "add", "--name", "Khách Hai", "--district", "nha-trang")
+    cli(
+        capsys,
+        "consent",
+        "grant",
+        other["code"],
+        "--partner",
+        "saphira-legal",
+        "--purpose",
+        "legal_aid",
+        "--now",
+        now,
+    )
+    ok_json(
+        capsys,
+        "launch",
+        other["code"],
+        "--pathway",
+        "legal_aid",
+        "--partner",
+        "saphira-legal",
+        "--now",
+        now,
+    )
+    exit_code, out, _ = cli(capsys, "deliver", "--now", now)
+    assert (
+        exit_code == 0
+        and "1 sms messages wait: the sms channel is off (set REFERRALS_SMS_URL)" in out
+    )
 
     exit_code, _, err = cli(capsys, "outbox", "retry", str(sent["id"]))
     assert exit_code == 1 and err.strip() == "error: cannot retry a message that is sent"
@@ -291,7 +321,8 @@ def test_sweep_and_the_overdue_view_from_the_command_line(
     first = ok_json(capsys, "sweep", "--now", "2026-11-23T09:00")
     assert (first["steps"], first["reminder"], first["messages"]) == (1, 0, 0)
     late = ok_json(capsys, "sweep", "--now", "2026-11-27T17:00")  # overdue, then level 1
-    assert (late["overdue"], late["escalation"], late["messages"]) == (1, 1, 4)
+    # one message each (the contacts' first channel) to the partner and its backup
+    assert (late["overdue"], late["escalation"], late["messages"]) == (1, 1, 2)
     history = ok_json(capsys, "sweeps")
     assert [h["counts"]["escalation"] for h in history] == [1, 0]
     assert history[0]["now"].startswith("2026-11-27T17:00:00+07:00")

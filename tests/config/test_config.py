@@ -157,3 +157,35 @@ def test_a_bad_escalation_ladder_is_refused_with_its_line(
     assert message in text and "emergency_aid" in text
     reported = int(text.split("pathways.yaml:")[1].split()[0])
     assert line - 6 <= reported <= line  # at the ladder, or the rung itself
+
+
+def test_a_contacts_channels_are_an_order_of_channels_it_can_be_reached_on(
+    config_copy: Path,
+) -> None:
+    """partners.yaml `channels` (issue 24): each channel once, at least one with an address;
+    the province's `delivery.order` likewise; `referrals init` stores each contact's order."""
+    from referrals.config.fields import reachable
+
+    path = config_copy / "partners.yaml"
+    text = path.read_text(encoding="utf-8")
+    anchor = "        email: tiepnhan.police-nha-trang@example.vn\n"
+    path.write_text(text.replace(anchor, anchor + "        channels: [zalo, sms, zalo]\n"))
+    with pytest.raises(ConfigError, match="channels repeat one"):
+        load_province(config_copy)
+    path.write_text(text.replace(anchor, anchor + "        channels: [fax]\n"))
+    with pytest.raises(ConfigError, match=r"channels\.0"):
+        load_province(config_copy)
+    path.write_text(text.replace(anchor, anchor + "        channels: [zalo, email]\n"))
+    contact = next(
+        c
+        for p in load_province(config_copy).partners
+        if p.slug == "police-nha-trang"
+        for c in p.contacts
+    )
+    assert contact.channels == ["zalo", "email"]
+    assert reachable(["zalo", "sms", "email"], phone=None, email="a@b.vn") == ["email"]
+    province = config_copy / "province.yaml"
+    text = province.read_text(encoding="utf-8")
+    province.write_text(text.replace("order: [sms, email]", "order: [sms, sms]"))
+    with pytest.raises(ConfigError, match="a channel repeats"):
+        load_province(config_copy)

@@ -26,7 +26,7 @@ from referrals.notifiers.delivery import WINDOW_PER_WORKER, Summary, deliver
 from referrals.notifiers.outbox import Keeper, claim, retry
 from referrals.notifiers.sms import encoding
 from referrals.usecases.referrals.advancing import advance
-from support.domain import ready_referral
+from support.domain import ready_referral, use_channels
 from support.receivers import HttpSink, SmtpSink
 
 NAME, PHONE, ID_NUMBER = "Nguyễn Thị Bí Mật", "0905 111 222", "079190001234"
@@ -57,11 +57,19 @@ def messages(rt: Runtime) -> list[Notification]:
         return list(s.scalars(select(Notification).order_by(Notification.id)))
 
 
-def test_partners_receive_email_and_sms_with_a_link_and_no_pii(
+def test_partners_receive_their_prompt_on_their_first_channel_with_a_link_and_no_pii(
     rt: Runtime, now: dt.datetime, smtp: SmtpSink, http: HttpSink
 ) -> None:
-    police = referral(rt, now)  # police: Vietnamese, unaccented SMS
-    lawyer = referral(rt, now, pathway="legal_aid", partner="saphira-legal")  # English contact
+    """One message per prompt, on the contact's first channel: e-mail for the first two
+    referrals, SMS for the next two (police: Vietnamese, unaccented SMS; Saphira: English)."""
+    use_channels(rt, "police-nha-trang", ["email", "sms"])
+    use_channels(rt, "saphira-legal", ["email", "sms"])
+    police = referral(rt, now)
+    lawyer = referral(rt, now, pathway="legal_aid", partner="saphira-legal")
+    use_channels(rt, "police-nha-trang", ["sms", "email"])
+    use_channels(rt, "saphira-legal", ["sms", "email"])
+    police_sms_code = ready_referral(rt, now, name="B", phone=None)
+    lawyer_sms_code = ready_referral(rt, now, "legal_aid", "saphira-legal", name="C", phone=None)
     summary = deliver(rt, now=now, channels=channels(rt, smtp, http))
     assert (summary.sent, summary.failed, summary.dead) == (4, 0, 0)
 
@@ -80,17 +88,21 @@ def test_partners_receive_email_and_sms_with_a_link_and_no_pii(
     assert vi.sender == "chicuc@example.vn"
 
     sms = {h.payload["to"]: h.payload["message"] for h in http.hits}
-    assert set(sms) == {"+84905000113", "+84905000103"}
+    assert set(sms) == {"+84905000113", "+84905000103"} and len(http.hits) == 2
     police_sms = sms["+84905000113"]
-    assert police_sms.startswith(f"TNXH Khanh Hoa: chuyen gui moi {police} (Lam giay to tuy than)")
+    assert police_sms.startswith(
+        f"TNXH Khanh Hoa: chuyen gui moi {police_sms_code} (Lam giay to tuy than)"
+    )
     assert encoding(police_sms).segments == 1 and encoding(police_sms).name == "GSM-7"
-    assert sms["+84905000103"].startswith(f"TNXH Khanh Hoa: new referral {lawyer} (Legal advice)")
+    assert sms["+84905000103"].startswith(
+        f"TNXH Khanh Hoa: new referral {lawyer_sms_code} (Legal advice)"
+    )
 
     # every message carries a link to itself, signed; nothing about the client travels
-    rows = {(n.channel, n.contact_id): n for n in messages(rt)}
+    rows = {n.id: n for n in messages(rt)}
     for text in [m.body for m in smtp.mails] + list(sms.values()):
         link = text.split("/l/")[1].split()[0]
-        assert message_of(rt.ctx.vault, link) in {n.id for n in rows.values()}
+        assert message_of(rt.ctx.vault, link) in rows
     wire = " ".join(
         [m.message.as_string() for m in smtp.mails] + [str(h.payload) for h in http.hits]
     )
@@ -98,16 +110,29 @@ def test_partners_receive_email_and_sms_with_a_link_and_no_pii(
         assert secret not in wire
     assert all(n.status == "sent" and n.attempts == 1 and n.body for n in rows.values())
     assert all(n.sent_at is not None and n.lease_token is None for n in rows.values())
+    # what each bills: one SMS segment, nothing for e-mail; no receipt expected from either
+    assert sorted((n.channel, n.units) for n in rows.values()) == [
+        ("email", None),
+        ("email", None),
+        ("sms", 1),
+        ("sms", 1),
+    ]
+    assert all(n.confirm_by is None for n in rows.values())
+    # the other channel waits as the fallback; nothing moved on to it (all went)
+    assert {(n.channel, tuple(n.fallback)) for n in rows.values()} == {
+        ("email", ("sms",)),
+        ("sms", ("email",)),
+    }
 
 
 def test_a_receiver_that_is_down_gets_everything_once_it_is_back(
     rt: Runtime, now: dt.datetime, smtp: SmtpSink, http: HttpSink
 ) -> None:
     code = referral(rt, now)
-    http.stop()  # the SMS gateway is down; e-mail works
+    http.stop()  # the SMS gateway is down; e-mail works, but a retry is not a failure for good
     ch = channels(rt, smtp, http)
     first = deliver(rt, now=now, channels=ch)
-    assert (first.sent, first.failed) == (1, 1)
+    assert (first.sent, first.failed) == (0, 1)
     (sms,) = [n for n in messages(rt) if n.channel == "sms"]
     assert sms.status == "failed" and sms.attempts == 1 and sms.last_error
     delay = (sms.next_attempt_at - now).total_seconds()
@@ -123,7 +148,7 @@ def test_a_receiver_that_is_down_gets_everything_once_it_is_back(
     back = deliver(rt, now=later + dt.timedelta(minutes=3), channels=ch)
     assert back.sent == 1
     assert [h.payload["to"] for h in http.hits] == ["+84905000113"]
-    assert len(smtp.mails) == 1
+    assert smtp.mails == []  # the SMS went in the end: the e-mail was never needed
     assert code in http.hits[0].payload["message"]
 
 
@@ -131,6 +156,7 @@ def test_after_the_last_attempt_a_message_is_dead_and_people_are_alerted(
     rt: Runtime, now: dt.datetime, smtp: SmtpSink, http: HttpSink
 ) -> None:
     with_delivery(rt, max_attempts=3)
+    use_channels(rt, "police-nha-trang", ["sms"])  # no other channel to hand the prompt on to
     with transaction(rt.engine) as s:
         s.execute(update(User).where(User.username == "mai").values(email="mai@chicuc.example.vn"))
         s.execute(update(User).where(User.username == "hoa").values(email="hoa@chicuc.example.vn"))
@@ -176,7 +202,7 @@ def test_quiet_hours_hold_sms_until_morning_unless_urgent(
     summary = deliver(rt, now=night, channels=ch)
     assert summary.deferred == 1  # the police's SMS
     assert {h.payload["to"] for h in http.hits} == {"+84905000119"}  # on duty: no quiet hours
-    assert len(smtp.mails) == 2  # e-mail is never held
+    assert smtp.mails == []  # held is not failed: the prompt does not move on to e-mail
     held = next(n for n in messages(rt) if n.channel == "sms" and n.contact_id and routine)
     morning = dt.datetime(2026, 11, 24, 0, 0, tzinfo=dt.UTC)  # 07:00 local
     assert held.next_attempt_at == morning and held.attempts == 0
@@ -188,10 +214,27 @@ def test_quiet_hours_hold_sms_until_morning_unless_urgent(
 def test_a_channel_that_is_off_keeps_its_messages_waiting(
     rt: Runtime, now: dt.datetime, smtp: SmtpSink
 ) -> None:
+    use_channels(rt, "police-nha-trang", ["sms"])  # SMS only: nothing else can carry it
     referral(rt, now)
     summary = deliver(rt, now=now, channels=channels(rt, smtp, None))
-    assert summary.sent == 1 and summary.waiting == {"sms": 1}
+    assert summary.sent == 0 and summary.waiting == {"sms": 1} and summary.handed_on == 0
     assert [n.status for n in messages(rt) if n.channel == "sms"] == ["queued"]
+
+
+def test_a_prompt_due_on_a_channel_that_is_off_moves_on_to_the_next(
+    rt: Runtime, now: dt.datetime, smtp: SmtpSink
+) -> None:
+    code = referral(rt, now)  # police: SMS, then e-mail
+    summary = deliver(rt, now=now, channels=channels(rt, smtp, None))
+    assert (summary.handed_on, summary.sent, summary.waiting) == (1, 1, {})
+    rows = {n.channel: n for n in messages(rt)}
+    assert rows["sms"].status == "cancelled" and rows["sms"].fell_back_at == now
+    assert rows["email"].status == "sent" and rows["email"].fallback == []
+    assert [m.subject for m in smtp.mails] == [f"Chuyển gửi mới {code}: Làm giấy tờ tùy thân"]
+    with transaction(rt.engine) as s:
+        (event,) = s.scalars(select(Event).where(Event.kind == "message.fallback"))
+    assert event.data == {"message": rows["sms"].id, "channel": "sms", "to": "email", "why": "off"}
+    assert deliver(rt, now=now, channels=channels(rt, smtp, None)).claimed == 0  # once
 
 
 def test_cancelling_tells_the_partner_who_was_told(
@@ -202,8 +245,8 @@ def test_cancelling_tells_the_partner_who_was_told(
     deliver(rt, now=now, channels=ch)
     with transaction(rt.engine) as s:
         advance(s, code=code, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
-    assert deliver(rt, now=now, channels=ch).sent == 2
-    assert smtp.mails[-1].subject == f"Đã đóng chuyển gửi {code}"
+    assert deliver(rt, now=now, channels=ch).sent == 1  # on the channel that reached them
+    assert smtp.mails == []
     assert http.hits[-1].payload["message"].startswith(f"TNXH Khanh Hoa: chuyen gui {code}")
 
 
@@ -370,20 +413,20 @@ def test_renewing_keeps_its_own_rows_and_never_takes_back_another_senders(
 def test_closing_a_referral_frees_the_messages_a_pass_holds(rt: Runtime, now: dt.datetime) -> None:
     """A pass holds a referral's messages when the coordinator cancels it: the cancelled rows
     keep no lease (the invariant `check` asks), and the pass's outcome writes nothing over them."""
-    from referrals.notifiers.outbox import mark_failed, mark_sent
+    from referrals.notifiers.outbox import Sent, mark_failed, mark_sent
     from referrals.queries.invariants import check
     from referrals.queries.reading import Reader
 
     code = referral(rt, now)
     with transaction(rt.engine) as s:
         held = claim(s, kinds=["sms", "email"], now=now, limit=10, lease_seconds=60)
-    assert len(held) == 2
+    assert len(held) == 1  # the SMS; the e-mail waits as its fallback
     with transaction(rt.engine) as s:
         advance(s, code=code, action=Action.cancel, by=rt.user(s, "mai"), ctx=rt.ctx, now=now)
     with transaction(rt.engine) as s:
-        assert mark_sent(s, [(held[0], None, "body")], now=now) == 0
+        assert mark_sent(s, [Sent(held[0], None, "body")], now=now) == 0
         delivery = rt.province.province.delivery
-        assert mark_failed(s, held[1], now=now, error="x", delivery=delivery) is None
+        assert mark_failed(s, held[0], now=now, error="x", delivery=delivery) is None
     assert {(m.status, m.lease_token) for m in messages(rt) if m.template == "referral.new"} == {
         ("cancelled", None)
     }
@@ -407,7 +450,7 @@ def test_a_reminder_sent_while_its_step_is_answered_is_recorded_once(
     from sqlalchemy import event
 
     from referrals.models.links import link_token
-    from referrals.notifiers.outbox import mark_sent
+    from referrals.notifiers.outbox import Sent, mark_sent
     from referrals.queries.invariants import check
     from referrals.queries.reading import Reader
     from referrals.usecases.deadlines.sweeping import sweep
@@ -429,7 +472,7 @@ def test_a_reminder_sent_while_its_step_is_answered_is_recorded_once(
 
     def record() -> None:
         with transaction(rt.engine) as s:
-            mark_sent(s, [(c, None, "body") for c in held], now=later)
+            mark_sent(s, [Sent(c, None, "body") for c in held], now=later)
 
     pass_ = threading.Thread(target=record)
 

@@ -41,12 +41,17 @@ def at(text: str) -> dt.datetime:
 
 
 def by_link(rt: Runtime, code: str, when: str, **answer: str) -> None:
-    """The partner answers through the link in the SMS it received for `code`."""
+    """The partner answers through the link in the message it received for `code` (the e-mail
+    when the SMS channel is off: the prompt moved on to it)."""
     with transaction(rt.engine) as s:
         message = s.scalars(
             select(Notification.id)
             .join(Referral, Referral.id == Notification.referral_id)
-            .where(Referral.code == code, Notification.template == "referral.new")
+            .where(
+                Referral.code == code,
+                Notification.template == "referral.new",
+                Notification.status != "cancelled",
+            )
         ).first()
         assert message is not None
         token = link_token(rt.ctx.vault, message)

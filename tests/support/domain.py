@@ -139,3 +139,39 @@ def sqlite_files(rt: Runtime) -> bytes:
     rt.engine.dispose()
     path = Path(rt.settings.database_url.removeprefix("sqlite:///"))
     return b"".join(f.read_bytes() for f in (path, *path.parent.glob(path.name + "-*")))
+
+
+def use_channels(rt: Runtime, partner: str, channels: list[str]) -> None:
+    """The partner's contacts try these channels, in this order (partners.yaml `channels`, as
+    `referrals init` stores it)."""
+    from referrals.models.directory import Contact, Organization
+
+    with transaction(rt.engine) as s:
+        org = s.scalars(select(Organization.id).where(Organization.slug == partner)).one()
+        for contact in s.scalars(select(Contact).where(Contact.organization_id == org)):
+            contact.channels = list(channels)
+
+
+def prompt_on_both_channels(rt: Runtime, code: str, now: dt.datetime) -> None:
+    """The referral's prompt went by SMS, no receipt came in time, so it moved on to the
+    contact's e-mail (notifiers/fallback.py): the partner holds two messages, two links."""
+    from sqlalchemy import update
+
+    from referrals.notifiers import fallback
+
+    with transaction(rt.engine) as s:
+        (sms,) = s.scalars(
+            select(Notification.id)
+            .join(Referral)
+            .where(
+                Referral.code == code,
+                Notification.template == "referral.new",
+                Notification.channel == "sms",
+            )
+        )
+        s.execute(
+            update(Notification)
+            .where(Notification.id == sms)
+            .values(status="sent", sent_at=now, attempts=1, confirm_by=now)
+        )
+        assert fallback.hand_on(s, sms, reason=fallback.UNCONFIRMED, now=now) == "email"

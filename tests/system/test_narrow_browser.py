@@ -56,10 +56,14 @@ def _late_and_answered(rt: Runtime, now: dt.datetime) -> dict[str, str]:
     with transaction(rt.engine) as s:
         token = link_token(rt.ctx.vault, first.id)
         answer_link(s, ctx=rt.ctx, token=token, answer=Answer(action="accept"), now=now)
-        s.execute(
+        s.execute(  # the late one's SMS: given up, with a long reason, no channel left
             update(Notification)
-            .where(Notification.template == "referral.new", Notification.channel == "email")
-            .values(status="dead", attempts=6, last_error="smtp: 550 5.1.1 " + "x" * 120)
+            .where(
+                Notification.template == "referral.new",
+                Notification.referral_id
+                == s.scalars(select(Referral.id).where(Referral.code == late)).one(),
+            )
+            .values(status="dead", attempts=6, fallback=[], last_error="esms 99: " + "x" * 120)
         )
     # overdue, and not yet 2 working days past it (the client's no-show would pause it)
     later = now + dt.timedelta(days=10)

@@ -20,7 +20,7 @@ from referrals.usecases.clients.clients import withdraw_consent
 from referrals.usecases.referrals.advancing import advance
 from referrals.usecases.referrals.answering import revoke_link
 from referrals.web.app import create_app
-from support.domain import ready_referral, row_counts
+from support.domain import prompt_on_both_channels, ready_referral, row_counts
 
 NAME, PHONE = "Lê Thị Riêng", "0905 888 777"
 
@@ -33,9 +33,11 @@ def web(rt: Runtime) -> TestClient:
 
 
 def launched(rt: Runtime, **kw: str) -> tuple[str, dict[str, str]]:
-    """A referral launched now (links last 60 days), and a link token per channel."""
+    """A referral launched now (links last 60 days), its prompt sent by SMS and then by e-mail
+    (no receipt in time), and a link token per channel."""
     now = dt.datetime.now(dt.UTC)
     code = ready_referral(rt, now, name=NAME, phone=PHONE, **kw)
+    prompt_on_both_channels(rt, code, now)
     with transaction(rt.engine) as s:
         rows = s.execute(
             select(Notification.channel, Notification.id)
@@ -212,7 +214,12 @@ def test_expired_and_revoked_links_are_refused(rt: Runtime, web: TestClient) -> 
     assert response.status_code == 410 and "hết hạn" in response.text
     assert referral(rt, code)[0] == "requested"
 
-    code, links = launched(rt, pathway="health_check", partner="phuong-son-health")
+    code = ready_referral(
+        rt, dt.datetime.now(dt.UTC), "health_check", "phuong-son-health", name="C"
+    )
+    with transaction(rt.engine) as s:
+        first = s.scalars(select(Notification.id).join(Referral).where(Referral.code == code))
+        links = {"sms": link_token(rt.ctx.vault, first.one())}
     with transaction(rt.engine) as s:  # cancelled before delivery: its links are withdrawn
         advance(
             s,

@@ -114,10 +114,11 @@ def deliver(
         return emit_json(summary)
     print(
         f"{summary['sent']} sent, {summary['failed']} failed (will retry), {summary['dead']} dead, "
-        f"{summary['deferred']} held for quiet hours"
+        f"{summary['deferred']} held for quiet hours or a gateway's limit, "
+        f"{summary.get('handed_on', 0)} moved on to the contact's next channel"
     )
     for kind, n in summary["waiting"].items():
-        env = "REFERRALS_SMS_URL" if kind == "sms" else "REFERRALS_EMAIL_URL"
+        env = f"REFERRALS_{kind.upper()}_URL"
         print(f"{n} {kind} messages wait: the {kind} channel is off (set {env})")
 
 

@@ -104,6 +104,7 @@ def rotate(
         if not rows:
             _reseal_webhooks(engine, vault)
             _reseal_breaches(engine, vault)
+            _reseal_channel_secrets(engine, vault)
             index_missing(engine, vault)
             return moved
         moved += len(rows)
@@ -158,3 +159,15 @@ def _reseal_breaches(engine: Engine, vault: Vault) -> None:
                 if value and not value.startswith(f"{vault.key_id}:"):
                     text = vault.decrypt(value, f"breach.{t}")
                     setattr(breach, f"{t}_enc", vault.encrypt(text, f"breach.{t}"))
+
+
+def _reseal_channel_secrets(engine: Engine, vault: Vault) -> None:
+    """A gateway's rotating tokens (notifiers/tokens.py) are sealed under the secret itself:
+    seal them again under the current one, or they are lost with the old secret."""
+    from referrals.models.channels import ChannelSecret
+    from referrals.notifiers.tokens import COLUMN
+
+    with Session(engine) as s, s.begin():
+        stale = ~col(ChannelSecret.value_enc).like(f"{vault.key_id}:%")
+        for row in s.scalars(select(ChannelSecret).where(stale)):
+            row.value_enc = vault.encrypt(vault.decrypt(row.value_enc, COLUMN), COLUMN) or ""

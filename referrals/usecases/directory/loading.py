@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from referrals.config import ConfigError, Province
+from referrals.config.fields import reachable
 from referrals.models.directory import (
     Area,
     AreaSuccessor,
@@ -136,7 +138,7 @@ def load_province_data(session: Session, *, province: Province) -> dict[str, int
         assert org.id is not None  # flushed: the database gave it its id
         places = _load_locations(session, org.id, partner)
         _load_services(session, org.id, partner, places, province.area_scopes)
-        _load_contacts(session, org.id, partner)
+        _load_contacts(session, org.id, partner, province.province.delivery.order)
         counts["partners"] += 1
         counts["contacts"] += len(partner.contacts)
     _partner_successions(session, province)
@@ -226,7 +228,9 @@ def _load_services(
     session.flush()
 
 
-def _load_contacts(session: Session, org_id: int, partner: Partner) -> None:
+def _load_contacts(session: Session, org_id: int, partner: Partner, order: Sequence[str]) -> None:
+    """Each contact with its channels in the order they are tried: its own, else the province's
+    (`delivery.order`), keeping those it has an address for (notifiers/addressing.py)."""
     existing = _deactivated(session, Contact, org_id, "name")
     for c in partner.contacts:
         row = existing.get(c.name) or Contact(organization_id=org_id, name=c.name, role="")
@@ -243,5 +247,6 @@ def _load_contacts(session: Session, org_id: int, partner: Partner) -> None:
             "valid_to",
         ):
             setattr(row, field, getattr(c, field))
+        row.channels = reachable(c.channels or order, phone=c.phone, email=c.email)
         row.active = row.active and row.deactivated_at is None
         session.add(row)

@@ -41,10 +41,10 @@ def test_a_launched_referral_has_steps_deadline_events_and_outbox(
     assert steps[0].due_at == dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
     assert shown["steps"][0]["due_at"] == "2026-11-26T17:00:00+07:00"
     assert [e["kind"] for e in shown["events"]] == ["referral.requested", "step.active"]
-    # The partner's first-rank contacts, on every channel they have; nothing about the client.
-    assert {(n.channel, n.template, n.status) for n in outbox} == {
-        ("sms", "referral.new", "queued"),
-        ("email", "referral.new", "queued"),
+    # The partner's first-rank contacts, on the first of their channels, the rest waiting as its
+    # fallback (never two at once); nothing about the client.
+    assert {(n.channel, n.template, n.status, tuple(n.fallback)) for n in outbox} == {
+        ("sms", "referral.new", "queued", ("email",)),
     }
     assert all(
         set(n.context) == {"code", "service", "step", "step_name", "due_at", "urgent"}

@@ -1,0 +1,53 @@
+"""A gateway's rotating tokens kept in the database, sealed, shared by every sender (issue 24)."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import select
+
+from referrals.infra.crypto import Vault
+from referrals.infra.db import transaction
+from referrals.infra.runtime import Runtime
+from referrals.models.channels import ChannelSecret
+from referrals.notifiers.tokens import DatabaseTokens
+from referrals.usecases.clients.keys import rotate
+
+
+def test_tokens_are_sealed_updated_once_at_a_time_and_survive_a_key_rotation(
+    rt: Runtime,
+) -> None:
+    store = DatabaseTokens(rt.engine, rt.ctx.vault)
+    assert store.load("zns:1") is None
+    refreshes: list[str] = []
+    gate = threading.Barrier(2)
+
+    def refresh(current: dict[str, str] | None) -> dict[str, str] | None:
+        if current is not None:  # the other sender refreshed first: use its token
+            return None
+        refreshes.append("spent")
+        return {"access_token": "AT-1", "refresh_token": "RT-2"}
+
+    def sender() -> None:
+        gate.wait()
+        store.update("zns:1", refresh)
+
+    senders = [threading.Thread(target=sender) for _ in range(2)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    assert refreshes == ["spent"]  # two senders, one refresh: the single-use token spent once
+    assert store.load("zns:1") == {"access_token": "AT-1", "refresh_token": "RT-2"}
+    with transaction(rt.engine) as s:
+        sealed = s.scalars(select(ChannelSecret.value_enc)).one()
+    assert "RT-2" not in sealed and "AT-1" not in sealed
+
+    # `referrals keys rotate`: the new secret opens it, and the old one can be dropped
+    new = Vault("a-new-secret-key-for-the-office-0123456789", previous=(rt.settings.secret_key,))
+    rotate(rt.engine, vault=new)
+    alone = Vault("a-new-secret-key-for-the-office-0123456789")
+    assert DatabaseTokens(rt.engine, alone).load("zns:1") == {
+        "access_token": "AT-1",
+        "refresh_token": "RT-2",
+    }
