@@ -344,7 +344,15 @@ def test_an_admin_registers_and_launches_in_the_district_they_choose(
     admin = logged_in(clock, "admin")
     form = admin.get("/launch").text
     assert 'select name="district"' in form and "Phường Ninh Hòa" in shown(form)
-    assert 'data-area="ninh-hoa"' in form and "(Phường Ninh Hòa)" in shown(form)
+    assert 'data-areas="ninh-hoa"' in form and "(Phường Ninh Hòa)" in shown(form)
+    # one line per partner and service, however many of the 65 units it serves (not one each)
+    groups = re.findall(
+        r'<optgroup label="[^"]*" data-pathway="([^"]+)">(.*?)</optgroup>', form, re.S
+    )
+    for pathway, group in groups:
+        partners = re.findall(r'<option value="([^"]+)"', group)
+        assert len(partners) == len(set(partners)), pathway
+    assert sum(len(re.findall("<option value=", g)) for _, g in groups) < 100
     answer = post_form(
         admin,
         "/launch",

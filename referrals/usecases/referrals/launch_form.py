@@ -70,13 +70,15 @@ def register_and_launch(
 
 @dataclass(frozen=True)
 class Offer:
-    """A partner a launch form may offer: it offers `pathway` in `area`, as `_served` asks."""
+    """A partner a launch form may offer: it offers `pathway` in `areas` (those of the form's
+    that it serves), as `_served` asks. One per partner and service, however many areas: a
+    provincial partner serves all 65 units of 2025, and was one line for each."""
 
     partner: str  # the partner's slug: a form's value, never shown
     name: str
     name_en: str
     pathway: str
-    area: str
+    areas: tuple[str, ...]
     capacity: str  # open, waitlist or full: what the partner last said
 
 
@@ -141,10 +143,15 @@ def _offers(session: Session, areas: list[str], today: dt.date) -> list[Offer]:
         )
         .order_by(col(Organization.name), col(Service.pathway_key), col(ServiceArea.area_key))
     ).tuples()
+    served: dict[tuple[int | None, int | None], list[str]] = {}
+    found: dict[tuple[int | None, int | None], tuple[Organization, Service]] = {}
+    for org, service, area in rows:
+        if org.in_force(today) and service.in_force(today):
+            served.setdefault((org.id, service.id), []).append(area)
+            found[org.id, service.id] = (org, service)
     return [
-        Offer(org.slug, org.name, org.name_en, service.pathway_key, area, service.capacity)
-        for org, service, area in rows
-        if org.in_force(today) and service.in_force(today)
+        Offer(org.slug, org.name, org.name_en, service.pathway_key, tuple(areas), service.capacity)
+        for (org, service), areas in ((found[k], v) for k, v in served.items())
     ]
 
 

@@ -26,7 +26,8 @@
       groups[i].disabled = !match;
       var options = groups[i].querySelectorAll("option");
       for (var j = 0; j < options.length; j++) {
-        var away = !!district && options[j].dataset.area !== district.value;
+        var areas = " " + (options[j].dataset.areas || "") + " ";
+        var away = !!district && areas.indexOf(" " + district.value + " ") < 0;
         options[j].hidden = away;
         options[j].disabled = away;
       }
