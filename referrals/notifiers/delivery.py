@@ -420,7 +420,8 @@ def _record(
 
 
 def _ended(summary: Summary, c: outbox.Claimed) -> None:
-    """A message given up on its channel: handed on to the contact's next, or dead."""
+    """A message given up on its channel: counted as handed on when it had a channel left
+    (outbox.die handed it on, or found the prompt no longer needed), else as dead."""
     if c.fallback:
         summary.handed_on += 1
     else:

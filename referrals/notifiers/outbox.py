@@ -367,9 +367,8 @@ def die(session: Session, c: Claimed, *, now: dt.datetime, error: str) -> bool:
     )
     if result.rowcount != 1:
         return False
-    if c.fallback:  # the contact's next channel carries it: no one need act
-        fallback.hand_on(session, c.id, reason=fallback.DEAD, now=now)
-        return True
+    if c.fallback and fallback.hand_on(session, c.id, reason=fallback.DEAD, now=now):
+        return True  # the contact's next channel carries it: no one need act
     _alert(session, c, now=now, error=error[:200])
     return True
 
