@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from referrals.infra.crypto import Vault
 from referrals.infra.db import transaction
@@ -51,3 +51,19 @@ def test_tokens_are_sealed_updated_once_at_a_time_and_survive_a_key_rotation(
         "access_token": "AT-1",
         "refresh_token": "RT-2",
     }
+
+
+def test_a_pass_reads_the_table_once_and_a_refusal_finds_another_workers_newer_token(
+    rt: Runtime,
+) -> None:
+    mine, theirs = (DatabaseTokens(rt.engine, rt.ctx.vault) for _ in range(2))
+    mine.update("zns:1", lambda _: {"access_token": "AT-1"})
+    with transaction(rt.engine) as s:  # from now on, reading the table would fail
+        s.execute(update(ChannelSecret).values(value_enc="not-sealed"))
+    assert mine.load("zns:1") == {"access_token": "AT-1"}  # from memory: no round trip
+    with transaction(rt.engine) as s:
+        s.execute(delete(ChannelSecret))
+    theirs.update("zns:1", lambda _: {"access_token": "AT-2"})  # another worker refreshed
+    assert mine.load("zns:1") == {"access_token": "AT-1"}  # until Zalo refuses AT-1:
+    assert mine.update("zns:1", lambda current: None) == {"access_token": "AT-2"}
+    assert mine.load("zns:1") == {"access_token": "AT-2"}
