@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 
 from referrals.infra.runtime import Runtime
+from support.commands import referrals, refused
 from support.domain import consent, launch, new_client
-
-REFERRALS = [sys.executable, "-m", "referrals.cli"]
 
 
 def run(user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"REFERRALS_USER": user}
-    return subprocess.run(
-        [*REFERRALS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def refused(done: subprocess.CompletedProcess[str]) -> str:
-    """The one line of a refusal (exit 1, no traceback)."""
-    assert done.returncode == 1, done
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
-    return done.stderr
+    """Each command's first run in a fresh process, its repeats here (support/commands.py)."""
+    return referrals(*args, REFERRALS_USER=user)
 
 
 def test_merge_in_fresh_processes(rt: Runtime, now: dt.datetime) -> None:

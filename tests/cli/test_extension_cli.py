@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -21,9 +19,9 @@ from referrals.models.links import link_token
 from referrals.models.workflow import Notification, Referral, Step
 from referrals.usecases.referrals.answering import Answer, answer_link
 from referrals.usecases.referrals.extending import ExtensionAsk, ask_extension
+from support.commands import referrals, refused
 from support.domain import ready_referral
 
-REFERRALS = [sys.executable, "-m", "referrals.cli"]
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 REASON = "hồ sơ của chị Lan còn thiếu giấy khai sinh"
 
@@ -33,17 +31,8 @@ def local(text: str) -> dt.datetime:
 
 
 def run(user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"REFERRALS_USER": user}
-    return subprocess.run(
-        [*REFERRALS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def refused(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
-    return done.stderr
+    """Each command's first run in a fresh process, its repeats here (support/commands.py)."""
+    return referrals(*args, REFERRALS_USER=user)
 
 
 def asked_beyond_the_limit(rt: Runtime) -> tuple[str, int]:

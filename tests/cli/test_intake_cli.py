@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -20,23 +18,12 @@ from referrals.infra.runtime import Runtime
 from referrals.models.directory import Contact, Organization
 from referrals.models.workflow import Event
 from referrals.usecases.clients.intake import IntakeIn, PeerLinkRefused, submit_intake
-
-REFERRALS = [sys.executable, "-m", "referrals.cli"]
+from support.commands import referrals, refused
 
 
 def run(user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"REFERRALS_USER": user}
-    return subprocess.run(
-        [*REFERRALS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def refused(done: subprocess.CompletedProcess[str]) -> str:
-    """The one line of a refusal (exit 1, no traceback)."""
-    assert done.returncode == 1, done
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
-    return done.stderr
+    """Each command's first run in a fresh process, its repeats here (support/commands.py)."""
+    return referrals(*args, REFERRALS_USER=user)
 
 
 def contact_of(rt: Runtime, slug: str) -> str:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -15,16 +13,13 @@ from referrals.infra.runtime import Runtime
 from referrals.models.links import link_token
 from referrals.models.workflow import Notification, Referral
 from referrals.usecases.referrals.answering import Answer, answer_link
+from support.commands import referrals
 from support.domain import ready_referral
-
-REFERRALS = [sys.executable, "-m", "referrals.cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"REFERRALS_USER": "mai"}
-    return subprocess.run(
-        [*REFERRALS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    """Each command's first run in a fresh process, its repeats here (support/commands.py)."""
+    return referrals(*args, REFERRALS_USER="mai")
 
 
 def status(rt: Runtime, code: str) -> str:

@@ -1,5 +1,5 @@
-"""`referrals privacy ...` as a manager types it: every command in a fresh process, on both
-databases. Requests with their deadlines, one extension (the second refused in one line), a
+"""`referrals privacy ...` as a manager types it: every command in a fresh process (its repeats
+in this one), on both databases. Requests with their deadlines, one extension (the second refused in one line), a
 closure that makes and links the export; a breach, who was told, its notice (no name in it);
 the processing record; the retention preview and the sweep that acts on it."""
 
@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,9 +19,9 @@ from referrals.config.settings import BUNDLED_CONFIG
 from referrals.infra.db import transaction
 from referrals.infra.runtime import Runtime
 from referrals.models.people import User
+from support.commands import Commands, Done, refused
 from support.domain import consent, launch, new_client
 
-REFERRALS = [sys.executable, "-m", "referrals.cli"]
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NAME = "Huỳnh Thị Thanh Tâm"
 WORDS = "Chị Tâm muốn xem hồ sơ"
@@ -35,7 +32,7 @@ def local(text: str) -> dt.datetime:
 
 
 @pytest.fixture
-def env(rt: Runtime, tmp_path: Path) -> dict[str, str]:
+def env(rt: Runtime, tmp_path: Path) -> Commands:
     """The test's database, a config with a year's retention, a manager with an e-mail."""
     folder = tmp_path / "config"
     shutil.copytree(BUNDLED_CONFIG, folder)
@@ -46,33 +43,18 @@ def env(rt: Runtime, tmp_path: Path) -> dict[str, str]:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     with transaction(rt.engine) as s:
         s.execute(update(User).where(User.username == "hoa").values(email="hoa@chicuc.example.vn"))
-    return os.environ | {"REFERRALS_CONFIG_DIR": str(folder), "REFERRALS_USER": "hoa"}
+    return Commands({"REFERRALS_CONFIG_DIR": str(folder), "REFERRALS_USER": "hoa"})
 
 
-def run(env: dict[str, str], *args: str, user: str = "hoa") -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*REFERRALS, *args],
-        env=env | {"REFERRALS_USER": user},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+def run(env: Commands, *args: str, user: str = "hoa") -> Done:
+    """Each command's first run in a fresh process, its repeats here (support/commands.py)."""
+    return env(*args, REFERRALS_USER=user)
 
 
-def ok(env: dict[str, str], *args: str, user: str = "hoa") -> str:
+def ok(env: Commands, *args: str, user: str = "hoa") -> str:
     done = run(env, *args, user=user)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def refused(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
-    assert done.stdout == ""
-    return done.stderr
 
 
 def test_requests_in_fresh_processes(rt: Runtime, env: dict[str, str], tmp_path: Path) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pypdfium2
@@ -21,18 +19,16 @@ from referrals.infra.runtime import Runtime
 from referrals.models.links import slip_url
 from referrals.models.people import Role, User
 from referrals.models.workflow import Event, Referral
+from support.commands import referrals
 from support.domain import ready_referral
 
-REFERRALS = [sys.executable, "-m", "referrals.cli"]
 NAME, PHONE = "Vũ Thị Không Tên", "0905 975 312"
 PUBLIC = "https://chuyengui.example.vn"
 
 
 def run(user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"REFERRALS_USER": user, "REFERRALS_PUBLIC_URL": PUBLIC}
-    return subprocess.run(
-        [*REFERRALS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    """Each command's first run in a fresh process, its repeats here (support/commands.py)."""
+    return referrals(*args, REFERRALS_USER=user, REFERRALS_PUBLIC_URL=PUBLIC)
 
 
 def test_slip_in_a_fresh_process(rt: Runtime, now: dt.datetime, tmp_path: Path) -> None:
