@@ -77,6 +77,22 @@ def _late_and_answered(rt: Runtime, now: dt.datetime) -> dict[str, str]:
         ).first()
         client_code = s.scalars(select(Client.code).where(Client.id == client)).one()
     assert notice is not None
+    with transaction(rt.engine) as s:  # its overdue notice: not delivered, with a long reason
+        s.execute(
+            update(Notification)
+            .where(Notification.id == notice)
+            .values(status="undelivered", last_error="Thuê bao không liên lạc được " + "x" * 120)
+        )
+        referral_id = s.scalars(select(Referral.id).where(Referral.code == answered)).one()
+        s.add(
+            Event(
+                referral_id=referral_id,
+                kind="message.fallback",
+                at=later,
+                actor="system",
+                data={"message": notice, "channel": "zalo", "to": "sms", "why": "unconfirmed"},
+            )
+        )
     return {
         "late": late,
         "answered": answered,
