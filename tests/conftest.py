@@ -38,6 +38,7 @@ from referrals.infra.runtime import Runtime
 from referrals.migrations import upgrade
 from referrals.models.people import Role, User
 from referrals.usecases.directory.loading import load_province_data
+from support import commands
 from support.pages import Clock, served, staff_users
 from support.receivers import HttpSink, SmtpSink
 
@@ -112,6 +113,12 @@ def _clean(url: str) -> None:
                 c.execute(t.delete())
             for _, sql in triggers:
                 c.execute(text(sql))
+
+
+@pytest.fixture(autouse=True)
+def fresh_commands() -> None:
+    """Each test runs each of its CLI commands once in a fresh process (support/commands.py)."""
+    commands.referrals.fresh.clear()
 
 
 @pytest.fixture

@@ -96,6 +96,6 @@ def refused(done: Done) -> str:
     return done.stderr
 
 
-# The CLI tests' shared runner: tests/cli/conftest.py starts it afresh for every test, so each
+# The CLI tests' shared runner: tests/conftest.py starts it afresh for every test, so each
 # test runs each of its commands once in a fresh process.
 referrals = Commands()
