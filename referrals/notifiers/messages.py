@@ -12,18 +12,18 @@ The recipient rules, side by side:
 
 | message | goes to |
 | --- | --- |
-| `referral.new` | the partner's contacts of the lowest active rank, by SMS and e-mail |
+| `referral.new` | the partner's contacts of the lowest active rank, on each one's first channel (Zalo, SMS or e-mail; the rest wait as its fallback: fallback.py) |
 | `step.reminder`/`overdue`/`escalation` | the pathway's ladder says whom (`People.for_alert`) |
 | `referral.answered` | the referral's coordinator, by e-mail |
 | `step.yours` | the partner's first contacts, when a step is theirs again (re-booked, resumed, after the office's step) |
 | `referral.no_show` | the referral's coordinator, by e-mail |
 | `client.remind` | a peer group's first contacts, asked to remind the client (codes only) |
-| `referral.closed` | whoever `referral.new` reached, on the same channel and language |
+| `referral.closed` | whoever `referral.new` reached, on the channel that last reached them, in the same language |
 | `digest.daily` | every active manager with an e-mail |
 | `message.dead` | the referral's coordinator and every manager, by e-mail |
 | `webhook` | each subscription that wants the event |
 | `extension.requested` | the referral's coordinator, by e-mail (more time beyond the step's limit) |
-| `extension.decided` | the contact who asked for more time, by SMS and e-mail |
+| `extension.decided` | the contact who asked for more time, on their first channel |
 
 Idempotency keys never change form: rows already in a database keep their meaning, and queueing
 the same message twice stays a no-op.
@@ -625,7 +625,7 @@ def extension_decided(
     asked: dt.datetime,
     now: dt.datetime,
 ) -> int:
-    """The contact who asked for more time learns the coordinator's answer, by SMS and e-mail,
+    """The contact who asked for more time learns the coordinator's answer, on their channels,
     with a fresh link to its page (`due`: the step's deadline now, moved or not), once per
     request and channel."""
     if not contact.active:
