@@ -54,7 +54,6 @@ class Channels:
     secrets: Secrets = environment
     _urls: dict[str, str] = field(default_factory=dict, init=False)
     _secret_values: set[str] = field(default_factory=set, init=False)
-    _reports: dict[str, bool] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         for kind, template in self.delivery.channels.items():
@@ -113,12 +112,6 @@ class Channels:
         if kind not in self._urls:
             return None
         return instantiate(self.url(kind, phone="+84905000000", email="check@example.vn"))
-
-    def reports(self, kind: str) -> bool:
-        """Whether the channel's gateway sends delivery receipts (our plugins say so)."""
-        if kind not in self._reports:
-            self._reports[kind] = bool(getattr(self.plugin(kind), "receipts", False))
-        return self._reports[kind]
 
     def scrub(self, text: str) -> str:
         """`text` with every secret value we expanded replaced by ****."""

@@ -70,7 +70,6 @@ class Outcome:
     """Mixed into our plugins: what a send found out, beyond Apprise's bool (see module doc)."""
 
     receipts: ClassVar[bool] = True  # the gateway reports delivery: "sent" is not the end
-    address: ClassVar[str] = "phone"  # what the URL's target is: "phone" or "email"
 
     tracking_id: str | None = None
     provider_id: str | None = None

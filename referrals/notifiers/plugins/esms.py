@@ -189,7 +189,6 @@ class NotifyESMS(Outcome, NotifyBase):
     title_maxlen = 0
 
     receipts: ClassVar[bool] = True
-    address: ClassVar[str] = "phone"
 
     templates = ("{schema}://{apikey}:{secretkey}@{brandname}/{targets}",)  # type: ignore[assignment]
 
